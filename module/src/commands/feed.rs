@@ -1,0 +1,127 @@
+//! AGENT.FEED user-key [COUNT n] [BEFORE id | AFTER id|$] [BLOCK ms]
+
+use valkey_module::{Context, ContextFlags, ValkeyError, ValkeyResult, ValkeyString, ValkeyValue};
+use valkey_module_macros::command;
+
+use crate::feed::{EntryId, FeedEntry};
+use crate::user::UserState;
+use crate::{fanout, ffi, metrics, validate};
+
+const DEFAULT_COUNT: i64 = 20;
+const MAX_COUNT: i64 = 10_000;
+
+#[command({
+    name: "agent.feed",
+    flags: [ReadOnly, Blocking],
+    arity: -2,
+    summary: "Reads a user's feed with the stored documents: newest first, pages with BEFORE, tails with AFTER, optionally blocking",
+    complexity: "O(log F + C) for a feed of F entries and C returned",
+    since: "0.1.0",
+    key_spec: [{ notes: "user key", flags: [ReadOnly, Access], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn agent_feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    super::run(ctx, args, feed)
+}
+
+enum Cursor {
+    Newest,
+    Before(EntryId),
+    After(EntryId),
+    AfterNow,
+}
+
+struct FeedWait {
+    key: Vec<u8>,
+    after: EntryId,
+    count: usize,
+}
+
+fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    let user_key = validate::key(&args[1], "user key")?.to_vec();
+    let mut count = DEFAULT_COUNT;
+    let mut cursor = Cursor::Newest;
+    let mut block: Option<i64> = None;
+    let mut i = 2;
+    while i < args.len() {
+        let value = args.get(i + 1).ok_or_else(|| validate::err(format!("ERR {} needs a value", validate::keyword(&args[i]))))?;
+        match validate::keyword(&args[i]).as_str() {
+            "COUNT" => count = validate::integer(value, "COUNT", 1, MAX_COUNT)?,
+            "BLOCK" => block = Some(validate::integer(value, "BLOCK timeout (ms)", 0, i64::MAX / 2)?),
+            kw @ ("BEFORE" | "AFTER") if matches!(cursor, Cursor::Newest) => {
+                cursor = if kw == "AFTER" && value.as_slice() == b"$" {
+                    Cursor::AfterNow
+                } else {
+                    let id = EntryId::parse(value.as_slice()).ok_or(ValkeyError::Str("ERR invalid entry id: use <ms>-<seq>"))?;
+                    if kw == "AFTER" { Cursor::After(id) } else { Cursor::Before(id) }
+                }
+            }
+            _ => return Err(validate::err(format!("ERR syntax error near '{}'", validate::printable(args[i].as_slice())))),
+        }
+        i += 2;
+    }
+    let count = count as usize;
+    metrics::FEED_READS.incr();
+
+    let key = ctx.open_key(&args[1]);
+    let user = key.get_value::<UserState>(&ffi::USER_TYPE).map_err(|_| ValkeyError::WrongType)?;
+    let last_id = user.map(|u| u.feed.last_id).unwrap_or_default();
+    let (entries, after) = match (&cursor, user) {
+        (Cursor::Newest, Some(u)) => (render(ctx, &u.feed.newest_before(EntryId::MAX, count)), last_id),
+        (Cursor::Before(id), Some(u)) => (render(ctx, &u.feed.newest_before(*id, count)), last_id),
+        (Cursor::After(id), Some(u)) => (render(ctx, &u.feed.oldest_after(*id, count)), *id),
+        (Cursor::After(id), None) => (vec![], *id),
+        (_, _) => (vec![], last_id),
+    };
+    drop(key);
+    let Some(timeout) = block else { return Ok(ValkeyValue::Array(entries)) };
+    if !entries.is_empty() || ctx.get_flags().contains(ContextFlags::DENY_BLOCKING) {
+        return Ok(ValkeyValue::Array(entries));
+    }
+    metrics::FEED_BLOCKED_READS.incr();
+    fanout::waiter_added(&user_key);
+    ffi::block_on_user_key(ctx, &args[1], timeout, FeedWait { key: user_key, after, count }, on_ready, on_timeout, on_free);
+    Ok(ValkeyValue::NoReply)
+}
+
+fn on_ready(ctx: &Context, w: &FeedWait) -> Option<ValkeyResult> {
+    let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &w.key);
+    let key = ctx.open_key(&name);
+    let user = key.get_value::<UserState>(&ffi::USER_TYPE).ok().flatten()?;
+    let found = user.feed.oldest_after(w.after, w.count);
+    if found.is_empty() {
+        return None;
+    }
+    Some(Ok(ValkeyValue::Array(render(ctx, &found))))
+}
+
+fn on_timeout(_ctx: &Context, _w: &FeedWait) -> ValkeyResult {
+    metrics::FEED_READ_TIMEOUTS.incr();
+    Ok(ValkeyValue::Array(vec![]))
+}
+
+fn on_free(w: FeedWait) {
+    fanout::waiter_removed(&w.key);
+}
+
+fn render(ctx: &Context, entries: &[&FeedEntry]) -> Vec<ValkeyValue> {
+    entries
+        .iter()
+        .map(|e| {
+            let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &e.doc.key);
+            let doc = ctx.open_key(&name);
+            let body = match doc.read() {
+                Ok(Some(b)) => ValkeyValue::StringBuffer(b.to_vec()),
+                _ => {
+                    metrics::FEED_MISSING_DOCS.incr();
+                    ValkeyValue::Null
+                }
+            };
+            ValkeyValue::Array(vec![
+                ValkeyValue::BulkString(e.id.to_string()),
+                ValkeyValue::StringBuffer(e.doc.topic.to_vec()),
+                ValkeyValue::StringBuffer(e.doc.key.to_vec()),
+                body,
+            ])
+        })
+        .collect()
+}

@@ -1,0 +1,68 @@
+//! AGENT.STATS and the INFO sections: the same metrics, two renderings.
+
+use valkey_module::{Context, InfoContext, ValkeyResult, ValkeyString, ValkeyValue};
+use valkey_module_macros::command;
+
+use crate::{index, metrics};
+
+#[command({
+    name: "agent.stats",
+    flags: [ReadOnly, Fast],
+    arity: 1,
+    summary: "Returns every module metric as flat name/value bulk strings (for redis_exporter -script)",
+    complexity: "O(T) for T topics",
+    since: "0.1.0",
+    key_spec: []
+})]
+fn agent_stats(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    super::run(ctx, args, stats)
+}
+
+fn all_metrics() -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = metrics::snapshot()
+        .into_iter()
+        .map(|(k, v)| {
+            let v = match v {
+                metrics::Value::Int(i) => i.to_string(),
+                metrics::Value::Float(f) => format!("{f:.6}"),
+            };
+            (k, v)
+        })
+        .collect();
+    let (counts, index_bytes) = index::with(|ix| (ix.counts(), ix.heap_bytes()));
+    out.push(("index_bytes".into(), index_bytes.to_string()));
+    out.push(("topics".into(), counts.len().to_string()));
+    for (topic, n) in counts {
+        out.push((format!("topic_subscribers:{topic}"), n.to_string()));
+    }
+    out
+}
+
+fn stats(_ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {
+    Ok(ValkeyValue::Array(
+        all_metrics().into_iter().flat_map(|(k, v)| [ValkeyValue::BulkString(k), ValkeyValue::BulkString(v)]).collect(),
+    ))
+}
+
+/// `INFO agentic` (and `INFO modules` / `INFO everything`): section `agentic_stats` with every
+/// metric, and `agentic_topics` with subscribers per topic.
+pub fn info(ctx: &InfoContext, _for_crash_report: bool) {
+    crate::ffi::guard("INFO", (), || {
+        let _ = build_info(ctx);
+    });
+}
+
+fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
+    let mut section = ctx.builder().add_section("stats");
+    for (k, v) in all_metrics() {
+        if !k.starts_with("topic_subscribers:") {
+            section = section.field(&k, v)?;
+        }
+    }
+    let mut topics = section.build_section()?.add_section("topics");
+    for (topic, n) in index::with(|ix| ix.counts()) {
+        topics = topics.field(&format!("subscribers_{}", topic.replace('-', "_")), n as i64)?;
+    }
+    topics.build_section()?.build_info()?;
+    Ok(())
+}

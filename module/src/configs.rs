@@ -1,0 +1,103 @@
+//! Every setting of the module: default, bounds and accessor. Registered in lib.rs; settable as
+//! `--loadmodule libagentic.so <name> <value>`, `--agentic.<name> <value>` or
+//! `CONFIG SET agentic.<name> <value>`; out-of-range values are refused by the server.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use crate::seen::SeenParams;
+
+pub const FEED_LEN_DEFAULT: i64 = 100;
+pub const FEED_LEN_MIN: i64 = 1;
+pub const FEED_LEN_MAX: i64 = 100_000;
+pub static FEED_LEN: AtomicI64 = AtomicI64::new(FEED_LEN_DEFAULT);
+
+/// Seconds during which a user never gets the same document twice.
+pub const SEEN_TTL_DEFAULT: i64 = 86_400;
+pub const SEEN_TTL_MIN: i64 = 1;
+pub const SEEN_TTL_MAX: i64 = 365 * 86_400;
+pub static SEEN_TTL: AtomicI64 = AtomicI64::new(SEEN_TTL_DEFAULT);
+
+/// Bound on the rate of new documents wrongly skipped as seen, in parts per million.
+pub const SEEN_FP_PPM_DEFAULT: i64 = 1_000;
+pub const SEEN_FP_PPM_MIN: i64 = 1;
+pub const SEEN_FP_PPM_MAX: i64 = 100_000;
+pub static SEEN_FP_PPM: AtomicI64 = AtomicI64::new(SEEN_FP_PPM_DEFAULT);
+
+/// Documents a seen-filter slice holds before it grows a new layer.
+pub const SEEN_CAPACITY_DEFAULT: i64 = 128;
+pub const SEEN_CAPACITY_MIN: i64 = 8;
+pub const SEEN_CAPACITY_MAX: i64 = 1 << 24;
+pub static SEEN_CAPACITY: AtomicI64 = AtomicI64::new(SEEN_CAPACITY_DEFAULT);
+
+/// Seconds a stored document lives; 0 keeps it forever.
+pub const DOC_TTL_DEFAULT: i64 = 86_400;
+pub const DOC_TTL_MIN: i64 = 0;
+pub const DOC_TTL_MAX: i64 = 365 * 86_400;
+pub static DOC_TTL: AtomicI64 = AtomicI64::new(DOC_TTL_DEFAULT);
+
+pub const MAX_DOC_BYTES_DEFAULT: i64 = 1 << 20;
+pub const MAX_DOC_BYTES_MIN: i64 = 1;
+pub const MAX_DOC_BYTES_MAX: i64 = 512 << 20;
+pub static MAX_DOC_BYTES: AtomicI64 = AtomicI64::new(MAX_DOC_BYTES_DEFAULT);
+
+/// Length a topic stream is trimmed to, as far as consumer groups allow.
+pub const TOPIC_MAXLEN_DEFAULT: i64 = 10_000;
+pub const TOPIC_MAXLEN_MIN: i64 = 1;
+pub const TOPIC_MAXLEN_MAX: i64 = i64::MAX;
+pub static TOPIC_MAXLEN: AtomicI64 = AtomicI64::new(TOPIC_MAXLEN_DEFAULT);
+
+/// Above this length a topic stream is trimmed to `topic-maxlen` even if consumer groups have not
+/// processed the entries (each one counted as a forced drop). 0 never drops unprocessed entries.
+pub const TOPIC_HARD_MAXLEN_DEFAULT: i64 = 0;
+pub const TOPIC_HARD_MAXLEN_MIN: i64 = 0;
+pub const TOPIC_HARD_MAXLEN_MAX: i64 = i64::MAX;
+pub static TOPIC_HARD_MAXLEN: AtomicI64 = AtomicI64::new(TOPIC_HARD_MAXLEN_DEFAULT);
+
+/// Microseconds of fan-out work per event-loop slice.
+pub const FANOUT_SLICE_US_DEFAULT: i64 = 250;
+pub const FANOUT_SLICE_US_MIN: i64 = 10;
+pub const FANOUT_SLICE_US_MAX: i64 = 1_000_000;
+pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);
+
+/// Enables AGENT.DEBUG (fault injection for tests), like Valkey's enable-debug-command.
+pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
+
+fn get(v: &AtomicI64) -> i64 {
+    v.load(Ordering::Relaxed)
+}
+
+pub fn feed_len() -> usize {
+    get(&FEED_LEN) as usize
+}
+
+pub fn seen_params() -> SeenParams {
+    SeenParams {
+        ttl_ms: get(&SEEN_TTL) as u64 * 1000,
+        fp_ppm: get(&SEEN_FP_PPM) as u32,
+        capacity: get(&SEEN_CAPACITY) as u32,
+    }
+}
+
+pub fn doc_ttl_ms() -> u64 {
+    get(&DOC_TTL) as u64 * 1000
+}
+
+pub fn max_doc_bytes() -> usize {
+    get(&MAX_DOC_BYTES) as usize
+}
+
+pub fn topic_maxlen() -> u64 {
+    get(&TOPIC_MAXLEN) as u64
+}
+
+pub fn topic_hard_maxlen() -> u64 {
+    get(&TOPIC_HARD_MAXLEN) as u64
+}
+
+pub fn fanout_slice_us() -> u64 {
+    get(&FANOUT_SLICE_US) as u64
+}
+
+pub fn debug_commands() -> bool {
+    DEBUG_COMMANDS.load(Ordering::Relaxed)
+}

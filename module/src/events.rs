@@ -1,0 +1,61 @@
+//! Keeps the subscriber index in step with the keyspace: cleared on flush, rebuilt when loading
+//! ends or databases are swapped, and extended when a user key appears under a new name.
+
+use valkey_module::server_events::{FlushSubevent, LoadingSubevent};
+use valkey_module::{Context, NotifyEvent, ValkeyString};
+use valkey_module_macros::{flush_event_handler, loading_event_handler, swapdb_event_handler};
+
+use crate::user::UserState;
+use crate::{ffi, index, user};
+
+#[flush_event_handler]
+fn on_flush(_ctx: &Context, event: FlushSubevent) {
+    if let FlushSubevent::Started = event {
+        ffi::guard("flush event", (), || index::with(|ix| ix.clear()));
+    }
+}
+
+#[loading_event_handler]
+fn on_loading(ctx: &Context, event: LoadingSubevent) {
+    ffi::guard("loading event", (), || match event {
+        LoadingSubevent::RdbStarted | LoadingSubevent::AofStarted | LoadingSubevent::ReplStarted => index::with(|ix| ix.clear()),
+        LoadingSubevent::Ended | LoadingSubevent::Failed => {
+            user::clear_interner();
+            rebuild(ctx);
+        }
+    });
+}
+
+#[swapdb_event_handler]
+fn on_swapdb(ctx: &Context, _db: u64) {
+    ffi::guard("swapdb event", (), || rebuild(ctx));
+}
+
+/// Re-derives the whole index from the user keys of database 0.
+pub fn rebuild(ctx: &Context) {
+    let previous = ffi::selected_db(ctx);
+    ffi::select_db(ctx, 0);
+    index::with(|ix| ix.clear());
+    let cursor = valkey_module::KeysCursor::new();
+    let visit = |_ctx: &Context, name: ValkeyString, key: Option<&valkey_module::key::ValkeyKey>| {
+        if let Some(Ok(Some(u))) = key.map(|k| k.get_value::<UserState>(&ffi::USER_TYPE)) {
+            index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, name.as_slice())));
+        }
+    };
+    while cursor.scan(ctx, &visit) {}
+    ffi::select_db(ctx, previous);
+}
+
+/// Generic keyspace events that put an existing user value under a (new) name.
+pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
+    if !matches!(event, "restore" | "copy_to" | "rename_to" | "move_to") || ffi::selected_db(ctx) != 0 {
+        return;
+    }
+    ffi::guard("keyspace event", (), || {
+        let name = ValkeyString::create_from_slice(std::ptr::null_mut(), key);
+        let k = ctx.open_key(&name);
+        if let Ok(Some(u)) = k.get_value::<UserState>(&ffi::USER_TYPE) {
+            index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, key)));
+        }
+    });
+}

@@ -1,0 +1,253 @@
+//! The delivery engine: works through fan-out jobs in bounded event-loop slices.
+//!
+//! A job's first slice runs inside the command; if the audience is not done within
+//! `fanout-slice-us`, the caller is blocked and the rest continues from a 0 ms timer, i.e. after
+//! the event loop has served other clients. Jobs run strictly in arrival order, so feeds receive
+//! documents in the order they were fanned out. Each slice replicates one fully specified
+//! `AGENT.DELIVER` naming the users it delivered to, so replicas and the AOF replay exactly the
+//! same state changes, interleaved with other commands exactly as they happened here.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue};
+
+use crate::ffi::{self, KeyName, OpenUser, UserSlot};
+use crate::user::{Delivery, DeliverySpec, UserState};
+use crate::{index, metrics};
+
+pub enum Targets {
+    /// Subscribers from the index: only existing users still following the topic get it.
+    Subscribers,
+    /// Named users: created when missing (external drivers, replication).
+    Explicit,
+}
+
+pub struct Job {
+    pub spec: DeliverySpec,
+    pub targets: Vec<Arc<KeyName>>,
+    pub mode: Targets,
+    pos: usize,
+    delivered: u64,
+    duplicates: u64,
+    fp_expected: f64,
+    client: Option<BlockedClient>,
+    started: Instant,
+}
+
+impl Job {
+    pub fn new(spec: DeliverySpec, targets: Vec<Arc<KeyName>>, mode: Targets) -> Job {
+        Job { spec, targets, mode, pos: 0, delivered: 0, duplicates: 0, fp_expected: 0.0, client: None, started: Instant::now() }
+    }
+
+    fn done(&self) -> bool {
+        self.pos >= self.targets.len()
+    }
+
+    pub fn reply(&self) -> ValkeyValue {
+        ValkeyValue::Array(vec![
+            ValkeyValue::SimpleStringStatic("delivered"),
+            ValkeyValue::Integer(self.delivered as i64),
+            ValkeyValue::SimpleStringStatic("duplicates"),
+            ValkeyValue::Integer(self.duplicates as i64),
+        ])
+    }
+
+    fn finish(mut self) {
+        metrics::SEEN_FP_EXPECTED_MICRO.add((self.fp_expected * 1e6).round() as u64);
+        metrics::FANOUT_LATENCY_US.record(self.started.elapsed().as_micros() as u64);
+        if let Some(mut bc) = self.client.take() {
+            bc.measure_time_end();
+            let tsc = ThreadSafeContext::with_blocked_client(bc);
+            tsc.reply(Ok(self.reply()));
+        }
+    }
+}
+
+/// Jobs waiting for the next slice; main thread only.
+static QUEUE: Mutex<VecDeque<Job>> = Mutex::new(VecDeque::new());
+static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Feed readers blocked per user key, so deliveries signal only keys someone waits on.
+static WAITERS: Mutex<Option<HashMap<Box<[u8]>, usize>>> = Mutex::new(None);
+static WAITERS_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+pub fn waiter_added(key: &[u8]) {
+    let mut g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+    *g.get_or_insert_with(HashMap::new).entry(key.into()).or_insert(0) += 1;
+    WAITERS_TOTAL.fetch_add(1, Ordering::Relaxed);
+}
+
+pub fn waiter_removed(key: &[u8]) {
+    let mut g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(map) = g.as_mut() {
+        if let Some(n) = map.get_mut(key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(key);
+            }
+            WAITERS_TOTAL.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn has_waiter(key: &[u8]) -> bool {
+    if WAITERS_TOTAL.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
+    let g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
+    g.as_ref().is_some_and(|m| m.contains_key(key))
+}
+
+fn slice_budget() -> Duration {
+    Duration::from_micros(crate::configs::fanout_slice_us())
+}
+
+/// Starts a fan-out from a command. Returns the reply when it finished within the first slice
+/// (or must run inline because the caller cannot block); otherwise the caller is blocked and
+/// `None` is returned.
+pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue> {
+    metrics::FANOUT_CALLS.incr();
+    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_block {
+        // MULTI, Lua, replicas: everything now. Unbounded, but the caller asked for atomicity.
+        work(ctx, &mut job, None);
+        let reply = job.reply();
+        job.finish();
+        return Some(reply);
+    }
+    if queue.is_empty() {
+        work(ctx, &mut job, Some(Instant::now() + slice_budget()));
+        if job.done() {
+            let reply = job.reply();
+            job.finish();
+            return Some(reply);
+        }
+    }
+    job.client = Some(ctx.block_client());
+    metrics::FANOUT_BLOCKED_CALLS.incr();
+    queue.push_back(job);
+    metrics::FANOUT_JOBS_PENDING.set(queue.len() as i64);
+    drop(queue);
+    arm_timer(ctx);
+    None
+}
+
+fn arm_timer(ctx: &Context) {
+    if !TIMER_ARMED.swap(true, Ordering::Relaxed) {
+        ffi::schedule_next_slice(ctx);
+    }
+}
+
+/// One event-loop slice: continues queued jobs until the budget is spent.
+pub fn run_slice(ctx: &Context) {
+    TIMER_ARMED.store(false, Ordering::Relaxed);
+    let deadline = Instant::now() + slice_budget();
+    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    while let Some(job) = queue.front_mut() {
+        if let Some(bc) = job.client.as_mut() {
+            bc.measure_time_start();
+        }
+        work(ctx, job, Some(deadline));
+        if let Some(bc) = job.client.as_mut() {
+            bc.measure_time_end();
+        }
+        if !job.done() {
+            break;
+        }
+        if let Some(job) = queue.pop_front() {
+            job.finish();
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+    }
+    metrics::FANOUT_JOBS_PENDING.set(queue.len() as i64);
+    let more = !queue.is_empty();
+    drop(queue);
+    if more {
+        arm_timer(ctx);
+    }
+}
+
+/// Delivers to targets from `job.pos` until done or past `deadline`, then replicates the slice.
+pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
+    let slice_start = Instant::now();
+    let mut delivered_keys: Vec<*mut raw::RedisModuleString> = Vec::new();
+    let mut stale: Vec<Arc<KeyName>> = Vec::new();
+    let mut evicted = 0u64;
+    let mut bytes_delta = 0i64;
+    let mut wrongtype = 0u64;
+    let mut n = 0u32;
+    let duplicates_before = job.duplicates;
+    while job.pos < job.targets.len() {
+        if let Some(d) = deadline {
+            if n > 0 && n % 32 == 0 && Instant::now() >= d {
+                break;
+            }
+        }
+        n += 1;
+        let name = job.targets[job.pos].clone();
+        job.pos += 1;
+        let mut open = OpenUser::open(ctx, &name);
+        let outcome = match open.slot() {
+            UserSlot::Found(u) => {
+                if matches!(job.mode, Targets::Subscribers) && !u.has_topic(&job.spec.doc.topic) {
+                    None
+                } else {
+                    let before = u.heap_bytes() as i64;
+                    let d = u.deliver(&job.spec);
+                    bytes_delta += u.heap_bytes() as i64 - before;
+                    Some(d)
+                }
+            }
+            UserSlot::Missing if matches!(job.mode, Targets::Explicit) => {
+                let mut u = UserState::new(name.as_bytes());
+                let d = u.deliver(&job.spec);
+                if open.create(u) {
+                    Some(d)
+                } else {
+                    wrongtype += 1;
+                    continue;
+                }
+            }
+            UserSlot::WrongType if matches!(job.mode, Targets::Explicit) => {
+                wrongtype += 1;
+                continue;
+            }
+            UserSlot::Missing | UserSlot::WrongType => None,
+        };
+        drop(open);
+        match outcome {
+            None => stale.push(name),
+            Some(Delivery::Duplicate) => job.duplicates += 1,
+            Some(Delivery::Delivered { evicted: e, fp_probability }) => {
+                job.delivered += 1;
+                evicted += e as u64;
+                job.fp_expected += fp_probability;
+                ffi::notify(ctx, c"agent.deliver", &name);
+                if has_waiter(name.as_bytes()) {
+                    ffi::signal_key_ready(ctx, &name);
+                }
+                delivered_keys.push(name.raw());
+                // The raw pointer stays valid: the job holds the Arc until it finishes.
+            }
+        }
+    }
+    metrics::USER_BYTES.add(bytes_delta);
+    metrics::FEED_EVICTIONS.add(evicted);
+    metrics::FANOUT_DELIVERIES.add(delivered_keys.len() as u64);
+    metrics::FANOUT_DUPLICATES.add(job.duplicates - duplicates_before);
+    metrics::FANOUT_WRONGTYPE_SKIPPED.add(wrongtype);
+    if !stale.is_empty() {
+        metrics::FANOUT_STALE_SUBSCRIBERS.add(stale.len() as u64);
+        let topic = job.spec.doc.topic.clone();
+        index::with(|ix| stale.iter().for_each(|k| ix.remove(&topic, k.as_bytes())));
+    }
+    let s = &job.spec;
+    ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &delivered_keys);
+    metrics::FANOUT_SLICES.incr();
+    metrics::FANOUT_SLICE_US.record(slice_start.elapsed().as_micros() as u64);
+}

@@ -1,0 +1,471 @@
+//! Every `unsafe` call into the server and every `extern "C"` callback lives here. Callbacks
+//! catch panics (a panic crossing FFI aborts the server) and delegate to safe code.
+
+use std::ffi::{c_char, c_int, c_longlong, c_void};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use valkey_module::native_types::ValkeyType;
+use valkey_module::{raw, Context, ValkeyString};
+
+use crate::metrics;
+use crate::user::{self, UserState};
+
+pub const USER_TYPE_NAME: &str = "agentuser";
+pub const USER_TYPE_ENCVER: i32 = 1;
+
+pub static USER_TYPE: ValkeyType = ValkeyType::new(
+    USER_TYPE_NAME,
+    USER_TYPE_ENCVER,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(user_rdb_load),
+        rdb_save: Some(user_rdb_save),
+        aof_rewrite: Some(user_aof_rewrite),
+        mem_usage: Some(user_mem_usage),
+        digest: Some(user_digest),
+        free: Some(user_free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(user_copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+/// Runs `f`, turning a panic into `fallback` and a counted, logged event.
+pub fn guard<T>(what: &str, fallback: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(payload) => {
+            metrics::PANICS_CAUGHT.incr();
+            let msg = panic_message(&payload);
+            valkey_module::logging::log_warning(format!("agentic: caught panic in {what}: {msg}"));
+            fallback
+        }
+    }
+}
+
+pub fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The user type.
+
+/// Registers a freshly created or loaded value in the memory gauges; values are boxed for the
+/// server, which hands them back to `user_free`.
+pub fn account_new(u: &UserState) {
+    metrics::USER_KEYS.add(1);
+    metrics::USER_BYTES.add(u.heap_bytes() as i64);
+}
+
+unsafe extern "C" fn user_rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guard("rdb_load", ptr::null_mut(), || {
+        if encver != USER_TYPE_ENCVER {
+            metrics::LOAD_ERRORS.incr();
+            return ptr::null_mut();
+        }
+        let Ok(buf) = raw::load_string_buffer(rdb) else {
+            metrics::LOAD_ERRORS.incr();
+            return ptr::null_mut();
+        };
+        match user::decode(buf.as_ref()) {
+            Ok(u) => {
+                account_new(&u);
+                Box::into_raw(Box::new(u)).cast()
+            }
+            Err(e) => {
+                metrics::LOAD_ERRORS.incr();
+                valkey_module::logging::log_warning(format!("agentic: refusing corrupt user value: {e}"));
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn user_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guard("rdb_save", (), || {
+        let u = &*(value as *const UserState);
+        raw::save_slice(rdb, &user::encode(u));
+    })
+}
+
+unsafe extern "C" fn user_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+    guard("aof_rewrite", (), || {
+        let u = &*(value as *const UserState);
+        let blob = user::encode(u);
+        if let Some(emit) = raw::RedisModule_EmitAOF {
+            emit(aof, c"AGENT.LOADUSER".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr() as *const c_char, blob.len());
+        }
+    })
+}
+
+unsafe extern "C" fn user_mem_usage(value: *const c_void) -> usize {
+    guard("mem_usage", 0, || (*(value as *const UserState)).heap_bytes())
+}
+
+unsafe extern "C" fn user_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guard("digest", (), || {
+        let blob = user::encode(&*(value as *const UserState));
+        if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+            add(md, blob.as_ptr() as *const c_char, blob.len());
+            end(md);
+        }
+    })
+}
+
+/// May run on a background thread (FLUSHALL ASYNC): touches only atomics.
+unsafe extern "C" fn user_free(value: *mut c_void) {
+    guard("free", (), || {
+        let u = Box::from_raw(value as *mut UserState);
+        metrics::USER_KEYS.add(-1);
+        metrics::USER_BYTES.add(-(u.heap_bytes() as i64));
+    })
+}
+
+unsafe extern "C" fn user_copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    guard("copy", ptr::null_mut(), || {
+        let u = (*(value as *const UserState)).clone();
+        account_new(&u);
+        Box::into_raw(Box::new(u)).cast()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys opened by raw name, for the fan-out hot path.
+
+/// A retained key-name string. Only created, used and dropped on the main thread.
+pub struct KeyName(*mut raw::RedisModuleString);
+
+// SAFETY: KeyName is only touched on the server's main thread; the statics holding it need Sync.
+unsafe impl Send for KeyName {}
+unsafe impl Sync for KeyName {}
+
+impl KeyName {
+    pub fn new(name: &[u8]) -> KeyName {
+        KeyName(unsafe { raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), name.as_ptr() as *const c_char, name.len()) })
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        let mut len = 0usize;
+        unsafe {
+            let p = raw::RedisModule_StringPtrLen.unwrap()(self.0, &mut len);
+            std::slice::from_raw_parts(p as *const u8, len)
+        }
+    }
+
+    pub fn raw(&self) -> *mut raw::RedisModuleString {
+        self.0
+    }
+}
+
+impl Drop for KeyName {
+    fn drop(&mut self) {
+        unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.0) }
+    }
+}
+
+pub enum UserSlot<'a> {
+    Missing,
+    WrongType,
+    Found(&'a mut UserState),
+}
+
+/// An open, writable user key; closing it signals the modification to WATCH and tracking.
+pub struct OpenUser {
+    key: *mut raw::RedisModuleKey,
+}
+
+impl OpenUser {
+    pub fn open(ctx: &Context, name: &KeyName) -> OpenUser {
+        let mode = (raw::REDISMODULE_READ | raw::REDISMODULE_WRITE) as c_int;
+        OpenUser { key: unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.raw(), mode) } }
+    }
+
+    pub fn slot(&mut self) -> UserSlot<'_> {
+        unsafe {
+            match raw::RedisModule_KeyType.unwrap()(self.key) as isize {
+                raw::REDISMODULE_KEYTYPE_EMPTY => UserSlot::Missing,
+                raw::REDISMODULE_KEYTYPE_MODULE
+                    if raw::RedisModule_ModuleTypeGetType.unwrap()(self.key) == *USER_TYPE.raw_type.borrow() =>
+                {
+                    let v = raw::RedisModule_ModuleTypeGetValue.unwrap()(self.key) as *mut UserState;
+                    match v.as_mut() {
+                        Some(u) => UserSlot::Found(u),
+                        None => UserSlot::Missing,
+                    }
+                }
+                _ => UserSlot::WrongType,
+            }
+        }
+    }
+
+    /// Stores a new value in an empty key. Returns false if the server refused.
+    pub fn create(&mut self, u: UserState) -> bool {
+        account_new(&u);
+        let boxed = Box::into_raw(Box::new(u));
+        let ok = unsafe { raw::RedisModule_ModuleTypeSetValue.unwrap()(self.key, *USER_TYPE.raw_type.borrow(), boxed.cast()) };
+        if ok != raw::REDISMODULE_OK as c_int {
+            unsafe { user_free(boxed.cast()) };
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for OpenUser {
+    fn drop(&mut self) {
+        if !self.key.is_null() {
+            unsafe { raw::RedisModule_CloseKey.unwrap()(self.key) }
+        }
+    }
+}
+
+pub fn key_type_of(ctx: &Context, name: &[u8]) -> KeyKind {
+    let key = KeyName::new(name);
+    let k = unsafe { raw::RedisModule_OpenKey.unwrap()(ctx.ctx, key.raw(), raw::REDISMODULE_READ as c_int) };
+    if k.is_null() {
+        return KeyKind::Missing;
+    }
+    let kind = unsafe {
+        match raw::RedisModule_KeyType.unwrap()(k) as isize {
+            raw::REDISMODULE_KEYTYPE_EMPTY => KeyKind::Missing,
+            raw::REDISMODULE_KEYTYPE_STRING => KeyKind::String,
+            raw::REDISMODULE_KEYTYPE_STREAM => KeyKind::Stream,
+            raw::REDISMODULE_KEYTYPE_MODULE if raw::RedisModule_ModuleTypeGetType.unwrap()(k) == *USER_TYPE.raw_type.borrow() => {
+                KeyKind::User
+            }
+            _ => KeyKind::Other,
+        }
+    };
+    unsafe { raw::RedisModule_CloseKey.unwrap()(k) };
+    kind
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    Missing,
+    String,
+    Stream,
+    User,
+    Other,
+}
+
+/// Module-class keyspace event (`notify-keyspace-events` flag `d`) for a user-key change.
+pub fn notify(ctx: &Context, event: &std::ffi::CStr, name: &KeyName) {
+    unsafe {
+        raw::RedisModule_NotifyKeyspaceEvent.unwrap()(ctx.ctx, raw::NotifyEvent::MODULE.bits(), event.as_ptr(), name.raw());
+    }
+}
+
+pub fn signal_key_ready(ctx: &Context, name: &KeyName) {
+    unsafe { raw::RedisModule_SignalKeyAsReady.unwrap()(ctx.ctx, name.raw()) }
+}
+
+pub fn log_warning(msg: &str) {
+    valkey_module::logging::log_warning(msg);
+}
+
+pub fn now_ms() -> u64 {
+    unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
+}
+
+pub fn selected_db(ctx: &Context) -> i32 {
+    unsafe { raw::RedisModule_GetSelectedDb.unwrap()(ctx.ctx) }
+}
+
+pub fn select_db(ctx: &Context, db: i32) {
+    unsafe { raw::RedisModule_SelectDb.unwrap()(ctx.ctx, db) };
+}
+
+/// Replicates `AGENT.DELIVER` with every parameter explicit, for the users of one slice.
+pub fn replicate_deliver(ctx: &Context, topic: &[u8], doc_key: &[u8], ts_ms: u64, feed_len: u64, seen: crate::seen::SeenParams, users: &[*mut raw::RedisModuleString]) {
+    if users.is_empty() {
+        return;
+    }
+    unsafe {
+        raw::RedisModule_Replicate.unwrap()(
+            ctx.ctx,
+            c"AGENT.DELIVER".as_ptr(),
+            c"bblllllv".as_ptr(),
+            topic.as_ptr() as *const c_char,
+            topic.len(),
+            doc_key.as_ptr() as *const c_char,
+            doc_key.len(),
+            ts_ms as c_longlong,
+            feed_len as c_longlong,
+            seen.ttl_ms as c_longlong,
+            seen.fp_ppm as c_longlong,
+            seen.capacity as c_longlong,
+            users.as_ptr(),
+            users.len(),
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers: fan-out slices continue on the next event-loop iteration.
+
+pub fn schedule_next_slice(ctx: &Context) {
+    unsafe {
+        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, 0, Some(on_slice_timer), ptr::null_mut());
+    }
+}
+
+unsafe extern "C" fn on_slice_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    let ctx = Context::new(ctx);
+    guard("fanout slice", (), || crate::fanout::run_slice(&ctx));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocking feed reads: clients block on their user key and wake when a delivery signals it.
+
+pub fn block_on_user_key<T: 'static>(
+    ctx: &Context,
+    key: &ValkeyString,
+    timeout_ms: i64,
+    data: T,
+    on_ready: fn(&Context, &T) -> Option<valkey_module::ValkeyResult>,
+    on_timeout: fn(&Context, &T) -> valkey_module::ValkeyResult,
+    on_free: fn(T),
+) {
+    let waiter = Box::new(Waiter { data, on_ready, on_timeout, on_free });
+    let mut keys = [key.inner];
+    unsafe {
+        raw::RedisModule_BlockClientOnKeys.unwrap()(
+            ctx.ctx,
+            Some(waiter_ready::<T>),
+            Some(waiter_timeout::<T>),
+            Some(waiter_free::<T>),
+            timeout_ms as c_longlong,
+            keys.as_mut_ptr(),
+            1,
+            Box::into_raw(waiter).cast(),
+        );
+    }
+}
+
+struct Waiter<T> {
+    data: T,
+    on_ready: fn(&Context, &T) -> Option<valkey_module::ValkeyResult>,
+    on_timeout: fn(&Context, &T) -> valkey_module::ValkeyResult,
+    on_free: fn(T),
+}
+
+unsafe fn waiter_of<'a, T>(ctx: *mut raw::RedisModuleCtx) -> Option<&'a Waiter<T>> {
+    (raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) as *const Waiter<T>).as_ref()
+}
+
+unsafe extern "C" fn waiter_ready<T>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+    let err = raw::REDISMODULE_ERR as c_int;
+    guard("feed wake-up", err, || {
+        let context = Context::new(ctx);
+        let Some(w) = waiter_of::<T>(ctx) else { return err };
+        match (w.on_ready)(&context, &w.data) {
+            Some(reply) => {
+                context.reply(reply);
+                raw::REDISMODULE_OK as c_int
+            }
+            None => err,
+        }
+    })
+}
+
+unsafe extern "C" fn waiter_timeout<T>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+    guard("feed timeout", raw::REDISMODULE_OK as c_int, || {
+        let context = Context::new(ctx);
+        if let Some(w) = waiter_of::<T>(ctx) {
+            context.reply((w.on_timeout)(&context, &w.data));
+        }
+        raw::REDISMODULE_OK as c_int
+    })
+}
+
+unsafe extern "C" fn waiter_free<T>(_ctx: *mut raw::RedisModuleCtx, privdata: *mut c_void) {
+    guard("feed free", (), || {
+        if !privdata.is_null() {
+            let w = Box::from_raw(privdata as *mut Waiter<T>);
+            (w.on_free)(w.data);
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stream ids, read without touching entry fields.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StreamId {
+    pub ms: u64,
+    pub seq: u64,
+}
+
+impl StreamId {
+    pub fn parse(s: &[u8]) -> Option<StreamId> {
+        let s = std::str::from_utf8(s).ok()?;
+        let (a, b) = s.split_once('-')?;
+        Some(StreamId { ms: a.parse().ok()?, seq: b.parse().ok()? })
+    }
+
+    pub fn successor(self) -> StreamId {
+        if self.seq == u64::MAX {
+            StreamId { ms: self.ms.saturating_add(1), seq: 0 }
+        } else {
+            StreamId { ms: self.ms, seq: self.seq + 1 }
+        }
+    }
+}
+
+impl std::fmt::Display for StreamId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.ms, self.seq)
+    }
+}
+
+/// Walks the oldest entries of a stream: how many of the first `limit` have an id below `bound`,
+/// and the last such id. Reads ids only.
+pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: Option<StreamId>) -> (u64, Option<StreamId>) {
+    let name = KeyName::new(stream_key);
+    let mut counted = 0u64;
+    let mut last = None;
+    unsafe {
+        let key = raw::RedisModule_OpenKey.unwrap()(ctx.ctx, name.raw(), raw::REDISMODULE_READ as c_int);
+        if key.is_null() {
+            return (0, None);
+        }
+        if raw::RedisModule_KeyType.unwrap()(key) as isize == raw::REDISMODULE_KEYTYPE_STREAM
+            && raw::RedisModule_StreamIteratorStart.unwrap()(key, 0, ptr::null_mut(), ptr::null_mut()) == raw::REDISMODULE_OK as c_int
+        {
+            let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
+            let mut nfields: std::ffi::c_long = 0;
+            while counted < limit && raw::RedisModule_StreamIteratorNextID.unwrap()(key, &mut id, &mut nfields) == raw::REDISMODULE_OK as c_int {
+                let sid = StreamId { ms: id.ms, seq: id.seq };
+                if bound.is_some_and(|b| sid >= b) {
+                    break;
+                }
+                counted += 1;
+                last = Some(sid);
+            }
+            raw::RedisModule_StreamIteratorStop.unwrap()(key);
+        }
+        raw::RedisModule_CloseKey.unwrap()(key);
+    }
+    (counted, last)
+}

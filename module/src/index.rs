@@ -1,0 +1,78 @@
+//! Per-topic subscriber index, derived from the user keys of database 0.
+//!
+//! The keyspace is the source of truth. The index only has to be a superset of it: an entry whose
+//! key vanished, changed type or stopped following the topic is dropped when a fan-out meets it
+//! (counted as a stale subscriber). Additions come from AGENT.SUBSCRIBE, from a rebuild when
+//! loading ends, and from keyspace events that bring a user key into place (RESTORE, COPY,
+//! RENAME, MOVE). Main-thread only.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::ffi::KeyName;
+
+#[derive(Default)]
+struct TopicSubscribers {
+    users: Vec<Arc<KeyName>>,
+    position: HashMap<Box<[u8]>, usize>,
+}
+
+#[derive(Default)]
+pub struct Index {
+    topics: HashMap<Box<[u8]>, TopicSubscribers>,
+}
+
+static INDEX: Mutex<Option<Index>> = Mutex::new(None);
+
+pub fn with<R>(f: impl FnOnce(&mut Index) -> R) -> R {
+    let mut guard: MutexGuard<'_, Option<Index>> = INDEX.lock().unwrap_or_else(|p| p.into_inner());
+    f(guard.get_or_insert_with(Index::default))
+}
+
+impl Index {
+    pub fn add(&mut self, topic: &[u8], user_key: &[u8]) {
+        let subs = self.topics.entry(topic.into()).or_default();
+        if subs.position.contains_key(user_key) {
+            return;
+        }
+        subs.position.insert(user_key.into(), subs.users.len());
+        subs.users.push(Arc::new(KeyName::new(user_key)));
+    }
+
+    pub fn remove(&mut self, topic: &[u8], user_key: &[u8]) {
+        let Some(subs) = self.topics.get_mut(topic) else { return };
+        let Some(at) = subs.position.remove(user_key) else { return };
+        subs.users.swap_remove(at);
+        if let Some(moved) = subs.users.get(at) {
+            subs.position.insert(moved.as_bytes().into(), at);
+        }
+        if subs.users.is_empty() {
+            self.topics.remove(topic);
+        }
+    }
+
+    /// The subscribers of `topic` as they are now; a fan-out works through this copy.
+    pub fn snapshot(&self, topic: &[u8]) -> Vec<Arc<KeyName>> {
+        self.topics.get(topic).map(|s| s.users.clone()).unwrap_or_default()
+    }
+
+    pub fn clear(&mut self) {
+        self.topics.clear();
+    }
+
+    /// (topic, subscribers), sorted by topic.
+    pub fn counts(&self) -> Vec<(String, usize)> {
+        let mut v: Vec<_> = self.topics.iter().map(|(t, s)| (String::from_utf8_lossy(t).into_owned(), s.users.len())).collect();
+        v.sort();
+        v
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.topics
+            .iter()
+            .map(|(t, s)| {
+                t.len() + 64 + s.users.capacity() * 8 + s.position.capacity() * 40 + s.users.iter().map(|u| u.as_bytes().len() * 2 + 48).sum::<usize>()
+            })
+            .sum()
+    }
+}

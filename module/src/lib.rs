@@ -1,0 +1,85 @@
+//! valkey-agentic: fan-out, feeds and (later) classification inside Valkey.
+//! This file only registers; each command lives in `commands/`, FFI callbacks in `ffi.rs`.
+
+mod commands;
+mod configs;
+mod events;
+mod fanout;
+mod feed;
+mod ffi;
+mod index;
+mod metrics;
+mod seen;
+mod topic_stream;
+mod user;
+mod validate;
+
+use std::ffi::CString;
+
+use valkey_module::configuration::ConfigurationFlags;
+use valkey_module::{valkey_module, Context, InfoContext, Status, ValkeyResult, ValkeyString};
+
+use configs::*;
+use commands::stats::info as module_info_sections;
+use ffi::USER_TYPE;
+
+pub const MODULE_NAME: &str = "agentic";
+pub const MODULE_VERSION: i32 = 1;
+pub const ACL_CATEGORY: &str = "agentic";
+
+/// ACL categories per command, on top of what the command flags imply.
+const COMMAND_CATEGORIES: [(&str, &str); 9] = [
+    ("agent.subscribe", "write fast agentic"),
+    ("agent.unsubscribe", "write fast agentic"),
+    ("agent.interests", "read fast agentic"),
+    ("agent.fanout", "write agentic"),
+    ("agent.deliver", "write agentic"),
+    ("agent.feed", "read blocking agentic"),
+    ("agent.stats", "read fast agentic"),
+    ("agent.loaduser", "write agentic"),
+    ("agent.debug", "admin dangerous agentic"),
+];
+
+fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
+    for (name, categories) in COMMAND_CATEGORIES {
+        let (Ok(cname), Ok(ccat)) = (CString::new(name), CString::new(categories)) else { return Status::Err };
+        if ctx.set_acl_category(cname.as_ptr(), ccat.as_ptr()) == valkey_module::raw::Status::Err {
+            ctx.log_warning(&format!("agentic: could not set the ACL categories of {name}"));
+            return Status::Err;
+        }
+    }
+    Status::Ok
+}
+
+valkey_module! {
+    name: MODULE_NAME,
+    version: MODULE_VERSION,
+    allocator: (valkey_module::alloc::ValkeyAlloc, valkey_module::alloc::ValkeyAlloc),
+    data_types: [USER_TYPE],
+    init: init,
+    info: module_info_sections,
+    acl_categories: [ACL_CATEGORY]
+    commands: [],
+    event_handlers: [
+        [@GENERIC: events::on_keyspace_event],
+    ],
+    configurations: [
+        i64: [
+            ["feed-len", &FEED_LEN, FEED_LEN_DEFAULT, FEED_LEN_MIN, FEED_LEN_MAX, ConfigurationFlags::DEFAULT, None],
+            ["seen-ttl", &SEEN_TTL, SEEN_TTL_DEFAULT, SEEN_TTL_MIN, SEEN_TTL_MAX, ConfigurationFlags::DEFAULT, None],
+            ["seen-fp-ppm", &SEEN_FP_PPM, SEEN_FP_PPM_DEFAULT, SEEN_FP_PPM_MIN, SEEN_FP_PPM_MAX, ConfigurationFlags::DEFAULT, None],
+            ["seen-capacity", &SEEN_CAPACITY, SEEN_CAPACITY_DEFAULT, SEEN_CAPACITY_MIN, SEEN_CAPACITY_MAX, ConfigurationFlags::DEFAULT, None],
+            ["doc-ttl", &DOC_TTL, DOC_TTL_DEFAULT, DOC_TTL_MIN, DOC_TTL_MAX, ConfigurationFlags::DEFAULT, None],
+            ["max-doc-bytes", &MAX_DOC_BYTES, MAX_DOC_BYTES_DEFAULT, MAX_DOC_BYTES_MIN, MAX_DOC_BYTES_MAX, ConfigurationFlags::MEMORY, None],
+            ["topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_DEFAULT, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
+            ["topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_DEFAULT, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
+            ["fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_DEFAULT, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX, ConfigurationFlags::DEFAULT, None],
+        ],
+        string: [],
+        bool: [
+            ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::DEFAULT, None],
+        ],
+        enum: [],
+        module_args_as_configuration: true,
+    ]
+}

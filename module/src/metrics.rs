@@ -1,0 +1,224 @@
+//! Every counter, gauge and histogram of the module. INFO and AGENT.STATS both render
+//! [`snapshot`], so the two can never disagree.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub const fn new() -> Self {
+        Counter(AtomicU64::new(0))
+    }
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn incr(&self) {
+        self.add(1)
+    }
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    pub const fn new() -> Self {
+        Gauge(AtomicI64::new(0))
+    }
+    pub fn add(&self, n: i64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn set(&self, n: i64) {
+        self.0.store(n, Ordering::Relaxed);
+    }
+    pub fn get(&self) -> i64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Log-linear histogram of microseconds: 8 sub-buckets per power of two (<= 12.5% error).
+pub struct Histogram {
+    buckets: [AtomicU64; Self::BUCKETS],
+    count: AtomicU64,
+    max: AtomicU64,
+}
+
+impl Histogram {
+    const SUB: u32 = 8;
+    const BUCKETS: usize = 62 * Self::SUB as usize;
+
+    pub const fn new() -> Self {
+        Histogram { buckets: [const { AtomicU64::new(0) }; Self::BUCKETS], count: AtomicU64::new(0), max: AtomicU64::new(0) }
+    }
+
+    fn index(v: u64) -> usize {
+        if v < Self::SUB as u64 {
+            return v as usize;
+        }
+        let exp = 63 - v.leading_zeros();
+        let sub = (v >> (exp - 3)) & (Self::SUB as u64 - 1);
+        ((exp - 2) * Self::SUB + sub as u32) as usize
+    }
+
+    /// Upper bound of a bucket, so percentiles never under-report.
+    fn upper(i: usize) -> u64 {
+        let sub = Self::SUB as usize;
+        if i < sub {
+            return i as u64;
+        }
+        let exp = (i / sub) as u32 + 2;
+        let base = 1u128 << exp;
+        let upper = base + ((i % sub) as u128 + 1) * (base / Self::SUB as u128) - 1;
+        upper.min(u64::MAX as u128) as u64
+    }
+
+    pub fn record(&self, v: u64) {
+        self.buckets[Self::index(v).min(Self::BUCKETS - 1)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.max.fetch_max(v, Ordering::Relaxed);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max.load(Ordering::Relaxed)
+    }
+
+    pub fn percentile(&self, p: f64) -> u64 {
+        let total = self.count();
+        if total == 0 {
+            return 0;
+        }
+        let rank = ((p / 100.0) * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.load(Ordering::Relaxed);
+            if seen >= rank {
+                return Self::upper(i).min(self.max());
+            }
+        }
+        self.max()
+    }
+}
+
+// Fan-out
+pub static FANOUT_CALLS: Counter = Counter::new();
+pub static FANOUT_DELIVERIES: Counter = Counter::new();
+pub static FANOUT_DUPLICATES: Counter = Counter::new();
+/// Users the subscriber index listed who no longer exist or no longer follow the topic; the index
+/// is repaired as they are met.
+pub static FANOUT_STALE_SUBSCRIBERS: Counter = Counter::new();
+/// Explicit user keys holding another type: skipped, never overwritten.
+pub static FANOUT_WRONGTYPE_SKIPPED: Counter = Counter::new();
+pub static FANOUT_SLICES: Counter = Counter::new();
+pub static FANOUT_BLOCKED_CALLS: Counter = Counter::new();
+pub static FANOUT_JOBS_PENDING: Gauge = Gauge::new();
+pub static FANOUT_LATENCY_US: Histogram = Histogram::new();
+pub static FANOUT_SLICE_US: Histogram = Histogram::new();
+pub static FEED_EVICTIONS: Counter = Counter::new();
+/// Expected number of new documents wrongly skipped by the Bloom seen-filters, in millionths
+/// (sum of each delivery's false-positive probability at the time of its check).
+pub static SEEN_FP_EXPECTED_MICRO: Counter = Counter::new();
+
+// Topic streams
+pub static STREAM_APPENDS: Counter = Counter::new();
+pub static STREAM_TRIMMED: Counter = Counter::new();
+/// Entries kept over topic-maxlen because a consumer group had not processed them yet.
+pub static STREAM_TRIM_DEFERRED: Counter = Counter::new();
+pub static STREAM_FORCED_DROPS: Counter = Counter::new();
+
+// Subscriptions and feeds
+pub static SUBSCRIBE_CALLS: Counter = Counter::new();
+pub static UNSUBSCRIBE_CALLS: Counter = Counter::new();
+pub static FEED_READS: Counter = Counter::new();
+pub static FEED_BLOCKED_READS: Counter = Counter::new();
+pub static FEED_READ_TIMEOUTS: Counter = Counter::new();
+pub static FEED_MISSING_DOCS: Counter = Counter::new();
+
+// Memory and health
+/// Estimated bytes held by user values (feeds, seen filters, interests).
+pub static USER_BYTES: Gauge = Gauge::new();
+pub static USER_KEYS: Gauge = Gauge::new();
+pub static PANICS_CAUGHT: Counter = Counter::new();
+pub static LOAD_ERRORS: Counter = Counter::new();
+
+pub enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+/// Every metric as (name, value), in a stable order. Per-topic subscriber counts are appended by
+/// the caller from the index.
+pub fn snapshot() -> Vec<(String, Value)> {
+    use Value::*;
+    let c = |c: &Counter| Int(c.get() as i64);
+    let mut v: Vec<(String, Value)> = vec![
+        ("fanout_calls".into(), c(&FANOUT_CALLS)),
+        ("fanout_deliveries".into(), c(&FANOUT_DELIVERIES)),
+        ("fanout_duplicates_skipped".into(), c(&FANOUT_DUPLICATES)),
+        ("fanout_stale_subscribers".into(), c(&FANOUT_STALE_SUBSCRIBERS)),
+        ("fanout_wrongtype_skipped".into(), c(&FANOUT_WRONGTYPE_SKIPPED)),
+        ("fanout_slices".into(), c(&FANOUT_SLICES)),
+        ("fanout_blocked_calls".into(), c(&FANOUT_BLOCKED_CALLS)),
+        ("fanout_jobs_pending".into(), Int(FANOUT_JOBS_PENDING.get())),
+        ("feed_evictions".into(), c(&FEED_EVICTIONS)),
+        ("seen_false_positive_expected".into(), Float(SEEN_FP_EXPECTED_MICRO.get() as f64 / 1e6)),
+        ("stream_appends".into(), c(&STREAM_APPENDS)),
+        ("stream_trimmed".into(), c(&STREAM_TRIMMED)),
+        ("stream_trim_deferred".into(), c(&STREAM_TRIM_DEFERRED)),
+        ("stream_forced_drops".into(), c(&STREAM_FORCED_DROPS)),
+        ("subscribe_calls".into(), c(&SUBSCRIBE_CALLS)),
+        ("unsubscribe_calls".into(), c(&UNSUBSCRIBE_CALLS)),
+        ("feed_reads".into(), c(&FEED_READS)),
+        ("feed_blocked_reads".into(), c(&FEED_BLOCKED_READS)),
+        ("feed_read_timeouts".into(), c(&FEED_READ_TIMEOUTS)),
+        ("feed_missing_docs".into(), c(&FEED_MISSING_DOCS)),
+        ("user_keys".into(), Int(USER_KEYS.get())),
+        ("user_bytes".into(), Int(USER_BYTES.get())),
+        ("panics_caught".into(), c(&PANICS_CAUGHT)),
+        ("load_errors".into(), c(&LOAD_ERRORS)),
+    ];
+    for (name, h) in [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US)] {
+        v.push((format!("{name}_count"), Int(h.count() as i64)));
+        for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
+            v.push((format!("{name}_{label}"), Int(h.percentile(p) as i64)));
+        }
+        v.push((format!("{name}_max"), Int(h.max() as i64)));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_bound_the_true_value_within_an_eighth() {
+        let h = Histogram::new();
+        for v in 1..=10_000u64 {
+            h.record(v);
+        }
+        for (p, truth) in [(50.0, 5000u64), (99.0, 9900), (99.9, 9990)] {
+            let got = h.percentile(p);
+            assert!(got >= truth && got as f64 <= truth as f64 * 1.13, "p{p}: {got} vs {truth}");
+        }
+        assert_eq!(h.max(), 10_000);
+        assert_eq!(Histogram::new().percentile(99.0), 0);
+    }
+
+    #[test]
+    fn bucket_bounds_are_monotonic() {
+        let mut last = 0;
+        for i in 1..Histogram::BUCKETS {
+            let u = Histogram::upper(i);
+            assert!(u >= last, "bucket {i}");
+            last = u;
+        }
+        for v in [0u64, 7, 8, 9, 100, 1 << 40, u64::MAX] {
+            assert!(Histogram::upper(Histogram::index(v)) >= v);
+        }
+    }
+}

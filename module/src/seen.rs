@@ -1,0 +1,246 @@
+//! Per-user "seen" filter: time-sliced, scalable Bloom filters.
+//!
+//! Guarantees:
+//! - No false negatives: a document inserted at time `t` is reported as seen for every query at a
+//!   time `< t + ttl` (slices are dropped only once their whole window is older than the TTL).
+//! - Bounded false positives: every query touches at most [`MAX_LIVE_SLICES`] slices; inside a
+//!   slice, layer `i` is built for error `e0 / 2^i` and a new layer is added when the current one
+//!   reaches its capacity, so a slice contributes less than `2 * e0`. With
+//!   `e0 = fp / (2 * MAX_LIVE_SLICES)` the probability that a new document is wrongly skipped stays
+//!   below the configured `fp`, however many documents arrive.
+//!
+//! Everything is driven by explicit timestamps and parameters (no clock, no config), so a replica
+//! replaying the same operations builds bit-identical filters.
+
+/// Windows per TTL: a slice covers `ttl / SLICES_PER_TTL`.
+const SLICES_PER_TTL: u64 = 4;
+/// A query can meet the slices of the last TTL plus the current, partly filled one.
+pub const MAX_LIVE_SLICES: u32 = SLICES_PER_TTL as u32 + 1;
+
+/// Parameters of one insert, fully explicit so replication is deterministic.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SeenParams {
+    pub ttl_ms: u64,
+    /// Bound on the false-positive rate, in parts per million.
+    pub fp_ppm: u32,
+    /// Expected inserts per slice before its first layer is full.
+    pub capacity: u32,
+}
+
+/// 128-bit hash of a document id, computed once per fan-out and shared by all users.
+#[derive(Clone, Copy, Debug)]
+pub struct DocHash {
+    h1: u64,
+    h2: u64,
+}
+
+impl DocHash {
+    pub fn of(doc_id: &[u8]) -> Self {
+        let h = xxhash_rust::xxh3::xxh3_128(doc_id);
+        DocHash { h1: h as u64, h2: ((h >> 64) as u64) | 1 }
+    }
+}
+
+pub fn salt_for(user_key: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64_with_seed(user_key, 0x5eed)
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layer {
+    pub k: u32,
+    pub capacity: u32,
+    pub count: u32,
+    pub ones: u32,
+    pub bits: Box<[u64]>,
+}
+
+impl Layer {
+    fn new(capacity: u32, error: f64) -> Self {
+        let ln2 = std::f64::consts::LN_2;
+        let n = capacity.max(1) as f64;
+        let m = (-(n * error.ln()) / (ln2 * ln2)).ceil().max(64.0);
+        let words = ((m as u64).div_ceil(64)).min(u32::MAX as u64 / 64) as usize;
+        let m = (words * 64) as f64;
+        let k = ((m / n) * ln2).round().clamp(1.0, 30.0) as u32;
+        Layer { k, capacity: capacity.max(1), count: 0, ones: 0, bits: vec![0u64; words].into_boxed_slice() }
+    }
+
+    fn nbits(&self) -> u64 {
+        self.bits.len() as u64 * 64
+    }
+
+    #[inline]
+    fn position(&self, h: DocHash, salt: u64, i: u32) -> usize {
+        let x = (h.h1 ^ salt).wrapping_add((i as u64).wrapping_mul(h.h2));
+        // Lemire's multiply-shift maps a 64-bit hash onto [0, nbits) without a division.
+        ((x as u128 * self.nbits() as u128) >> 64) as usize
+    }
+
+    fn contains(&self, h: DocHash, salt: u64) -> bool {
+        (0..self.k).all(|i| {
+            let p = self.position(h, salt, i);
+            self.bits[p / 64] & (1u64 << (p % 64)) != 0
+        })
+    }
+
+    fn insert(&mut self, h: DocHash, salt: u64) {
+        for i in 0..self.k {
+            let p = self.position(h, salt, i);
+            let w = &mut self.bits[p / 64];
+            let mask = 1u64 << (p % 64);
+            if *w & mask == 0 {
+                *w |= mask;
+                self.ones += 1;
+            }
+        }
+        self.count += 1;
+    }
+
+    /// Probability that a document never inserted tests positive in this layer's current state.
+    fn false_positive_probability(&self) -> f64 {
+        (self.ones as f64 / self.nbits() as f64).powi(self.k as i32)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub layers: Vec<Layer>,
+}
+
+impl Slice {
+    fn live(&self, now_ms: u64, ttl_ms: u64) -> bool {
+        self.end_ms.saturating_add(ttl_ms) > now_ms
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SeenFilter {
+    /// Oldest first.
+    pub slices: Vec<Slice>,
+}
+
+fn base_error(fp_ppm: u32) -> f64 {
+    let fp = (fp_ppm.max(1) as f64) / 1e6;
+    fp / (2.0 * MAX_LIVE_SLICES as f64)
+}
+
+impl SeenFilter {
+    /// True when `h` may have been inserted within the TTL. Never mutates, so a pure duplicate
+    /// skip changes no state and needs no replication.
+    pub fn contains(&self, h: DocHash, salt: u64, now_ms: u64, ttl_ms: u64) -> bool {
+        self.slices
+            .iter()
+            .filter(|s| s.live(now_ms, ttl_ms))
+            .any(|s| s.layers.iter().any(|l| l.contains(h, salt)))
+    }
+
+    /// Probability that a document not inserted would test positive right now.
+    pub fn false_positive_probability(&self, now_ms: u64, ttl_ms: u64) -> f64 {
+        let mut p_clear = 1.0;
+        for s in self.slices.iter().filter(|s| s.live(now_ms, ttl_ms)) {
+            for l in &s.layers {
+                p_clear *= 1.0 - l.false_positive_probability();
+            }
+        }
+        1.0 - p_clear
+    }
+
+    pub fn insert(&mut self, h: DocHash, salt: u64, now_ms: u64, p: SeenParams) {
+        self.slices.retain(|s| s.live(now_ms, p.ttl_ms));
+        let width = (p.ttl_ms / SLICES_PER_TTL).max(1);
+        let needs_new = match self.slices.last() {
+            // A timestamp older than the newest slice goes into that slice: it is then kept at
+            // least as long as its own window would have kept it.
+            Some(last) => now_ms >= last.end_ms,
+            None => true,
+        };
+        if needs_new {
+            let start = now_ms - now_ms % width;
+            self.slices.push(Slice { start_ms: start, end_ms: start.saturating_add(width), layers: Vec::new() });
+        }
+        let e0 = base_error(p.fp_ppm);
+        let Some(slice) = self.slices.last_mut() else { return };
+        let full = slice.layers.last().is_none_or(|l| l.count >= l.capacity);
+        if full {
+            let i = slice.layers.len() as i32;
+            let cap = (p.capacity.max(1) as u64).saturating_mul(1u64 << i.min(20)).min(u32::MAX as u64) as u32;
+            slice.layers.push(Layer::new(cap, e0 / 2f64.powi(i)));
+        }
+        if let Some(layer) = slice.layers.last_mut() {
+            layer.insert(h, salt);
+        }
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.slices.capacity() * std::mem::size_of::<Slice>()
+            + self
+                .slices
+                .iter()
+                .map(|s| s.layers.capacity() * std::mem::size_of::<Layer>() + s.layers.iter().map(|l| l.bits.len() * 8).sum::<usize>())
+                .sum::<usize>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const P: SeenParams = SeenParams { ttl_ms: 86_400_000, fp_ppm: 1000, capacity: 128 };
+
+    #[test]
+    fn no_false_negatives_within_ttl_across_growth() {
+        let mut f = SeenFilter::default();
+        let salt = salt_for(b"user:{1}");
+        let ids: Vec<String> = (0..5000).map(|i| format!("doc:{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            f.insert(DocHash::of(id.as_bytes()), salt, 1_000 + i as u64 * 10_000, P);
+        }
+        let end = 1_000 + 5000 * 10_000;
+        for (i, id) in ids.iter().enumerate() {
+            let t = 1_000 + i as u64 * 10_000;
+            if t + P.ttl_ms > end {
+                assert!(f.contains(DocHash::of(id.as_bytes()), salt, end, P.ttl_ms), "lost {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn forgets_after_ttl_plus_one_window() {
+        let mut f = SeenFilter::default();
+        let h = DocHash::of(b"doc:x");
+        f.insert(h, 7, 0, P);
+        assert!(f.contains(h, 7, P.ttl_ms - 1, P.ttl_ms));
+        let later = P.ttl_ms + P.ttl_ms / 4 + 1;
+        assert!(!f.contains(h, 7, later, P.ttl_ms));
+        f.insert(DocHash::of(b"doc:y"), 7, later, P);
+        assert_eq!(f.slices.len(), 1, "expired slices are dropped on insert");
+    }
+
+    #[test]
+    fn false_positive_rate_stays_under_bound_when_overfilled() {
+        let mut f = SeenFilter::default();
+        let p = SeenParams { fp_ppm: 10_000, capacity: 64, ..P };
+        for i in 0..20_000u32 {
+            f.insert(DocHash::of(format!("in:{i}").as_bytes()), 3, 5, p);
+        }
+        let trials = 50_000u32;
+        let fps = (0..trials).filter(|i| f.contains(DocHash::of(format!("out:{i}").as_bytes()), 3, 5, p.ttl_ms)).count();
+        let rate = fps as f64 / trials as f64;
+        assert!(rate < 0.01, "observed false-positive rate {rate} above the 1% bound");
+        assert!(f.false_positive_probability(5, p.ttl_ms) < 0.01);
+    }
+
+    #[test]
+    fn deterministic_given_same_inputs() {
+        let mut a = SeenFilter::default();
+        let mut b = SeenFilter::default();
+        for i in 0..300u64 {
+            let h = DocHash::of(format!("d{i}").as_bytes());
+            a.insert(h, 11, i * 1000, P);
+            b.insert(h, 11, i * 1000, P);
+        }
+        assert_eq!(a, b);
+    }
+}

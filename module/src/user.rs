@@ -1,0 +1,298 @@
+//! The value behind a user key: interests, feed and seen-filter in one place, so one delivery
+//! (seen + feed) is a single all-or-nothing update of one key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::feed::{DocRef, EntryId, Feed, FeedEntry};
+use crate::seen::{DocHash, Layer, SeenFilter, SeenParams, Slice};
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserState {
+    /// Sorted, unique topic slugs.
+    pub topics: Vec<Box<[u8]>>,
+    pub feed: Feed,
+    pub seen: SeenFilter,
+    /// Per-user hash salt so users with identical histories do not share false positives.
+    pub salt: u64,
+}
+
+pub enum Delivery {
+    Delivered { evicted: usize, fp_probability: f64 },
+    Duplicate,
+}
+
+/// Everything a delivery needs, resolved once per fan-out.
+pub struct DeliverySpec {
+    pub doc: Arc<DocRef>,
+    pub hash: DocHash,
+    pub ts_ms: u64,
+    pub feed_len: usize,
+    pub seen: SeenParams,
+}
+
+impl UserState {
+    pub fn new(user_key: &[u8]) -> Self {
+        UserState { salt: crate::seen::salt_for(user_key), ..Default::default() }
+    }
+
+    pub fn has_topic(&self, topic: &[u8]) -> bool {
+        self.topics.binary_search_by(|t| (**t).cmp(topic)).is_ok()
+    }
+
+    pub fn add_topic(&mut self, topic: &[u8]) -> bool {
+        match self.topics.binary_search_by(|t| (**t).cmp(topic)) {
+            Ok(_) => false,
+            Err(at) => {
+                self.topics.insert(at, topic.into());
+                true
+            }
+        }
+    }
+
+    pub fn remove_topic(&mut self, topic: &[u8]) -> bool {
+        match self.topics.binary_search_by(|t| (**t).cmp(topic)) {
+            Ok(at) => {
+                self.topics.remove(at);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    pub fn deliver(&mut self, spec: &DeliverySpec) -> Delivery {
+        if self.seen.contains(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms) {
+            return Delivery::Duplicate;
+        }
+        let fp_probability = self.seen.false_positive_probability(spec.ts_ms, spec.seen.ttl_ms);
+        self.seen.insert(spec.hash, self.salt, spec.ts_ms, spec.seen);
+        let (_, evicted) = self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len);
+        Delivery::Delivered { evicted, fp_probability }
+    }
+
+    /// Approximate heap footprint, for MEMORY USAGE and the module's memory gauge. Shared
+    /// document references are counted once per fan-out elsewhere, not here.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.topics.iter().map(|t| t.len() + 16).sum::<usize>()
+            + self.feed.heap_bytes()
+            + self.seen.heap_bytes()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding: one self-describing byte string, used for RDB, AOF rewrite (AGENT.LOADUSER), DUMP and
+// DEBUG DIGEST. Deterministic: equal states encode to equal bytes.
+
+pub const ENCODING_VERSION: u8 = 1;
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.u32(b.len() as u32);
+        self.0.extend_from_slice(b);
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err("truncated user value".into());
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "bad u32")?))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "bad u64")?))
+    }
+    fn bytes(&mut self) -> Result<&'a [u8], String> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    /// A count of items each at least `min_item` bytes long: refuses counts the input cannot
+    /// hold, so corrupt input never triggers a huge allocation.
+    fn count(&mut self, min_item: usize) -> Result<usize, String> {
+        let n = self.u32()? as usize;
+        if n.saturating_mul(min_item.max(1)) > self.0.len() {
+            return Err("corrupt user value: count exceeds data".into());
+        }
+        Ok(n)
+    }
+}
+
+pub fn encode(u: &UserState) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(64 + u.feed.entries.len() * 40 + u.seen.heap_bytes()));
+    w.u8(ENCODING_VERSION);
+    w.u64(u.salt);
+    w.u32(u.topics.len() as u32);
+    for t in &u.topics {
+        w.bytes(t);
+    }
+    w.u64(u.feed.last_id.ms);
+    w.u64(u.feed.last_id.seq);
+    w.u32(u.feed.entries.len() as u32);
+    for e in &u.feed.entries {
+        w.u64(e.id.ms);
+        w.u64(e.id.seq);
+        w.bytes(&e.doc.topic);
+        w.bytes(&e.doc.key);
+    }
+    w.u32(u.seen.slices.len() as u32);
+    for s in &u.seen.slices {
+        w.u64(s.start_ms);
+        w.u64(s.end_ms);
+        w.u32(s.layers.len() as u32);
+        for l in &s.layers {
+            w.u32(l.k);
+            w.u32(l.capacity);
+            w.u32(l.count);
+            w.u32(l.ones);
+            w.u32(l.bits.len() as u32);
+            for word in l.bits.iter() {
+                w.u64(*word);
+            }
+        }
+    }
+    w.0
+}
+
+pub fn decode(buf: &[u8]) -> Result<UserState, String> {
+    let mut r = Reader(buf);
+    let version = r.u8()?;
+    if version != ENCODING_VERSION {
+        return Err(format!("unknown user value encoding {version}"));
+    }
+    let salt = r.u64()?;
+    let mut topics = Vec::new();
+    for _ in 0..r.count(4)? {
+        topics.push(Box::<[u8]>::from(r.bytes()?));
+    }
+    let last_id = EntryId { ms: r.u64()?, seq: r.u64()? };
+    let mut feed = Feed { entries: Default::default(), last_id };
+    for _ in 0..r.count(24)? {
+        let id = EntryId { ms: r.u64()?, seq: r.u64()? };
+        let topic = r.bytes()?;
+        let key = r.bytes()?;
+        feed.entries.push_back(FeedEntry { id, doc: intern(topic, key) });
+    }
+    let mut seen = SeenFilter::default();
+    for _ in 0..r.count(20)? {
+        let start_ms = r.u64()?;
+        let end_ms = r.u64()?;
+        let mut layers = Vec::new();
+        for _ in 0..r.count(20)? {
+            let (k, capacity, count, ones) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+            let words = r.count(8)?;
+            if k == 0 || words == 0 {
+                return Err("corrupt user value: empty Bloom layer".into());
+            }
+            let mut bits = Vec::with_capacity(words);
+            for _ in 0..words {
+                bits.push(r.u64()?);
+            }
+            layers.push(Layer { k, capacity, count, ones, bits: bits.into_boxed_slice() });
+        }
+        seen.slices.push(Slice { start_ms, end_ms, layers });
+    }
+    if !r.0.is_empty() {
+        return Err("corrupt user value: trailing bytes".into());
+    }
+    Ok(UserState { topics, feed, seen, salt })
+}
+
+// ---------------------------------------------------------------------------------------------
+// While loading, the same document appears in thousands of feeds; interning keeps it one
+// allocation, as it was before the save. Cleared when loading ends.
+
+static INTERNER: Mutex<Option<HashMap<(Box<[u8]>, Box<[u8]>), Weak<DocRef>>>> = Mutex::new(None);
+
+fn intern(topic: &[u8], key: &[u8]) -> Arc<DocRef> {
+    let fresh = || Arc::new(DocRef { topic: topic.into(), key: key.into() });
+    let Ok(mut guard) = INTERNER.lock() else { return fresh() };
+    let map = guard.get_or_insert_with(HashMap::new);
+    let k = (Box::<[u8]>::from(topic), Box::<[u8]>::from(key));
+    if let Some(doc) = map.get(&k).and_then(Weak::upgrade) {
+        return doc;
+    }
+    let doc = fresh();
+    map.insert(k, Arc::downgrade(&doc));
+    doc
+}
+
+pub fn clear_interner() {
+    if let Ok(mut guard) = INTERNER.lock() {
+        *guard = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(key: &str, ts: u64) -> DeliverySpec {
+        DeliverySpec {
+            doc: Arc::new(DocRef { topic: b"sports".to_vec().into(), key: key.as_bytes().to_vec().into() }),
+            hash: DocHash::of(key.as_bytes()),
+            ts_ms: ts,
+            feed_len: 3,
+            seen: SeenParams { ttl_ms: 1000, fp_ppm: 1000, capacity: 16 },
+        }
+    }
+
+    #[test]
+    fn dedups_and_round_trips() {
+        let mut u = UserState::new(b"user:{1}");
+        u.add_topic(b"sports");
+        u.add_topic(b"health");
+        assert!(matches!(u.deliver(&spec("doc:1", 10)), Delivery::Delivered { .. }));
+        assert!(matches!(u.deliver(&spec("doc:1", 20)), Delivery::Duplicate));
+        for i in 2..6 {
+            u.deliver(&spec(&format!("doc:{i}"), 30 + i));
+        }
+        assert_eq!(u.feed.entries.len(), 3);
+        let bytes = encode(&u);
+        let back = decode(&bytes).expect("decodes");
+        assert_eq!(back, u);
+        assert_eq!(encode(&back), bytes);
+        assert_eq!(u.topics.iter().map(|t| &t[..]).collect::<Vec<_>>(), vec![&b"health"[..], b"sports"]);
+    }
+
+    #[test]
+    fn redelivers_after_ttl() {
+        let mut u = UserState::new(b"u");
+        u.deliver(&spec("doc:1", 0));
+        assert!(matches!(u.deliver(&spec("doc:1", 999)), Delivery::Duplicate));
+        assert!(matches!(u.deliver(&spec("doc:1", 1000 + 250 + 1)), Delivery::Delivered { .. }));
+    }
+
+    #[test]
+    fn corrupt_input_is_an_error_not_a_panic() {
+        let good = encode(&UserState::new(b"u"));
+        for cut in 0..good.len() {
+            assert!(decode(&good[..cut]).is_err());
+        }
+        let mut huge = good.clone();
+        huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(decode(&huge).is_err());
+        assert!(decode(b"\x09").is_err());
+    }
+}
