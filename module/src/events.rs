@@ -1,12 +1,12 @@
 //! Keeps the subscriber index in step with the keyspace: cleared on flush, rebuilt when loading
 //! ends or databases are swapped, and extended when a user key appears under a new name.
 
-use valkey_module::server_events::{FlushSubevent, LoadingSubevent};
+use valkey_module::server_events::{EventLoopSubevent, FlushSubevent, LoadingSubevent};
 use valkey_module::{Context, NotifyEvent, ValkeyString};
-use valkey_module_macros::{flush_event_handler, loading_event_handler, swapdb_event_handler};
+use valkey_module_macros::{event_loop_event_handler, flush_event_handler, loading_event_handler, swapdb_event_handler};
 
 use crate::user::UserState;
-use crate::{ffi, index, user};
+use crate::{fanout, ffi, index, user};
 
 #[flush_event_handler]
 fn on_flush(_ctx: &Context, event: FlushSubevent) {
@@ -24,6 +24,13 @@ fn on_loading(ctx: &Context, event: LoadingSubevent) {
             rebuild(ctx);
         }
     });
+}
+
+#[event_loop_event_handler]
+fn on_event_loop(ctx: &Context, event: EventLoopSubevent) {
+    if let EventLoopSubevent::BeforeSleep = event {
+        ffi::guard("before-sleep", (), || fanout::before_sleep(ctx));
+    }
 }
 
 #[swapdb_event_handler]

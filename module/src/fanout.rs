@@ -69,6 +69,10 @@ impl Job {
 /// Jobs waiting for the next slice; main thread only.
 static QUEUE: Mutex<VecDeque<Job>> = Mutex::new(VecDeque::new());
 static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
+/// Set by a slice that left work behind. A timer created inside the server's timer handler fires
+/// no sooner than 1 ms later, so the next one is armed from the before-sleep hook instead.
+static REARM_BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
+static LAST_SLICE_END: Mutex<Option<Instant>> = Mutex::new(None);
 
 /// Feed readers blocked per user key, so deliveries signal only keys someone waits on.
 static WAITERS: Mutex<Option<HashMap<Box<[u8]>, usize>>> = Mutex::new(None);
@@ -136,6 +140,7 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
 }
 
 fn arm_timer(ctx: &Context) {
+    *LAST_SLICE_END.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
     if !TIMER_ARMED.swap(true, Ordering::Relaxed) {
         ffi::schedule_next_slice(ctx);
     }
@@ -144,6 +149,9 @@ fn arm_timer(ctx: &Context) {
 /// One event-loop slice: continues queued jobs until the budget is spent.
 pub fn run_slice(ctx: &Context) {
     TIMER_ARMED.store(false, Ordering::Relaxed);
+    if let Some(end) = LAST_SLICE_END.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        metrics::FANOUT_SLICE_GAP_US.record(end.elapsed().as_micros() as u64);
+    }
     let deadline = Instant::now() + slice_budget();
     let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
     while let Some(job) = queue.front_mut() {
@@ -168,7 +176,16 @@ pub fn run_slice(ctx: &Context) {
     let more = !queue.is_empty();
     drop(queue);
     if more {
-        arm_timer(ctx);
+        *LAST_SLICE_END.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+        REARM_BEFORE_SLEEP.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Called before the event loop sleeps: continues pending fan-outs on the next iteration.
+pub fn before_sleep(ctx: &Context) {
+    if REARM_BEFORE_SLEEP.swap(false, Ordering::Relaxed) {
+        TIMER_ARMED.store(true, Ordering::Relaxed);
+        ffi::schedule_next_slice(ctx);
     }
 }
 
@@ -189,17 +206,18 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
         n += 1;
-        let name = job.targets[job.pos].clone();
+        let name = &job.targets[job.pos];
         job.pos += 1;
-        let mut open = OpenUser::open(ctx, &name);
+        let mut open = OpenUser::open(ctx, name);
         let outcome = match open.slot() {
             UserSlot::Found(u) => {
                 if matches!(job.mode, Targets::Subscribers) && !u.has_topic(&job.spec.doc.topic) {
                     None
                 } else {
-                    let before = u.heap_bytes() as i64;
                     let d = u.deliver(&job.spec);
-                    bytes_delta += u.heap_bytes() as i64 - before;
+                    if let Delivery::Delivered { grew, .. } = &d {
+                        bytes_delta += *grew;
+                    }
                     Some(d)
                 }
             }
@@ -221,15 +239,15 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         };
         drop(open);
         match outcome {
-            None => stale.push(name),
+            None => stale.push(name.clone()),
             Some(Delivery::Duplicate) => job.duplicates += 1,
-            Some(Delivery::Delivered { evicted: e, fp_probability }) => {
+            Some(Delivery::Delivered { evicted: e, fp_probability, .. }) => {
                 job.delivered += 1;
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
-                ffi::notify(ctx, c"agent.deliver", &name);
+                ffi::notify(ctx, c"agent.deliver", name);
                 if has_waiter(name.as_bytes()) {
-                    ffi::signal_key_ready(ctx, &name);
+                    ffi::signal_key_ready(ctx, name);
                 }
                 delivered_keys.push(name.raw());
                 // The raw pointer stays valid: the job holds the Arc until it finishes.

@@ -67,14 +67,21 @@ pub struct Feed {
 impl Feed {
     /// Appends and trims to `max_len`; returns how many old entries were evicted.
     pub fn push(&mut self, doc: Arc<DocRef>, ts_ms: u64, max_len: usize) -> (EntryId, usize) {
+        let max_len = max_len.max(1);
         let id = EntryId::next_after(self.last_id, ts_ms);
         self.last_id = id;
-        self.entries.push_back(FeedEntry { id, doc });
+        // Evict before inserting: in a full ring the new entry then reuses the evicted slot,
+        // one cache line instead of two, and the buffer never grows past `max_len`.
         let mut evicted = 0;
-        while self.entries.len() > max_len.max(1) {
+        while self.entries.len() >= max_len {
             self.entries.pop_front();
             evicted += 1;
         }
+        if self.entries.capacity() < max_len && self.entries.len() == self.entries.capacity() {
+            let want = (self.entries.capacity() * 2).max(4).min(max_len);
+            self.entries.reserve_exact(want - self.entries.len());
+        }
+        self.entries.push_back(FeedEntry { id, doc });
         (id, evicted)
     }
 

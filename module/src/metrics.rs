@@ -118,6 +118,8 @@ pub static FANOUT_BLOCKED_CALLS: Counter = Counter::new();
 pub static FANOUT_JOBS_PENDING: Gauge = Gauge::new();
 pub static FANOUT_LATENCY_US: Histogram = Histogram::new();
 pub static FANOUT_SLICE_US: Histogram = Histogram::new();
+/// Time a blocked fan-out waits between two of its slices while the event loop serves others.
+pub static FANOUT_SLICE_GAP_US: Histogram = Histogram::new();
 pub static FEED_EVICTIONS: Counter = Counter::new();
 /// Expected number of new documents wrongly skipped by the Bloom seen-filters, in millionths
 /// (sum of each delivery's false-positive probability at the time of its check).
@@ -181,7 +183,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];
-    for (name, h) in [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US)] {
+    for (name, h) in [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US), ("fanout_slice_gap_us", &FANOUT_SLICE_GAP_US)] {
         v.push((format!("{name}_count"), Int(h.count() as i64)));
         for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
             v.push((format!("{name}_{label}"), Int(h.percentile(p) as i64)));

@@ -18,7 +18,8 @@ pub struct UserState {
 }
 
 pub enum Delivery {
-    Delivered { evicted: usize, fp_probability: f64 },
+    /// `grew`: change of the value's heap footprint, for the memory gauge.
+    Delivered { evicted: usize, fp_probability: f64, grew: i64 },
     Duplicate,
 }
 
@@ -64,10 +65,12 @@ impl UserState {
         if self.seen.contains(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms) {
             return Delivery::Duplicate;
         }
-        let fp_probability = self.seen.false_positive_probability(spec.ts_ms, spec.seen.ttl_ms);
-        self.seen.insert(spec.hash, self.salt, spec.ts_ms, spec.seen);
+        let fp_probability = self.seen.false_positive_probability(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms);
+        let seen_grew = self.seen.insert(spec.hash, self.salt, spec.ts_ms, spec.seen);
+        let capacity = self.feed.entries.capacity();
         let (_, evicted) = self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len);
-        Delivery::Delivered { evicted, fp_probability }
+        let feed_grew = (self.feed.entries.capacity() as i64 - capacity as i64) * std::mem::size_of::<FeedEntry>() as i64;
+        Delivery::Delivered { evicted, fp_probability, grew: seen_grew + feed_grew }
     }
 
     /// Approximate heap footprint, for MEMORY USAGE and the module's memory gauge. Shared
@@ -165,7 +168,6 @@ pub fn encode(u: &UserState) -> Vec<u8> {
             w.u32(l.k);
             w.u32(l.capacity);
             w.u32(l.count);
-            w.u32(l.ones);
             w.u32(l.bits.len() as u32);
             for word in l.bits.iter() {
                 w.u64(*word);
@@ -195,21 +197,21 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
         feed.entries.push_back(FeedEntry { id, doc: intern(topic, key) });
     }
     let mut seen = SeenFilter::default();
-    for _ in 0..r.count(20)? {
+    for _ in 0..r.count(16)? {
         let start_ms = r.u64()?;
         let end_ms = r.u64()?;
         let mut layers = Vec::new();
-        for _ in 0..r.count(20)? {
-            let (k, capacity, count, ones) = (r.u32()?, r.u32()?, r.u32()?, r.u32()?);
+        for _ in 0..r.count(16)? {
+            let (k, capacity, count) = (r.u32()?, r.u32()?, r.u32()?);
             let words = r.count(8)?;
-            if k == 0 || words == 0 {
+            if k == 0 || k > 64 || words == 0 || words % 8 != 0 {
                 return Err("corrupt user value: empty Bloom layer".into());
             }
             let mut bits = Vec::with_capacity(words);
             for _ in 0..words {
                 bits.push(r.u64()?);
             }
-            layers.push(Layer { k, capacity, count, ones, bits: bits.into_boxed_slice() });
+            layers.push(Layer { k, capacity, count, bits: bits.into_boxed_slice() });
         }
         seen.slices.push(Slice { start_ms, end_ms, layers });
     }

@@ -1,0 +1,38 @@
+# valkey-agentic: `make dev` runs the product, `make test` sets up and passes the tests.
+SHELL := /bin/bash
+CARGO ?= cargo
+PORT ?= 6379
+MODULE := target/release/libagentic.so
+
+.PHONY: deps build dev test test-unit test-integration bench-fanout clean-data
+
+deps:
+	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
+	 else echo "not root and no sudo: install valkey-server 8.0.1 (bookworm-backports) and libclang-dev yourself"; fi
+
+build: deps
+	$(CARGO) build --release -p agentic
+
+# Starts Valkey with the module in the foreground on $(PORT); Ctrl-C stops it.
+dev: build
+	@mkdir -p .dev-data
+	@echo "valkey-server with libagentic.so on 127.0.0.1:$(PORT) (data in .dev-data/). Try:"
+	@echo "  valkey-cli -p $(PORT) AGENT.SUBSCRIBE 'user:{42}' technology sports"
+	@echo "  valkey-cli -p $(PORT) AGENT.FANOUT technology 'doc:{1}' '{\"title\":\"hello\"}' STREAM topic:technology"
+	@echo "  valkey-cli -p $(PORT) AGENT.FEED 'user:{42}'"
+	@echo "  valkey-cli -p $(PORT) INFO agentic_stats"
+	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
+	  --loadmodule $(CURDIR)/$(MODULE)
+
+test: build test-unit test-integration
+
+test-unit:
+	$(CARGO) test -p agentic --features enable-system-alloc --lib
+
+test-integration:
+	$(CARGO) build --release -p agentic-tests -p agentic-bench
+	$(CARGO) test --release -p agentic-tests -p agentic-bench
+
+# Lua-script fan-out vs AGENT.FANOUT on the reference workload, one run, one server build.
+bench-fanout: build
+	$(CARGO) run --release -p agentic-bench --bin fanout_bench
