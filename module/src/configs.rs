@@ -54,7 +54,7 @@ pub const TOPIC_HARD_MAXLEN_MAX: i64 = i64::MAX;
 pub static TOPIC_HARD_MAXLEN: AtomicI64 = AtomicI64::new(TOPIC_HARD_MAXLEN_DEFAULT);
 
 /// Microseconds of fan-out work per event-loop slice.
-pub const FANOUT_SLICE_US_DEFAULT: i64 = 250;
+pub const FANOUT_SLICE_US_DEFAULT: i64 = 100;
 pub const FANOUT_SLICE_US_MIN: i64 = 10;
 pub const FANOUT_SLICE_US_MAX: i64 = 1_000_000;
 pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);

@@ -5,13 +5,13 @@ mod commands;
 mod configs;
 mod events;
 mod fanout;
-mod feed;
+pub mod feed;
 mod ffi;
 mod index;
 mod metrics;
-mod seen;
+pub mod seen;
 mod topic_stream;
-mod user;
+pub mod user;
 mod validate;
 
 use std::ffi::CString;
