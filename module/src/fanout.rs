@@ -199,6 +199,9 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let mut wrongtype = 0u64;
     let mut n = 0u32;
     let duplicates_before = job.duplicates;
+    // The next user's key is opened one step ahead so its value is already on its way from
+    // memory while the current user is served.
+    let mut ahead: Option<OpenUser> = None;
     while job.pos < job.targets.len() {
         if let Some(d) = deadline {
             if n > 0 && n % 32 == 0 && Instant::now() >= d {
@@ -207,31 +210,54 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         n += 1;
         let name = &job.targets[job.pos];
+        let mut open = ahead.take().unwrap_or_else(|| OpenUser::open(ctx, name));
         job.pos += 1;
-        let mut open = OpenUser::open(ctx, name);
+        if let Some(next) = job.targets.get(job.pos) {
+            let next = OpenUser::open(ctx, next);
+            next.prefetch();
+            ahead = Some(next);
+        }
+        let explicit = matches!(job.mode, Targets::Explicit);
         let outcome = match open.slot() {
             UserSlot::Found(u) => {
-                if matches!(job.mode, Targets::Subscribers) && !u.has_topic(&job.spec.doc.topic) {
+                if !explicit && !u.has_topic(&job.spec.doc.topic) {
                     None
                 } else {
                     let d = u.deliver(&job.spec);
                     if let Delivery::Delivered { grew, .. } = &d {
                         bytes_delta += *grew;
+                        open.mark_modified();
                     }
                     Some(d)
                 }
             }
-            UserSlot::Missing if matches!(job.mode, Targets::Explicit) => {
+            UserSlot::Missing if explicit => {
                 let mut u = UserState::new(name.as_bytes());
                 let d = u.deliver(&job.spec);
                 if open.create(u) {
                     Some(d)
                 } else {
-                    wrongtype += 1;
-                    continue;
+                    // The same key twice in one USERS list: the look-ahead saw it missing.
+                    // `create` left the key open for writing; deliver into what is there.
+                    let again = match open.slot() {
+                        UserSlot::Found(u) => Some(u.deliver(&job.spec)),
+                        _ => None,
+                    };
+                    match again {
+                        Some(d) => {
+                            if matches!(d, Delivery::Delivered { .. }) {
+                                open.mark_modified();
+                            }
+                            Some(d)
+                        }
+                        None => {
+                            wrongtype += 1;
+                            continue;
+                        }
+                    }
                 }
             }
-            UserSlot::WrongType if matches!(job.mode, Targets::Explicit) => {
+            UserSlot::WrongType if explicit => {
                 wrongtype += 1;
                 continue;
             }
@@ -249,11 +275,12 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 if has_waiter(name.as_bytes()) {
                     ffi::signal_key_ready(ctx, name);
                 }
-                delivered_keys.push(name.raw());
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
+                delivered_keys.push(name.raw());
             }
         }
     }
+    drop(ahead);
     metrics::USER_BYTES.add(bytes_delta);
     metrics::FEED_EVICTIONS.add(evicted);
     metrics::FANOUT_DELIVERIES.add(delivered_keys.len() as u64);

@@ -38,6 +38,7 @@ fn loaduser(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         UserSlot::Found(u) => {
             metrics::USER_BYTES.add(value.heap_bytes() as i64 - u.heap_bytes() as i64);
             *u = value;
+            open.mark_modified();
         }
         _ => {
             if !open.create(value) {

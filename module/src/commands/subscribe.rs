@@ -47,6 +47,9 @@ fn subscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 }
             }
             metrics::USER_BYTES.add(u.heap_bytes() as i64 - before);
+            if !added.is_empty() {
+                open.mark_modified();
+            }
         }
         UserSlot::Missing => {
             let mut u = UserState::new(user_key);
@@ -103,6 +106,9 @@ fn unsubscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 }
             }
             metrics::USER_BYTES.add(u.heap_bytes() as i64 - before);
+            if !removed.is_empty() {
+                open.mark_modified();
+            }
         }
     }
     drop(open);
