@@ -45,14 +45,19 @@ pub fn salt_for(user_key: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(user_key, 0x5eed)
 }
 
-/// One blocked Bloom filter: each document sets and tests `k` bits inside a single 512-bit
-/// block, so a check costs one cache line instead of `k` (fan-out is memory-bound).
+/// One blocked Bloom filter layer: each document sets and tests `k` bits inside a single
+/// 512-bit block, so a check costs one cache line instead of `k` (fan-out is memory-bound).
+/// Layers of one time window form a slice; all layers' bits live in one allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    /// First word of this layer in `SeenFilter::bits`.
+    pub offset: u32,
+    pub words: u32,
     pub k: u32,
     pub capacity: u32,
     pub count: u32,
-    pub bits: Box<[u64]>,
 }
 
 const BLOCK_WORDS: usize = 8;
@@ -108,67 +113,31 @@ fn probes(k: u32, h: DocHash, salt: u64) -> impl Iterator<Item = usize> {
 }
 
 impl Layer {
-    fn new(capacity: u32, error: f64) -> Self {
+    fn new(start_ms: u64, end_ms: u64, offset: u32, capacity: u32, error: f64) -> Self {
         let (bits_per_item, k) = sizing(error);
         let bits = capacity.max(1) as f64 * bits_per_item;
-        let blocks = ((bits / BLOCK_BITS).ceil() as usize).clamp(1, (u32::MAX as usize) / 512);
-        Layer { k, capacity: capacity.max(1), count: 0, bits: vec![0u64; blocks * BLOCK_WORDS].into_boxed_slice() }
+        let blocks = ((bits / BLOCK_BITS).ceil() as usize).clamp(1, 1 << 20);
+        Layer { start_ms, end_ms, offset, words: (blocks * BLOCK_WORDS) as u32, k, capacity: capacity.max(1), count: 0 }
     }
 
-    #[inline]
-    fn block(&self, h: DocHash, salt: u64) -> usize {
-        let blocks = (self.bits.len() / BLOCK_WORDS) as u64;
-        // Lemire's multiply-shift maps a 64-bit hash onto [0, blocks) without a division.
-        (((h.h1 ^ salt) as u128 * blocks as u128) >> 64) as usize * BLOCK_WORDS
-    }
-
-    #[inline]
-    fn probes(&self, h: DocHash, salt: u64) -> impl Iterator<Item = usize> {
-        probes(self.k, h, salt)
-    }
-
-    fn contains(&self, h: DocHash, salt: u64) -> bool {
-        let b = &self.bits[self.block(h, salt)..][..BLOCK_WORDS];
-        self.probes(h, salt).all(|p| b[p / 64] & (1u64 << (p % 64)) != 0)
-    }
-
-    fn insert(&mut self, h: DocHash, salt: u64) {
-        let at = self.block(h, salt);
-        let k = self.k;
-        let b = &mut self.bits[at..][..BLOCK_WORDS];
-        for p in probes(k, h, salt) {
-            b[p / 64] |= 1u64 << (p % 64);
-        }
-        self.count += 1;
-    }
-
-    /// Probability that a document never inserted, landing in the same block as `h`, tests
-    /// positive. `h` is itself a random block, so summing this over deliveries is an unbiased
-    /// estimate of the expected number of wrongly skipped documents.
-    fn false_positive_probability(&self, h: DocHash, salt: u64) -> f64 {
-        let b = &self.bits[self.block(h, salt)..][..BLOCK_WORDS];
-        let ones: u32 = b.iter().map(|w| w.count_ones()).sum();
-        (ones as f64 / BLOCK_BITS).powi(self.k as i32)
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Slice {
-    pub start_ms: u64,
-    pub end_ms: u64,
-    pub layers: Vec<Layer>,
-}
-
-impl Slice {
     fn live(&self, now_ms: u64, ttl_ms: u64) -> bool {
         self.end_ms.saturating_add(ttl_ms) > now_ms
+    }
+
+    /// Index in the filter's bits of the block `h` maps to in this layer.
+    #[inline]
+    fn block(&self, h: DocHash, salt: u64) -> usize {
+        let blocks = (self.words as usize / BLOCK_WORDS) as u64;
+        // Lemire's multiply-shift maps a 64-bit hash onto [0, blocks) without a division.
+        self.offset as usize + ((((h.h1 ^ salt) as u128 * blocks as u128) >> 64) as usize) * BLOCK_WORDS
     }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SeenFilter {
-    /// Oldest first.
-    pub slices: Vec<Slice>,
+    /// Oldest first; consecutive layers with the same window form a slice.
+    pub layers: Vec<Layer>,
+    pub bits: Vec<u64>,
 }
 
 fn base_error(fp_ppm: u32) -> f64 {
@@ -177,75 +146,91 @@ fn base_error(fp_ppm: u32) -> f64 {
 }
 
 impl SeenFilter {
+    fn block(&self, l: &Layer, h: DocHash, salt: u64) -> Option<&[u64]> {
+        self.bits.get(l.block(h, salt)..)?.get(..BLOCK_WORDS)
+    }
+
     /// True when `h` may have been inserted within the TTL. Never mutates, so a pure duplicate
     /// skip changes no state and needs no replication.
     pub fn contains(&self, h: DocHash, salt: u64, now_ms: u64, ttl_ms: u64) -> bool {
-        self.slices
-            .iter()
-            .filter(|s| s.live(now_ms, ttl_ms))
-            .any(|s| s.layers.iter().any(|l| l.contains(h, salt)))
+        self.layers.iter().filter(|l| l.live(now_ms, ttl_ms)).any(|l| {
+            self.block(l, h, salt).is_some_and(|b| probes(l.k, h, salt).all(|p| b[p / 64] & (1u64 << (p % 64)) != 0))
+        })
     }
 
-    /// Probability that a new document hashing like `h` would test positive right now.
+    /// Probability that a new document hashing like `h` would test positive right now: the
+    /// fill of the blocks `h` lands in. `h` itself picks random blocks, so summing this over
+    /// deliveries is an unbiased estimate of the expected number of wrongly skipped documents.
     pub fn false_positive_probability(&self, h: DocHash, salt: u64, now_ms: u64, ttl_ms: u64) -> f64 {
         let mut p_clear = 1.0;
-        for s in self.slices.iter().filter(|s| s.live(now_ms, ttl_ms)) {
-            for l in &s.layers {
-                p_clear *= 1.0 - l.false_positive_probability(h, salt);
+        for l in self.layers.iter().filter(|l| l.live(now_ms, ttl_ms)) {
+            if let Some(b) = self.block(l, h, salt) {
+                let ones: u32 = b.iter().map(|w| w.count_ones()).sum();
+                p_clear *= 1.0 - (ones as f64 / BLOCK_BITS).powi(l.k as i32);
             }
         }
         1.0 - p_clear
     }
 
-    /// Inserts `h`; returns the change in heap bytes (slices expired or layers added).
+    /// Inserts `h`; returns the change in heap bytes (windows expired or layers added).
     pub fn insert(&mut self, h: DocHash, salt: u64, now_ms: u64, p: SeenParams) -> i64 {
-        let needs_rebuild = self.slices.first().is_some_and(|s| !s.live(now_ms, p.ttl_ms))
-            || self.slices.last().is_none_or(|last| now_ms >= last.end_ms)
-            || self.slices.last().and_then(|s| s.layers.last()).is_none_or(|l| l.count >= l.capacity);
-        if !needs_rebuild {
-            if let Some(layer) = self.slices.last_mut().and_then(|s| s.layers.last_mut()) {
-                layer.insert(h, salt);
-            }
-            return 0;
+        let fits = self.layers.first().is_some_and(|l| l.live(now_ms, p.ttl_ms))
+            && self.layers.last().is_some_and(|l| now_ms < l.end_ms && l.count < l.capacity);
+        let before = if fits { 0 } else { self.heap_bytes() as i64 };
+        if !fits {
+            self.make_room(now_ms, p);
         }
-        let before = self.heap_bytes() as i64;
-        self.insert_slow(h, salt, now_ms, p);
-        self.heap_bytes() as i64 - before
+        let Some(l) = self.layers.last_mut() else { return 0 };
+        l.count += 1;
+        let (at, k) = (l.block(h, salt), l.k);
+        if let Some(b) = self.bits.get_mut(at..).and_then(|b| b.get_mut(..BLOCK_WORDS)) {
+            for p in probes(k, h, salt) {
+                b[p / 64] |= 1u64 << (p % 64);
+            }
+        }
+        if fits {
+            0
+        } else {
+            self.heap_bytes() as i64 - before
+        }
     }
 
-    fn insert_slow(&mut self, h: DocHash, salt: u64, now_ms: u64, p: SeenParams) {
-        self.slices.retain(|s| s.live(now_ms, p.ttl_ms));
+    /// Drops expired windows and opens a new window or a new, larger layer as needed.
+    fn make_room(&mut self, now_ms: u64, p: SeenParams) {
+        let expired = self.layers.iter().take_while(|l| !l.live(now_ms, p.ttl_ms)).count();
+        if expired > 0 {
+            let cut = self.layers.get(expired).map_or(self.bits.len(), |l| l.offset as usize);
+            self.layers.drain(..expired);
+            self.bits.drain(..cut);
+            for l in &mut self.layers {
+                l.offset -= cut as u32;
+            }
+        }
         let width = (p.ttl_ms / SLICES_PER_TTL).max(1);
-        let needs_new = match self.slices.last() {
-            // A timestamp older than the newest slice goes into that slice: it is then kept at
-            // least as long as its own window would have kept it.
-            Some(last) => now_ms >= last.end_ms,
-            None => true,
+        // A timestamp older than the newest window goes into that window: it is then kept at
+        // least as long as its own window would have kept it.
+        let (start, end, index_in_slice) = match self.layers.last() {
+            Some(last) if now_ms < last.end_ms => {
+                if last.count < last.capacity {
+                    return;
+                }
+                let same = self.layers.iter().rev().take_while(|l| l.start_ms == last.start_ms).count();
+                (last.start_ms, last.end_ms, same as i32)
+            }
+            _ => {
+                let start = now_ms - now_ms % width;
+                (start, start.saturating_add(width), 0)
+            }
         };
-        if needs_new {
-            let start = now_ms - now_ms % width;
-            self.slices.push(Slice { start_ms: start, end_ms: start.saturating_add(width), layers: Vec::new() });
-        }
-        let e0 = base_error(p.fp_ppm);
-        let Some(slice) = self.slices.last_mut() else { return };
-        let full = slice.layers.last().is_none_or(|l| l.count >= l.capacity);
-        if full {
-            let i = slice.layers.len() as i32;
-            let cap = (p.capacity.max(1) as u64).saturating_mul(1u64 << i.min(20)).min(u32::MAX as u64) as u32;
-            slice.layers.push(Layer::new(cap, e0 / 2f64.powi(i)));
-        }
-        if let Some(layer) = slice.layers.last_mut() {
-            layer.insert(h, salt);
-        }
+        let cap = (p.capacity.max(1) as u64).saturating_mul(1u64 << index_in_slice.min(20)).min(u32::MAX as u64) as u32;
+        let error = base_error(p.fp_ppm) / 2f64.powi(index_in_slice);
+        let layer = Layer::new(start, end, self.bits.len() as u32, cap, error);
+        self.bits.resize(self.bits.len() + layer.words as usize, 0);
+        self.layers.push(layer);
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.slices.capacity() * std::mem::size_of::<Slice>()
-            + self
-                .slices
-                .iter()
-                .map(|s| s.layers.capacity() * std::mem::size_of::<Layer>() + s.layers.iter().map(|l| l.bits.len() * 8).sum::<usize>())
-                .sum::<usize>()
+        self.layers.capacity() * std::mem::size_of::<Layer>() + self.bits.capacity() * 8
     }
 }
 
@@ -281,7 +266,9 @@ mod tests {
         let later = P.ttl_ms + P.ttl_ms / 4 + 1;
         assert!(!f.contains(h, 7, later, P.ttl_ms));
         f.insert(DocHash::of(b"doc:y"), 7, later, P);
-        assert_eq!(f.slices.len(), 1, "expired slices are dropped on insert");
+        assert_eq!(f.layers.len(), 1, "expired windows are dropped on insert");
+        assert_eq!(f.layers[0].offset, 0);
+        assert_eq!(f.bits.len(), f.layers[0].words as usize);
     }
 
     #[test]

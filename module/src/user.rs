@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
 use crate::feed::{DocRef, EntryId, Feed, FeedEntry};
-use crate::seen::{DocHash, Layer, SeenFilter, SeenParams, Slice};
+use crate::seen::{DocHash, Layer, SeenFilter, SeenParams};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserState {
@@ -159,20 +159,19 @@ pub fn encode(u: &UserState) -> Vec<u8> {
         w.bytes(&e.doc.topic);
         w.bytes(&e.doc.key);
     }
-    w.u32(u.seen.slices.len() as u32);
-    for s in &u.seen.slices {
-        w.u64(s.start_ms);
-        w.u64(s.end_ms);
-        w.u32(s.layers.len() as u32);
-        for l in &s.layers {
-            w.u32(l.k);
-            w.u32(l.capacity);
-            w.u32(l.count);
-            w.u32(l.bits.len() as u32);
-            for word in l.bits.iter() {
-                w.u64(*word);
-            }
-        }
+    w.u32(u.seen.layers.len() as u32);
+    for l in &u.seen.layers {
+        w.u64(l.start_ms);
+        w.u64(l.end_ms);
+        w.u32(l.offset);
+        w.u32(l.words);
+        w.u32(l.k);
+        w.u32(l.capacity);
+        w.u32(l.count);
+    }
+    w.u32(u.seen.bits.len() as u32);
+    for word in &u.seen.bits {
+        w.u64(*word);
     }
     w.0
 }
@@ -197,23 +196,27 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
         feed.entries.push_back(FeedEntry { id, doc: intern(topic, key) });
     }
     let mut seen = SeenFilter::default();
-    for _ in 0..r.count(16)? {
-        let start_ms = r.u64()?;
-        let end_ms = r.u64()?;
-        let mut layers = Vec::new();
-        for _ in 0..r.count(16)? {
-            let (k, capacity, count) = (r.u32()?, r.u32()?, r.u32()?);
-            let words = r.count(8)?;
-            if k == 0 || k > 64 || words == 0 || words % 8 != 0 {
-                return Err("corrupt user value: empty Bloom layer".into());
-            }
-            let mut bits = Vec::with_capacity(words);
-            for _ in 0..words {
-                bits.push(r.u64()?);
-            }
-            layers.push(Layer { k, capacity, count, bits: bits.into_boxed_slice() });
+    for _ in 0..r.count(36)? {
+        let layer = Layer { start_ms: r.u64()?, end_ms: r.u64()?, offset: r.u32()?, words: r.u32()?, k: r.u32()?, capacity: r.u32()?, count: r.u32()? };
+        if layer.k == 0 || layer.k > 64 || layer.words == 0 || layer.words % 8 != 0 {
+            return Err("corrupt user value: bad Bloom layer".into());
         }
-        seen.slices.push(Slice { start_ms, end_ms, layers });
+        seen.layers.push(layer);
+    }
+    let words = r.count(8)?;
+    seen.bits.reserve_exact(words);
+    for _ in 0..words {
+        seen.bits.push(r.u64()?);
+    }
+    let mut expected_offset = 0u64;
+    for l in &seen.layers {
+        if l.offset as u64 != expected_offset {
+            return Err("corrupt user value: Bloom layers out of place".into());
+        }
+        expected_offset += l.words as u64;
+    }
+    if expected_offset != words as u64 {
+        return Err("corrupt user value: Bloom bits do not match layers".into());
     }
     if !r.0.is_empty() {
         return Err("corrupt user value: trailing bytes".into());
