@@ -204,7 +204,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let mut ahead: Option<OpenUser> = None;
     while job.pos < job.targets.len() {
         if let Some(d) = deadline {
-            if n > 0 && n % 32 == 0 && Instant::now() >= d {
+            if n > 0 && n.is_multiple_of(32) && Instant::now() >= d {
                 break;
             }
         }

@@ -198,7 +198,7 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
     let mut seen = SeenFilter::default();
     for _ in 0..r.count(36)? {
         let layer = Layer { start_ms: r.u64()?, end_ms: r.u64()?, offset: r.u32()?, words: r.u32()?, k: r.u32()?, capacity: r.u32()?, count: r.u32()? };
-        if layer.k == 0 || layer.k > 64 || layer.words == 0 || layer.words % 8 != 0 {
+        if layer.k == 0 || layer.k > 64 || layer.words == 0 || !layer.words.is_multiple_of(8) {
             return Err("corrupt user value: bad Bloom layer".into());
         }
         seen.layers.push(layer);
@@ -228,7 +228,10 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
 // While loading, the same document appears in thousands of feeds; interning keeps it one
 // allocation, as it was before the save. Cleared when loading ends.
 
-static INTERNER: Mutex<Option<HashMap<(Box<[u8]>, Box<[u8]>), Weak<DocRef>>>> = Mutex::new(None);
+/// (topic, document key) -> the shared reference, while it is alive.
+type Interned = HashMap<(Box<[u8]>, Box<[u8]>), Weak<DocRef>>;
+
+static INTERNER: Mutex<Option<Interned>> = Mutex::new(None);
 
 fn intern(topic: &[u8], key: &[u8]) -> Arc<DocRef> {
     let fresh = || Arc::new(DocRef { topic: topic.into(), key: key.into() });

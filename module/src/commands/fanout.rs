@@ -115,5 +115,5 @@ fn store_document(ctx: &Context, doc_key: &[u8], payload: &[u8]) -> Result<(), V
     } else {
         ctx.call_ext::<_, CallResult>("SET", &opts, &[doc_key, payload])
     };
-    result.map(|_| ()).map_err(|e| validate::err(format!("ERR storing the document failed: {}", e.to_string())))
+    result.map(|_| ()).map_err(|e| validate::err(format!("ERR storing the document failed: {e}")))
 }
