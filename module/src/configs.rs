@@ -62,6 +62,29 @@ pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);
 /// Enables AGENT.DEBUG (fault injection for tests), like Valkey's enable-debug-command.
 pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
+/// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
+/// given as a module argument becomes the registered default unchecked, so init checks it here.
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 9] {
+    [
+        ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
+        ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
+        ("seen-fp-ppm", &SEEN_FP_PPM, SEEN_FP_PPM_MIN, SEEN_FP_PPM_MAX),
+        ("seen-capacity", &SEEN_CAPACITY, SEEN_CAPACITY_MIN, SEEN_CAPACITY_MAX),
+        ("doc-ttl", &DOC_TTL, DOC_TTL_MIN, DOC_TTL_MAX),
+        ("max-doc-bytes", &MAX_DOC_BYTES, MAX_DOC_BYTES_MIN, MAX_DOC_BYTES_MAX),
+        ("topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX),
+        ("topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX),
+        ("fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX),
+    ]
+}
+
+pub fn first_out_of_range() -> Option<String> {
+    numeric().into_iter().find_map(|(name, v, min, max)| {
+        let x = get(v);
+        (x < min || x > max).then(|| format!("agentic.{name} = {x} is out of range [{min}, {max}]"))
+    })
+}
+
 fn get(v: &AtomicI64) -> i64 {
     v.load(Ordering::Relaxed)
 }

@@ -53,16 +53,22 @@ pub fn rebuild(ctx: &Context) {
     ffi::select_db(ctx, previous);
 }
 
-/// Generic keyspace events that put an existing user value under a (new) name.
+/// Keyspace events that move a user value in or out of place. Without them a replica, which
+/// never runs the fan-outs that repair the index lazily, would keep deleted users forever.
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
-    if !matches!(event, "restore" | "copy_to" | "rename_to" | "move_to") || ffi::selected_db(ctx) != 0 {
+    let arrived = matches!(event, "restore" | "copy_to" | "rename_to" | "move_to" | "set");
+    let left = matches!(event, "del" | "expired" | "evicted" | "rename_from" | "move_from");
+    if !(arrived || left) || ffi::selected_db(ctx) != 0 {
         return;
     }
     ffi::guard("keyspace event", (), || {
-        let name = ValkeyString::create_from_slice(std::ptr::null_mut(), key);
-        let k = ctx.open_key(&name);
-        if let Ok(Some(u)) = k.get_value::<UserState>(&ffi::USER_TYPE) {
-            index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, key)));
+        index::with(|ix| ix.remove_everywhere(key));
+        if arrived {
+            let name = ValkeyString::create_from_slice(std::ptr::null_mut(), key);
+            let k = ctx.open_key(&name);
+            if let Ok(Some(u)) = k.get_value::<UserState>(&ffi::USER_TYPE) {
+                index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, key)));
+            }
         }
     });
 }

@@ -117,6 +117,12 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
     let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
     if !can_block {
         // MULTI, Lua, replicas: everything now. Unbounded, but the caller asked for atomicity.
+        // Jobs already queued finish first, so feeds keep the fan-out order.
+        while let Some(mut queued) = queue.pop_front() {
+            work(ctx, &mut queued, None);
+            queued.finish();
+        }
+        metrics::FANOUT_JOBS_PENDING.set(0);
         work(ctx, &mut job, None);
         let reply = job.reply();
         job.finish();

@@ -502,6 +502,11 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
                 }
                 counted += 1;
                 last = Some(sid);
+                // The iterator asserts that an entry's fields were consumed before the next id.
+                let (mut field, mut value) = (ptr::null_mut(), ptr::null_mut());
+                for _ in 0..nfields {
+                    raw::RedisModule_StreamIteratorNextField.unwrap()(key, &mut field, &mut value);
+                }
             }
             raw::RedisModule_StreamIteratorStop.unwrap()(key);
         }

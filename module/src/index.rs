@@ -51,6 +51,19 @@ impl Index {
         }
     }
 
+    /// Forgets `user_key` under every topic (the key was deleted, renamed away or overwritten).
+    pub fn remove_everywhere(&mut self, user_key: &[u8]) {
+        for subs in self.topics.values_mut() {
+            if let Some(at) = subs.position.remove(user_key) {
+                subs.users.swap_remove(at);
+                if let Some(moved) = subs.users.get(at) {
+                    subs.position.insert(moved.as_bytes().into(), at);
+                }
+            }
+        }
+        self.topics.retain(|_, s| !s.users.is_empty());
+    }
+
     /// The subscribers of `topic` as they are now; a fan-out works through this copy.
     pub fn snapshot(&self, topic: &[u8]) -> Vec<Arc<KeyName>> {
         self.topics.get(topic).map(|s| s.users.clone()).unwrap_or_default()

@@ -41,6 +41,10 @@ const COMMAND_CATEGORIES: [(&str, &str); 9] = [
 ];
 
 fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
+    if let Some(problem) = configs::first_out_of_range() {
+        ctx.log_warning(&format!("agentic: refusing to load: {problem}"));
+        return Status::Err;
+    }
     for (name, categories) in COMMAND_CATEGORIES {
         let (Ok(cname), Ok(ccat)) = (CString::new(name), CString::new(categories)) else { return Status::Err };
         if ctx.set_acl_category(cname.as_ptr(), ccat.as_ptr()) == valkey_module::raw::Status::Err {
@@ -61,7 +65,7 @@ valkey_module! {
     acl_categories: [ACL_CATEGORY]
     commands: [],
     event_handlers: [
-        [@GENERIC: events::on_keyspace_event],
+        [@GENERIC @EXPIRED @EVICTED @STRING: events::on_keyspace_event],
     ],
     configurations: [
         i64: [
@@ -77,7 +81,7 @@ valkey_module! {
         ],
         string: [],
         bool: [
-            ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::DEFAULT, None],
+            ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::IMMUTABLE, None],
         ],
         enum: [],
         module_args_as_configuration: true,

@@ -75,9 +75,10 @@ fn text(b: &[u8], what: &str) -> Result<(), ValkeyError> {
     Ok(())
 }
 
+/// Echo of user input inside an error: ASCII only (valkey-module turns every char of an error
+/// into one byte, so a non-ASCII char could become a NUL and abort the server).
 pub fn printable(b: &[u8]) -> String {
-    let s: String = String::from_utf8_lossy(b).chars().filter(|c| !c.is_control()).take(80).collect();
-    s
+    b.iter().take(80).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
 }
 
 pub fn keyword(arg: &ValkeyString) -> String {

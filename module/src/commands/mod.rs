@@ -10,7 +10,7 @@ pub mod subscribe;
 
 use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString};
 
-use crate::ffi;
+use crate::{ffi, validate};
 
 /// Command boundary: catches panics and keeps user data in database 0, where the subscriber
 /// index lives (and the only database Valkey Cluster has).
@@ -23,7 +23,10 @@ pub fn run(ctx: &Context, args: Vec<ValkeyString>, handler: fn(&Context, Vec<Val
             if ffi::selected_db(ctx) != 0 {
                 return Err(ValkeyError::Str("ERR agentic keys live in database 0; SELECT 0 first"));
             }
-            handler(ctx, args)
+            match handler(ctx, args) {
+                Err(ValkeyError::String(msg)) if !msg.is_ascii() => Err(ValkeyError::String(validate::printable(msg.as_bytes()))),
+                other => other,
+            }
         },
     )
 }

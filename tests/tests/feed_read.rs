@@ -1,0 +1,241 @@
+//! AGENT.FEED: entry shape, COUNT, BEFORE / AFTER paging, blocking reads, missing docs and users.
+
+mod common;
+
+use std::collections::HashSet;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use agentic_tests::{info_field, wait_for, Server};
+use common::*;
+use redis::{Connection, Value};
+
+/// A server with `user:{1}` subscribed to sports and news and `n` documents fanned out to it,
+/// alternating topics: doc:0 (sports), doc:1 (news), ...
+fn with_feed(n: usize) -> (Server, Connection) {
+    let server = Server::start();
+    let mut c = server.conn();
+    subscribe(&mut c, "user:{1}", &["sports", "news"]);
+    for i in 0..n {
+        let topic = if i % 2 == 0 { "sports" } else { "news" };
+        assert_eq!(fanout(&mut c, topic, &format!("doc:{i}"), &format!("body {i}")), (1, 0));
+    }
+    (server, c)
+}
+
+fn blocked_clients(c: &mut Connection) -> i64 {
+    info_field(c, "clients", "blocked_clients").and_then(|v| v.parse().ok()).unwrap_or(-1)
+}
+
+fn wait_blocked(c: &mut Connection, n: i64) {
+    assert!(
+        wait_for(|| blocked_clients(c) == n, Duration::from_secs(5)),
+        "expected {n} blocked clients, have {}",
+        blocked_clients(c)
+    );
+}
+
+#[test]
+fn entries_have_id_topic_doc_and_payload_newest_first() {
+    let (_server, mut c) = with_feed(5);
+    let f = feed(&mut c, "user:{1}", &[]);
+    assert_eq!(f.len(), 5);
+    for (k, e) in f.iter().enumerate() {
+        let i = 4 - k;
+        assert_eq!(e.doc, format!("doc:{i}"));
+        assert_eq!(e.topic, if i % 2 == 0 { "sports" } else { "news" });
+        assert_eq!(e.payload.as_deref(), Some(format!("body {i}").as_str()));
+    }
+    assert!(f.windows(2).all(|w| w[0].id_parts() > w[1].id_parts()), "ids strictly descend: {f:?}");
+
+    let two = feed(&mut c, "user:{1}", &["COUNT", "2"]);
+    assert_eq!(two, f[..2].to_vec());
+    // Keywords are case-insensitive.
+    assert_eq!(feed(&mut c, "user:{1}", &["count", "1"]), f[..1].to_vec());
+    assert_eq!(stat(&mut c, "feed_reads"), 3);
+}
+
+#[test]
+fn default_count_is_twenty() {
+    let (_server, mut c) = with_feed(25);
+    let f = feed(&mut c, "user:{1}", &[]);
+    assert_eq!(f.len(), 20);
+    assert_eq!(f[0].doc, "doc:24");
+    assert_eq!(feed(&mut c, "user:{1}", &["COUNT", "100"]).len(), 25);
+}
+
+#[test]
+fn before_pages_walk_the_whole_feed_without_gaps_or_duplicates() {
+    let (_server, mut c) = with_feed(23);
+    let mut all = Vec::new();
+    let mut page = feed(&mut c, "user:{1}", &["COUNT", "5"]);
+    let mut pages = 1;
+    while !page.is_empty() {
+        let last = page.last().expect("non-empty").id.clone();
+        all.extend(page);
+        page = feed(&mut c, "user:{1}", &["COUNT", "5", "BEFORE", &last]);
+        pages += 1;
+        assert!(pages < 20, "paging does not terminate");
+    }
+    assert_eq!(pages, 6, "5 full pages, 1 of 3, then an empty one");
+    let docs: Vec<String> = all.iter().map(|e| e.doc.clone()).collect();
+    let expected: Vec<String> = (0..23).rev().map(|i| format!("doc:{i}")).collect();
+    assert_eq!(docs, expected);
+    let ids: HashSet<&str> = all.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids.len(), 23);
+    // BEFORE the oldest id: nothing.
+    assert!(feed(&mut c, "user:{1}", &["BEFORE", &all[22].id]).is_empty());
+}
+
+#[test]
+fn after_returns_newer_entries_oldest_first() {
+    let (_server, mut c) = with_feed(10);
+    let newest_first = feed(&mut c, "user:{1}", &["COUNT", "10"]);
+    let pivot = &newest_first[6].id; // doc:3
+    let after = feed(&mut c, "user:{1}", &["AFTER", pivot]);
+    let docs: Vec<&str> = after.iter().map(|e| e.doc.as_str()).collect();
+    assert_eq!(docs, vec!["doc:4", "doc:5", "doc:6", "doc:7", "doc:8", "doc:9"]);
+    let limited = feed(&mut c, "user:{1}", &["AFTER", pivot, "COUNT", "2"]);
+    assert_eq!(limited, after[..2].to_vec());
+    assert!(feed(&mut c, "user:{1}", &["AFTER", &newest_first[0].id]).is_empty());
+    // AFTER 0 is everything, oldest first; an id without -seq means <ms>-0.
+    let everything = feed(&mut c, "user:{1}", &["AFTER", "0", "COUNT", "100"]);
+    assert_eq!(everything.len(), 10);
+    assert_eq!(everything[0].doc, "doc:0");
+    let ms = newest_first[0].id_parts().0;
+    let all_before_last_ms = feed(&mut c, "user:{1}", &["AFTER", &(ms - 1).to_string(), "COUNT", "100"]);
+    assert!(all_before_last_ms.iter().any(|e| e.doc == "doc:9"));
+    // AFTER $ without BLOCK: nothing is newer than now.
+    assert!(feed(&mut c, "user:{1}", &["AFTER", "$"]).is_empty());
+}
+
+#[test]
+fn after_dollar_block_zero_wakes_on_delivery_to_that_user() {
+    let (server, mut c) = with_feed(3);
+    subscribe(&mut c, "user:{2}", &["weather"]);
+    let url = server.url();
+    let reader = thread::spawn(move || {
+        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        let started = Instant::now();
+        let v: Value = redis::cmd("AGENT.FEED")
+            .arg("user:{1}")
+            .arg("AFTER")
+            .arg("$")
+            .arg("BLOCK")
+            .arg(0)
+            .query(&mut r)
+            .expect("blocking AGENT.FEED");
+        (parse_feed(&v), started.elapsed())
+    });
+    wait_blocked(&mut c, 1);
+    // A delivery to someone else, and a duplicate for this user, do not wake the reader.
+    assert_eq!(fanout(&mut c, "weather", "doc:w", "rain"), (1, 0));
+    assert_eq!(fanout(&mut c, "sports", "doc:0", "body 0"), (0, 1));
+    thread::sleep(Duration::from_millis(100));
+    assert!(!reader.is_finished(), "reader woke up without a delivery of its own");
+    assert_eq!(blocked_clients(&mut c), 1);
+
+    assert_eq!(fanout(&mut c, "news", "doc:new", "fresh"), (1, 0));
+    let (got, waited) = reader.join().expect("reader thread");
+    assert!(waited >= Duration::from_millis(100));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].doc, "doc:new");
+    assert_eq!(got[0].topic, "news");
+    assert_eq!(got[0].payload.as_deref(), Some("fresh"));
+    assert_eq!(blocked_clients(&mut c), 0);
+    assert_eq!(stat(&mut c, "feed_blocked_reads"), 1);
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 0);
+}
+
+#[test]
+fn blocked_reader_of_a_missing_user_wakes_when_the_user_gets_a_delivery() {
+    let server = Server::start();
+    let mut c = server.conn();
+    let url = server.url();
+    let reader = thread::spawn(move || {
+        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        let v: Value = redis::cmd("AGENT.FEED")
+            .arg("user:{new}")
+            .arg("AFTER")
+            .arg("$")
+            .arg("BLOCK")
+            .arg(5000)
+            .query(&mut r)
+            .expect("blocking AGENT.FEED");
+        parse_feed(&v)
+    });
+    wait_blocked(&mut c, 1);
+    assert_eq!(fanout_with(&mut c, "sports", "doc:1", "hello", &["USERS", "user:{new}"]), (1, 0));
+    let got = reader.join().expect("reader thread");
+    assert_eq!(got.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec!["doc:1"]);
+}
+
+#[test]
+fn block_times_out_with_an_empty_array() {
+    let (_server, mut c) = with_feed(2);
+    let t = Instant::now();
+    let f = feed(&mut c, "user:{1}", &["AFTER", "$", "BLOCK", "100"]);
+    let waited = t.elapsed();
+    assert!(f.is_empty());
+    assert!(waited >= Duration::from_millis(95), "returned after {waited:?}");
+    assert!(waited < Duration::from_secs(3), "returned after {waited:?}");
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 1);
+    // A missing user times out the same way.
+    assert!(feed(&mut c, "user:{nobody}", &["BLOCK", "50"]).is_empty());
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 2);
+    // With entries available, BLOCK returns at once.
+    let t = Instant::now();
+    assert_eq!(feed(&mut c, "user:{1}", &["BLOCK", "5000"]).len(), 2);
+    assert!(t.elapsed() < Duration::from_secs(1));
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 2);
+}
+
+#[test]
+fn missing_document_is_a_nil_payload_and_counted() {
+    let (_server, mut c) = with_feed(3);
+    let _: i64 = redis::cmd("DEL").arg("doc:1").query(&mut c).expect("DEL");
+    let f = feed(&mut c, "user:{1}", &[]);
+    let payloads: Vec<Option<&str>> = f.iter().map(|e| e.payload.as_deref()).collect();
+    assert_eq!(payloads, vec![Some("body 2"), None, Some("body 0")]);
+    assert_eq!(f[1].doc, "doc:1", "the reference survives the document");
+    assert_eq!(stat(&mut c, "feed_missing_docs"), 1);
+}
+
+#[test]
+fn missing_user_is_an_empty_feed() {
+    let server = Server::start();
+    let mut c = server.conn();
+    assert!(feed(&mut c, "user:{404}", &[]).is_empty());
+    assert!(feed(&mut c, "user:{404}", &["AFTER", "0"]).is_empty());
+    assert!(feed(&mut c, "user:{404}", &["BEFORE", "99999999999999"]).is_empty());
+    assert_eq!(dbsize(&mut c), 0, "reading must not create the user");
+}
+
+#[test]
+fn block_inside_multi_returns_immediately() {
+    let (_server, mut c) = with_feed(1);
+    let t = Instant::now();
+    let (r,): (Value,) = redis::pipe()
+        .atomic()
+        .cmd("AGENT.FEED")
+        .arg("user:{1}")
+        .arg("AFTER")
+        .arg("$")
+        .arg("BLOCK")
+        .arg(0)
+        .query(&mut c)
+        .expect("MULTI/EXEC");
+    assert!(t.elapsed() < Duration::from_secs(2));
+    assert!(parse_feed(&r).is_empty());
+    assert_eq!(stat(&mut c, "feed_blocked_reads"), 0);
+    // Inside MULTI with data available the entries come back as usual.
+    let (r,): (Value,) = redis::pipe()
+        .atomic()
+        .cmd("AGENT.FEED")
+        .arg("user:{1}")
+        .arg("BLOCK")
+        .arg(0)
+        .query(&mut c)
+        .expect("MULTI/EXEC");
+    assert_eq!(parse_feed(&r).len(), 1);
+}
