@@ -205,9 +205,6 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let mut wrongtype = 0u64;
     let mut n = 0u32;
     let duplicates_before = job.duplicates;
-    // The next user's key is opened one step ahead so its value is already on its way from
-    // memory while the current user is served.
-    let mut ahead: Option<OpenUser> = None;
     while job.pos < job.targets.len() {
         if let Some(d) = deadline {
             if n > 0 && n.is_multiple_of(32) && Instant::now() >= d {
@@ -216,13 +213,8 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         n += 1;
         let name = &job.targets[job.pos];
-        let mut open = ahead.take().unwrap_or_else(|| OpenUser::open(ctx, name));
+        let mut open = OpenUser::open(ctx, name);
         job.pos += 1;
-        if let Some(next) = job.targets.get(job.pos) {
-            let next = OpenUser::open(ctx, next);
-            next.prefetch();
-            ahead = Some(next);
-        }
         let explicit = matches!(job.mode, Targets::Explicit);
         let outcome = match open.slot() {
             UserSlot::Found(u) => {
@@ -243,7 +235,8 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 if open.create(u) {
                     Some(d)
                 } else {
-                    // The same key twice in one USERS list: the look-ahead saw it missing.
+                    // The key appeared since it was opened (defensive: nothing between open and create
+                    // should write it).
                     // `create` left the key open for writing; deliver into what is there.
                     let again = match open.slot() {
                         UserSlot::Found(u) => Some(u.deliver(&job.spec)),
@@ -286,7 +279,6 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
     }
-    drop(ahead);
     metrics::USER_BYTES.add(bytes_delta);
     metrics::FEED_EVICTIONS.add(evicted);
     metrics::FANOUT_DELIVERIES.add(delivered_keys.len() as u64);

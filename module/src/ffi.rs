@@ -222,24 +222,6 @@ impl OpenUser {
         }
     }
 
-    /// Hints the CPU to fetch the value's first cache lines while other work goes on: fan-out is
-    /// bound by memory latency, not by instructions.
-    pub fn prefetch(&self) {
-        unsafe {
-            if raw::RedisModule_KeyType.unwrap()(self.key) as isize == raw::REDISMODULE_KEYTYPE_MODULE {
-                let v = raw::RedisModule_ModuleTypeGetValue.unwrap()(self.key) as *const u8;
-                if !v.is_null() {
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-                        _mm_prefetch(v as *const i8, _MM_HINT_T0);
-                        _mm_prefetch(v.wrapping_add(64) as *const i8, _MM_HINT_T0);
-                    }
-                }
-            }
-        }
-    }
-
     pub fn mark_modified(&mut self) {
         self.modified = true;
     }

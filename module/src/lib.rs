@@ -10,6 +10,7 @@ mod ffi;
 mod index;
 mod metrics;
 pub mod seen;
+mod topic_set;
 mod topic_stream;
 pub mod user;
 mod validate;

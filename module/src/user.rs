@@ -6,11 +6,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 use crate::feed::{DocRef, EntryId, Feed, FeedEntry};
 use crate::seen::{DocHash, Layer, SeenFilter, SeenParams};
+use crate::topic_set::TopicSet;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UserState {
-    /// Sorted, unique topic slugs.
-    pub topics: Vec<Box<[u8]>>,
+    pub topics: TopicSet,
     pub feed: Feed,
     pub seen: SeenFilter,
     /// Per-user hash salt so users with identical histories do not share false positives.
@@ -38,27 +38,15 @@ impl UserState {
     }
 
     pub fn has_topic(&self, topic: &[u8]) -> bool {
-        self.topics.binary_search_by(|t| (**t).cmp(topic)).is_ok()
+        self.topics.contains(topic)
     }
 
     pub fn add_topic(&mut self, topic: &[u8]) -> bool {
-        match self.topics.binary_search_by(|t| (**t).cmp(topic)) {
-            Ok(_) => false,
-            Err(at) => {
-                self.topics.insert(at, topic.into());
-                true
-            }
-        }
+        self.topics.insert(topic)
     }
 
     pub fn remove_topic(&mut self, topic: &[u8]) -> bool {
-        match self.topics.binary_search_by(|t| (**t).cmp(topic)) {
-            Ok(at) => {
-                self.topics.remove(at);
-                true
-            }
-            Err(_) => false,
-        }
+        self.topics.remove(topic)
     }
 
     pub fn deliver(&mut self, spec: &DeliverySpec) -> Delivery {
@@ -77,7 +65,7 @@ impl UserState {
     /// document references are counted once per fan-out elsewhere, not here.
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
-            + self.topics.iter().map(|t| t.len() + 16).sum::<usize>()
+            + self.topics.heap_bytes()
             + self.feed.heap_bytes()
             + self.seen.heap_bytes()
     }
@@ -147,7 +135,7 @@ pub fn encode(u: &UserState) -> Vec<u8> {
     w.u8(ENCODING_VERSION);
     w.u64(u.salt);
     w.u32(u.topics.len() as u32);
-    for t in &u.topics {
+    for t in u.topics.iter() {
         w.bytes(t);
     }
     w.u64(u.feed.last_id.ms);
@@ -183,9 +171,12 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
         return Err(format!("unknown user value encoding {version}"));
     }
     let salt = r.u64()?;
-    let mut topics = Vec::new();
+    let mut topics = TopicSet::default();
     for _ in 0..r.count(4)? {
-        topics.push(Box::<[u8]>::from(r.bytes()?));
+        let t = r.bytes()?;
+        if t.is_empty() || t.len() > crate::validate::MAX_TOPIC_BYTES || !topics.insert(t) {
+            return Err("corrupt user value: bad topic".into());
+        }
     }
     let last_id = EntryId { ms: r.u64()?, seq: r.u64()? };
     let mut feed = Feed { entries: Default::default(), last_id };
@@ -281,7 +272,7 @@ mod tests {
         let back = decode(&bytes).expect("decodes");
         assert_eq!(back, u);
         assert_eq!(encode(&back), bytes);
-        assert_eq!(u.topics.iter().map(|t| &t[..]).collect::<Vec<_>>(), vec![&b"health"[..], b"sports"]);
+        assert_eq!(u.topics.iter().collect::<Vec<_>>(), vec![&b"health"[..], b"sports"]);
     }
 
     #[test]

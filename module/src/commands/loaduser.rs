@@ -30,7 +30,7 @@ fn loaduser(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let mut open = OpenUser::open(ctx, &name);
     let old_topics = match open.slot() {
         UserSlot::WrongType => return Err(ValkeyError::WrongType),
-        UserSlot::Missing => Vec::new(),
+        UserSlot::Missing => Default::default(),
         UserSlot::Found(u) => std::mem::take(&mut u.topics),
     };
     let new_topics = value.topics.clone();
