@@ -11,12 +11,14 @@ use crate::{fanout, ffi, index, user};
 #[flush_event_handler]
 fn on_flush(_ctx: &Context, event: FlushSubevent) {
     if let FlushSubevent::Started = event {
+        ffi::invalidate_remembered_values();
         ffi::guard("flush event", (), || index::with(|ix| ix.clear()));
     }
 }
 
 #[loading_event_handler]
 fn on_loading(ctx: &Context, event: LoadingSubevent) {
+    ffi::invalidate_remembered_values();
     ffi::guard("loading event", (), || match event {
         LoadingSubevent::RdbStarted | LoadingSubevent::AofStarted | LoadingSubevent::ReplStarted => index::with(|ix| ix.clear()),
         LoadingSubevent::Ended | LoadingSubevent::Failed => {
@@ -40,6 +42,7 @@ fn on_swapdb(ctx: &Context, _db: u64) {
 
 /// Re-derives the whole index from the user keys of database 0.
 pub fn rebuild(ctx: &Context) {
+    ffi::invalidate_remembered_values();
     let previous = ffi::selected_db(ctx);
     ffi::select_db(ctx, 0);
     index::with(|ix| ix.clear());
@@ -58,10 +61,19 @@ pub fn rebuild(ctx: &Context) {
 pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
     let arrived = matches!(event, "restore" | "copy_to" | "rename_to" | "move_to" | "set");
     let left = matches!(event, "del" | "expired" | "evicted" | "rename_from" | "move_from");
-    if !(arrived || left) || ffi::selected_db(ctx) != 0 {
+    let ttl_set = event == "expire";
+    if !(arrived || left || ttl_set) || ffi::selected_db(ctx) != 0 {
         return;
     }
     ffi::guard("keyspace event", (), || {
+        // Only events about indexed user keys invalidate remembered values: documents expire
+        // all the time and must not cost the fan-out its fast path.
+        if index::with(|ix| ix.contains_key(key)) {
+            ffi::invalidate_remembered_values();
+        }
+        if ttl_set {
+            return;
+        }
         index::with(|ix| ix.remove_everywhere(key));
         if arrived {
             let name = ValkeyString::create_from_slice(std::ptr::null_mut(), key);

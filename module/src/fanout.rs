@@ -213,56 +213,54 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         n += 1;
         let name = &job.targets[job.pos];
-        let mut open = OpenUser::open(ctx, name);
         job.pos += 1;
         let explicit = matches!(job.mode, Targets::Explicit);
-        let outcome = match open.slot() {
-            UserSlot::Found(u) => {
-                if !explicit && !u.has_topic(&job.spec.doc.topic) {
-                    None
-                } else {
+        let topic = &job.spec.doc.topic;
+        let outcome = match name.remembered() {
+            // Fast path: the value found under this index entry last time, still valid.
+            Some(u) if !explicit => {
+                if u.has_topic(topic) {
                     let d = u.deliver(&job.spec);
                     if let Delivery::Delivered { grew, .. } = &d {
                         bytes_delta += *grew;
-                        open.mark_modified();
+                        ffi::signal_modified(ctx, name);
                     }
                     Some(d)
+                } else {
+                    None
                 }
             }
-            UserSlot::Missing if explicit => {
-                let mut u = UserState::new(name.as_bytes());
-                let d = u.deliver(&job.spec);
-                if open.create(u) {
-                    Some(d)
-                } else {
-                    // The key appeared since it was opened (defensive: nothing between open and create
-                    // should write it).
-                    // `create` left the key open for writing; deliver into what is there.
-                    let again = match open.slot() {
-                        UserSlot::Found(u) => Some(u.deliver(&job.spec)),
-                        _ => None,
-                    };
-                    match again {
-                        Some(d) => {
-                            if matches!(d, Delivery::Delivered { .. }) {
-                                open.mark_modified();
-                            }
-                            Some(d)
+            _ => {
+                let mut open = OpenUser::open(ctx, name);
+                if !explicit {
+                    open.remember_in(name);
+                }
+                match open.slot() {
+                    UserSlot::Found(u) if explicit || u.has_topic(topic) => {
+                        let d = u.deliver(&job.spec);
+                        if let Delivery::Delivered { grew, .. } = &d {
+                            bytes_delta += *grew;
+                            open.mark_modified();
                         }
-                        None => {
+                        Some(d)
+                    }
+                    UserSlot::Missing if explicit => {
+                        let mut u = UserState::new(name.as_bytes());
+                        let d = u.deliver(&job.spec);
+                        if !open.create(u) {
                             wrongtype += 1;
                             continue;
                         }
+                        Some(d)
                     }
+                    UserSlot::WrongType if explicit => {
+                        wrongtype += 1;
+                        continue;
+                    }
+                    _ => None,
                 }
             }
-            UserSlot::WrongType if explicit => {
-                wrongtype += 1;
-                continue;
-            }
-            UserSlot::Missing | UserSlot::WrongType => None,
         };
-        drop(open);
         match outcome {
             None => stale.push(name.clone()),
             Some(Delivery::Duplicate) => job.duplicates += 1,

@@ -4,6 +4,7 @@
 use std::ffi::{c_char, c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use valkey_module::native_types::ValkeyType;
 use valkey_module::{raw, Context, ValkeyString};
@@ -132,6 +133,7 @@ unsafe extern "C" fn user_digest(md: *mut raw::RedisModuleDigest, value: *mut c_
 unsafe extern "C" fn user_free(value: *mut c_void) {
     guard("free", (), || {
         let u = Box::from_raw(value as *mut UserState);
+        invalidate_remembered_values();
         metrics::USER_KEYS.add(-1);
         metrics::USER_BYTES.add(-(u.heap_bytes() as i64));
     })
@@ -152,34 +154,66 @@ unsafe extern "C" fn user_copy(
 // ---------------------------------------------------------------------------------------------
 // Keys opened by raw name, for the fan-out hot path.
 
-/// A retained key-name string. Only created, used and dropped on the main thread.
-pub struct KeyName(*mut raw::RedisModuleString);
+/// A retained key-name string, plus (for subscriber-index entries) the address of the user value
+/// last found under it. Only created, used and dropped on the main thread.
+pub struct KeyName {
+    name: *mut raw::RedisModuleString,
+    cached: std::cell::Cell<(*mut UserState, u64)>,
+}
 
 // SAFETY: KeyName is only touched on the server's main thread; the statics holding it need Sync.
 unsafe impl Send for KeyName {}
 unsafe impl Sync for KeyName {}
 
+/// Bumped whenever a remembered value address may have gone stale: a user value freed (on any
+/// thread), a user key deleted, renamed, moved, overwritten or given a TTL, a flush, a load, a
+/// database swap. Every event that can free a value on a background thread (FLUSHALL ASYNC, a
+/// replica's full sync) first fires a flush event on the main thread, which bumps it, so a
+/// remembered address is never used after its value could have been freed.
+static USER_EPOCH: AtomicU64 = AtomicU64::new(1);
+
+pub fn invalidate_remembered_values() {
+    USER_EPOCH.fetch_add(1, Ordering::SeqCst);
+}
+
 impl KeyName {
     pub fn new(name: &[u8]) -> KeyName {
-        KeyName(unsafe { raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), name.as_ptr() as *const c_char, name.len()) })
+        let name = unsafe { raw::RedisModule_CreateString.unwrap()(ptr::null_mut(), name.as_ptr() as *const c_char, name.len()) };
+        KeyName { name, cached: std::cell::Cell::new((ptr::null_mut(), 0)) }
+    }
+
+    /// The user value remembered for this key, if nothing that could invalidate it happened
+    /// since. Skips the keyspace lookup, which is about half the cost of a delivery.
+    pub fn remembered(&self) -> Option<&mut UserState> {
+        let (value, epoch) = self.cached.get();
+        if value.is_null() || epoch != USER_EPOCH.load(Ordering::SeqCst) {
+            return None;
+        }
+        // SAFETY: the epoch is unchanged, so the value has not been freed, replaced or moved
+        // (see USER_EPOCH), and only the main thread mutates user values.
+        unsafe { value.as_mut() }
+    }
+
+    fn remember(&self, value: *mut UserState) {
+        self.cached.set((value, USER_EPOCH.load(Ordering::SeqCst)));
     }
 
     pub fn as_bytes(&self) -> &[u8] {
         let mut len = 0usize;
         unsafe {
-            let p = raw::RedisModule_StringPtrLen.unwrap()(self.0, &mut len);
+            let p = raw::RedisModule_StringPtrLen.unwrap()(self.name, &mut len);
             std::slice::from_raw_parts(p as *const u8, len)
         }
     }
 
     pub fn raw(&self) -> *mut raw::RedisModuleString {
-        self.0
+        self.name
     }
 }
 
 impl Drop for KeyName {
     fn drop(&mut self) {
-        unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.0) }
+        unsafe { raw::RedisModule_FreeString.unwrap()(ptr::null_mut(), self.name) }
     }
 }
 
@@ -218,6 +252,24 @@ impl OpenUser {
                     }
                 }
                 _ => UserSlot::WrongType,
+            }
+        }
+    }
+
+    /// Remembers the value's address in `name` for later fan-outs, unless the key has a TTL:
+    /// an expired key must be seen through the keyspace, which removes it.
+    pub fn remember_in(&self, name: &KeyName) {
+        if self.key.is_null() {
+            return; // read-only open of a missing key
+        }
+        unsafe {
+            if raw::RedisModule_GetExpire.unwrap()(self.key) != raw::REDISMODULE_NO_EXPIRE as i64 {
+                return;
+            }
+            if raw::RedisModule_KeyType.unwrap()(self.key) as isize == raw::REDISMODULE_KEYTYPE_MODULE
+                && raw::RedisModule_ModuleTypeGetType.unwrap()(self.key) == *USER_TYPE.raw_type.borrow()
+            {
+                name.remember(raw::RedisModule_ModuleTypeGetValue.unwrap()(self.key) as *mut UserState);
             }
         }
     }
@@ -296,6 +348,11 @@ pub fn notify(ctx: &Context, event: &std::ffi::CStr, name: &KeyName) {
     unsafe {
         raw::RedisModule_NotifyKeyspaceEvent.unwrap()(ctx.ctx, raw::NotifyEvent::MODULE.bits(), event.as_ptr(), name.raw());
     }
+}
+
+/// What closing a written key does: WATCH and client tracking learn about the change.
+pub fn signal_modified(ctx: &Context, name: &KeyName) {
+    unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, name.raw()) };
 }
 
 pub fn signal_key_ready(ctx: &Context, name: &KeyName) {

@@ -51,6 +51,10 @@ impl Index {
         }
     }
 
+    pub fn contains_key(&self, user_key: &[u8]) -> bool {
+        self.topics.values().any(|s| s.position.contains_key(user_key))
+    }
+
     /// Forgets `user_key` under every topic (the key was deleted, renamed away or overwritten).
     pub fn remove_everywhere(&mut self, user_key: &[u8]) {
         for subs in self.topics.values_mut() {

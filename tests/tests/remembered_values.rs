@@ -1,0 +1,90 @@
+//! The fan-out remembers where each subscriber's value lives to skip the keyspace lookup. These
+//! tests change user keys behind its back between and during fan-outs: the remembered address
+//! must never be used once the key was deleted, expired, renamed, moved, overwritten or flushed.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use agentic_tests::{wait_for, Server};
+use common::*;
+
+fn warm(c: &mut redis::Connection, topic: &str, n: i64) {
+    assert_eq!(fanout(c, topic, "doc:warm", "warm-up").0, n, "warm-up fan-out reaches everyone");
+}
+
+#[test]
+fn changes_between_fan_outs_are_seen() {
+    let server = Server::start();
+    let mut c = server.conn();
+    for u in ["user:{1}", "user:{2}", "user:{3}", "user:{4}", "user:{5}"] {
+        subscribe(&mut c, u, &["sports"]);
+    }
+    warm(&mut c, "sports", 5);
+
+    let _: i64 = redis::cmd("DEL").arg("user:{1}").query(&mut c).expect("DEL");
+    let _: () = redis::cmd("RENAME").arg("user:{2}").arg("user:{20}").query(&mut c).expect("RENAME");
+    let _: i64 = redis::cmd("PEXPIRE").arg("user:{3}").arg(30).query(&mut c).expect("PEXPIRE");
+    let _: () = redis::cmd("SET").arg("user:{4}").arg("now a string").query(&mut c).expect("SET");
+    thread::sleep(Duration::from_millis(80));
+
+    // Only user:{5} and the renamed user:{20} are still subscribers.
+    assert_eq!(fanout(&mut c, "sports", "doc:after", "x"), (2, 0));
+    assert!(!exists(&mut c, "user:{1}") && !exists(&mut c, "user:{2}") && !exists(&mut c, "user:{3}"));
+    let s: String = redis::cmd("GET").arg("user:{4}").query(&mut c).expect("GET");
+    assert_eq!(s, "now a string");
+    assert_eq!(feed_docs(&mut c, "user:{20}"), vec!["doc:after", "doc:warm"]);
+    assert_eq!(feed_docs(&mut c, "user:{5}"), vec!["doc:after", "doc:warm"]);
+}
+
+#[test]
+fn moved_user_is_not_written_through_the_old_database() {
+    let server = Server::start();
+    let mut c = server.conn();
+    subscribe(&mut c, "user:{1}", &["sports"]);
+    subscribe(&mut c, "user:{2}", &["sports"]);
+    warm(&mut c, "sports", 2);
+    let moved: i64 = redis::cmd("MOVE").arg("user:{1}").arg(3).query(&mut c).expect("MOVE");
+    assert_eq!(moved, 1);
+    assert_eq!(fanout(&mut c, "sports", "doc:after", "x"), (1, 0));
+    let _: () = redis::cmd("SELECT").arg(3).query(&mut c).expect("SELECT");
+    let v: Vec<u8> = redis::cmd("DUMP").arg("user:{1}").query(&mut c).expect("DUMP");
+    let _: () = redis::cmd("SELECT").arg(0).query(&mut c).expect("SELECT");
+    // Restored back into db 0 under a new name, its feed holds only the warm-up document.
+    let _: () = redis::cmd("RESTORE").arg("user:{9}").arg(0).arg(v).query(&mut c).expect("RESTORE");
+    assert_eq!(feed_docs(&mut c, "user:{9}"), vec!["doc:warm"]);
+}
+
+#[test]
+fn flush_during_a_sliced_fan_out_neither_crashes_nor_resurrects_users() {
+    let server = Server::builder().module_args(&["fanout-slice-us", "10"]).start();
+    let mut c = server.conn();
+    let n = 20_000usize;
+    subscribe_many(&mut c, &users(0..n), "world");
+    warm(&mut c, "world", n as i64);
+
+    let url = server.url();
+    let big = thread::spawn(move || {
+        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        fanout(&mut a, "world", "doc:{big}", "big news")
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut flushed_mid_job = false;
+    while !big.is_finished() && Instant::now() < deadline {
+        if stat(&mut c, "fanout_jobs_pending") >= 1 {
+            let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut c).expect("FLUSHALL ASYNC");
+            flushed_mid_job = true;
+            break;
+        }
+    }
+    let (delivered, _) = big.join().expect("fan-out thread");
+    assert!(flushed_mid_job, "the flush did not land while the fan-out was in progress");
+    assert!(delivered < n as i64, "users flushed mid-job must not receive the document");
+    let pong: String = redis::cmd("PING").query(&mut c).expect("server alive");
+    assert_eq!(pong, "PONG");
+    let size: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+    assert_eq!(size, 0, "no user was recreated after the flush");
+    assert!(wait_for(|| stat(&mut server.conn(), "user_keys") == 0, Duration::from_secs(5)));
+    assert_eq!(fanout(&mut c, "world", "doc:after", "x"), (0, 0));
+}
