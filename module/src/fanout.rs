@@ -216,21 +216,17 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         job.pos += 1;
         let explicit = matches!(job.mode, Targets::Explicit);
         let topic = &job.spec.doc.topic;
-        let outcome = match name.remembered() {
-            // Fast path: the value found under this index entry last time, still valid.
-            Some(u) if !explicit => {
-                if u.has_topic(topic) {
-                    let d = u.deliver(&job.spec);
-                    if let Delivery::Delivered { grew, .. } = &d {
-                        bytes_delta += *grew;
-                        ffi::signal_modified(ctx, name);
-                    }
-                    Some(d)
-                } else {
-                    None
+        // Fast path: the value found under this index entry last time, if still valid.
+        let fast = if explicit { None } else { name.with_remembered(|u| u.has_topic(topic).then(|| u.deliver(&job.spec))) };
+        let outcome = match fast {
+            Some(d) => {
+                if let Some(Delivery::Delivered { grew, .. }) = &d {
+                    bytes_delta += *grew;
+                    ffi::signal_modified(ctx, name);
                 }
+                d
             }
-            _ => {
+            None => {
                 let mut open = OpenUser::open(ctx, name);
                 if !explicit {
                     open.remember_in(name);

@@ -184,14 +184,14 @@ impl KeyName {
 
     /// The user value remembered for this key, if nothing that could invalidate it happened
     /// since. Skips the keyspace lookup, which is about half the cost of a delivery.
-    pub fn remembered(&self) -> Option<&mut UserState> {
+    pub fn with_remembered<R>(&self, f: impl FnOnce(&mut UserState) -> R) -> Option<R> {
         let (value, epoch) = self.cached.get();
         if value.is_null() || epoch != USER_EPOCH.load(Ordering::SeqCst) {
             return None;
         }
         // SAFETY: the epoch is unchanged, so the value has not been freed, replaced or moved
-        // (see USER_EPOCH), and only the main thread mutates user values.
-        unsafe { value.as_mut() }
+        // (see USER_EPOCH); only the main thread mutates user values, and the borrow ends with `f`.
+        unsafe { value.as_mut() }.map(f)
     }
 
     fn remember(&self, value: *mut UserState) {
