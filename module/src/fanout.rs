@@ -97,12 +97,12 @@ pub fn waiter_removed(key: &[u8]) {
     }
 }
 
-fn has_waiter(key: &[u8]) -> bool {
+fn has_waiter(key: &KeyName) -> bool {
     if WAITERS_TOTAL.load(Ordering::Relaxed) == 0 {
         return false;
     }
     let g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    g.as_ref().is_some_and(|m| m.contains_key(key))
+    g.as_ref().is_some_and(|m| m.contains_key(key.as_bytes()))
 }
 
 fn slice_budget() -> Duration {
@@ -215,6 +215,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         let name = &job.targets[job.pos];
         job.pos += 1;
         let explicit = matches!(job.mode, Targets::Explicit);
+
         let topic = &job.spec.doc.topic;
         // Fast path: the value found under this index entry last time, if still valid.
         let fast = if explicit { None } else { name.with_remembered(|u| u.has_topic(topic).then(|| u.deliver(&job.spec))) };
@@ -265,7 +266,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
                 ffi::notify(ctx, c"agent.deliver", name);
-                if has_waiter(name.as_bytes()) {
+                if has_waiter(name) {
                     ffi::signal_key_ready(ctx, name);
                 }
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
