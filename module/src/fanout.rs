@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 
 use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue};
 
-use crate::ffi::{self, KeyName, OpenUser, UserSlot};
+use crate::ffi::{self, KeyName, OpenUser, Remembered, UserSlot};
 use crate::user::{Delivery, DeliverySpec, UserState};
 use crate::{index, metrics};
 
 pub enum Targets {
     /// Subscribers from the index: only existing users still following the topic get it.
-    Subscribers,
+    /// `generation` is the topic's membership generation when the snapshot was taken.
+    Subscribers { generation: u64 },
     /// Named users: created when missing (external drivers, replication).
     Explicit,
 }
@@ -28,6 +29,8 @@ pub enum Targets {
 pub struct Job {
     pub spec: DeliverySpec,
     pub targets: Vec<Arc<KeyName>>,
+    /// For subscriber jobs, each target's remembered value address at snapshot time.
+    remembered: Vec<Remembered>,
     pub mode: Targets,
     pos: usize,
     delivered: u64,
@@ -39,7 +42,11 @@ pub struct Job {
 
 impl Job {
     pub fn new(spec: DeliverySpec, targets: Vec<Arc<KeyName>>, mode: Targets) -> Job {
-        Job { spec, targets, mode, pos: 0, delivered: 0, duplicates: 0, fp_expected: 0.0, client: None, started: Instant::now() }
+        let remembered = match mode {
+            Targets::Subscribers { .. } => targets.iter().map(|t| t.remembered()).collect(),
+            Targets::Explicit => Vec::new(),
+        };
+        Job { spec, targets, remembered, mode, pos: 0, delivered: 0, duplicates: 0, fp_expected: 0.0, client: None, started: Instant::now() }
     }
 
     fn done(&self) -> bool {
@@ -205,6 +212,12 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let mut wrongtype = 0u64;
     let mut n = 0u32;
     let duplicates_before = job.duplicates;
+    let explicit = matches!(job.mode, Targets::Explicit);
+    let topic = &job.spec.doc.topic;
+    let membership_exact = match job.mode {
+        Targets::Subscribers { generation } => index::with(|ix| ix.generation(topic)) == Some(generation),
+        Targets::Explicit => false,
+    };
     while job.pos < job.targets.len() {
         if let Some(d) = deadline {
             if n > 0 && n.is_multiple_of(32) && Instant::now() >= d {
@@ -213,17 +226,22 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         n += 1;
         let name = &job.targets[job.pos];
+        let remembered = job.remembered.get(job.pos).copied().unwrap_or(Remembered::NONE);
         job.pos += 1;
-        let explicit = matches!(job.mode, Targets::Explicit);
-
-        let topic = &job.spec.doc.topic;
-        // Fast path: the value found under this index entry last time, if still valid.
-        let fast = if explicit { None } else { name.with_remembered(|u| u.has_topic(topic).then(|| u.deliver(&job.spec))) };
+        // The key name string, without reading the index entry when the snapshot has it.
+        let raw_name = if remembered.name().is_null() { name.raw() } else { remembered.name() };
+        // Fast path: the value this index entry pointed at, still valid; the topic check is
+        // needed only if the topic's membership changed since the snapshot.
+        let fast = if explicit {
+            None
+        } else {
+            remembered.with(|u| (membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)))
+        };
         let outcome = match fast {
             Some(d) => {
                 if let Some(Delivery::Delivered { grew, .. }) = &d {
                     bytes_delta += *grew;
-                    ffi::signal_modified(ctx, name);
+                    ffi::signal_modified(ctx, remembered.name());
                 }
                 d
             }
@@ -265,12 +283,12 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 job.delivered += 1;
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
-                ffi::notify(ctx, c"agent.deliver", name);
+                ffi::notify_raw(ctx, c"agent.deliver", raw_name);
                 if has_waiter(name) {
                     ffi::signal_key_ready(ctx, name);
                 }
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
-                delivered_keys.push(name.raw());
+                delivered_keys.push(raw_name);
             }
         }
     }

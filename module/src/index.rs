@@ -15,6 +15,15 @@ use crate::ffi::KeyName;
 struct TopicSubscribers {
     users: Vec<Arc<KeyName>>,
     position: HashMap<Box<[u8]>, usize>,
+    /// Changes whenever the membership changes, so a fan-out can tell that its snapshot is still
+    /// exactly the set of subscribers.
+    generation: u64,
+}
+
+static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+fn next_generation() -> u64 {
+    NEXT_GENERATION.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 #[derive(Default)]
@@ -37,12 +46,14 @@ impl Index {
         }
         subs.position.insert(user_key.into(), subs.users.len());
         subs.users.push(Arc::new(KeyName::new(user_key)));
+        subs.generation = next_generation();
     }
 
     pub fn remove(&mut self, topic: &[u8], user_key: &[u8]) {
         let Some(subs) = self.topics.get_mut(topic) else { return };
         let Some(at) = subs.position.remove(user_key) else { return };
         subs.users.swap_remove(at);
+        subs.generation = next_generation();
         if let Some(moved) = subs.users.get(at) {
             subs.position.insert(moved.as_bytes().into(), at);
         }
@@ -60,6 +71,7 @@ impl Index {
         for subs in self.topics.values_mut() {
             if let Some(at) = subs.position.remove(user_key) {
                 subs.users.swap_remove(at);
+                subs.generation = next_generation();
                 if let Some(moved) = subs.users.get(at) {
                     subs.position.insert(moved.as_bytes().into(), at);
                 }
@@ -68,9 +80,14 @@ impl Index {
         self.topics.retain(|_, s| !s.users.is_empty());
     }
 
-    /// The subscribers of `topic` as they are now; a fan-out works through this copy.
-    pub fn snapshot(&self, topic: &[u8]) -> Vec<Arc<KeyName>> {
-        self.topics.get(topic).map(|s| s.users.clone()).unwrap_or_default()
+    /// The subscribers of `topic` as they are now, and the membership generation; a fan-out
+    /// works through this copy.
+    pub fn snapshot(&self, topic: &[u8]) -> (Vec<Arc<KeyName>>, u64) {
+        self.topics.get(topic).map(|s| (s.users.clone(), s.generation)).unwrap_or_default()
+    }
+
+    pub fn generation(&self, topic: &[u8]) -> Option<u64> {
+        self.topics.get(topic).map(|s| s.generation)
     }
 
     pub fn clear(&mut self) {

@@ -103,7 +103,10 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     };
     let job = match req.users {
         Some(users) => Job::new(spec, users.iter().map(|u| Arc::new(KeyName::new(u))).collect(), Targets::Explicit),
-        None => Job::new(spec, index::with(|ix| ix.snapshot(req.topic)), Targets::Subscribers),
+        None => {
+            let (subscribers, generation) = index::with(|ix| ix.snapshot(req.topic));
+            Job::new(spec, subscribers, Targets::Subscribers { generation })
+        }
     };
     let can_block = !ctx.get_flags().contains(ContextFlags::DENY_BLOCKING);
     Ok(fanout::start(ctx, job, can_block).unwrap_or(ValkeyValue::NoReply))
