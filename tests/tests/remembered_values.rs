@@ -88,3 +88,34 @@ fn flush_during_a_sliced_fan_out_neither_crashes_nor_resurrects_users() {
     assert!(wait_for(|| stat(&mut server.conn(), "user_keys") == 0, Duration::from_secs(5)));
     assert_eq!(fanout(&mut c, "world", "doc:after", "x"), (0, 0));
 }
+
+#[test]
+fn unsubscribing_during_a_sliced_fan_out_stops_delivery() {
+    let server = Server::builder().module_args(&["fanout-slice-us", "10"]).start();
+    let mut c = server.conn();
+    let n = 20_000usize;
+    let audience = users(0..n);
+    subscribe_many(&mut c, &audience, "world");
+    warm(&mut c, "world", n as i64);
+    let last = audience[n - 1].clone();
+
+    let url = server.url();
+    let big = thread::spawn(move || {
+        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        fanout(&mut a, "world", "doc:{big}", "big news")
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut unsubscribed_mid_job = false;
+    while !big.is_finished() && Instant::now() < deadline {
+        if stat(&mut c, "fanout_jobs_pending") >= 1 {
+            // The last subscriber is served last: it leaves before its turn.
+            assert_eq!(unsubscribe(&mut c, &last, &["world"]), 1);
+            unsubscribed_mid_job = true;
+            break;
+        }
+    }
+    let (delivered, _) = big.join().expect("fan-out thread");
+    assert!(unsubscribed_mid_job, "the unsubscribe did not land while the fan-out was in progress");
+    assert_eq!(delivered, n as i64 - 1);
+    assert_eq!(feed_docs(&mut c, &last), vec!["doc:warm"]);
+}
