@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue};
 
-use crate::ffi::{self, KeyName, OpenUser, Remembered, UserSlot};
+use crate::ffi::{self, KeyName, OpenUser, Target, UserSlot};
 use crate::user::{Delivery, DeliverySpec, UserState};
 use crate::{index, metrics};
 
@@ -28,9 +28,10 @@ pub enum Targets {
 
 pub struct Job {
     pub spec: DeliverySpec,
-    pub targets: Vec<Arc<KeyName>>,
-    /// For subscriber jobs, each target's remembered value address at snapshot time.
-    remembered: Vec<Remembered>,
+    targets: Vec<Target>,
+    /// Explicit targets are owned here; subscriber targets are index entries (see index::retire).
+    _owned: Vec<Arc<KeyName>>,
+    number: u64,
     pub mode: Targets,
     pos: usize,
     delivered: u64,
@@ -41,12 +42,32 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn new(spec: DeliverySpec, targets: Vec<Arc<KeyName>>, mode: Targets) -> Job {
-        let remembered = match mode {
-            Targets::Subscribers { .. } => targets.iter().map(|t| t.remembered()).collect(),
-            Targets::Explicit => Vec::new(),
-        };
-        Job { spec, targets, remembered, mode, pos: 0, delivered: 0, duplicates: 0, fp_expected: 0.0, client: None, started: Instant::now() }
+    /// A fan-out to a topic's subscribers, from an index snapshot taken with `generation`.
+    pub fn subscribers(spec: DeliverySpec, targets: Vec<Target>, generation: u64) -> Job {
+        Job::new(spec, targets, Vec::new(), Targets::Subscribers { generation })
+    }
+
+    /// A delivery to named users, created when missing.
+    pub fn explicit(spec: DeliverySpec, users: &[&[u8]]) -> Job {
+        let owned: Vec<Arc<KeyName>> = users.iter().map(|u| Arc::new(KeyName::new(u))).collect();
+        let targets = owned.iter().map(|k| k.target()).collect();
+        Job::new(spec, targets, owned, Targets::Explicit)
+    }
+
+    fn new(spec: DeliverySpec, targets: Vec<Target>, owned: Vec<Arc<KeyName>>, mode: Targets) -> Job {
+        Job {
+            number: index::job_started(),
+            spec,
+            targets,
+            _owned: owned,
+            mode,
+            pos: 0,
+            delivered: 0,
+            duplicates: 0,
+            fp_expected: 0.0,
+            client: None,
+            started: Instant::now(),
+        }
     }
 
     fn done(&self) -> bool {
@@ -70,6 +91,12 @@ impl Job {
             let tsc = ThreadSafeContext::with_blocked_client(bc);
             tsc.reply(Ok(self.reply()));
         }
+    }
+}
+
+impl Drop for Job {
+    fn drop(&mut self) {
+        index::job_ended(self.number);
     }
 }
 
@@ -104,12 +131,12 @@ pub fn waiter_removed(key: &[u8]) {
     }
 }
 
-fn has_waiter(key: &KeyName) -> bool {
+fn has_waiter(target: &Target) -> bool {
     if WAITERS_TOTAL.load(Ordering::Relaxed) == 0 {
         return false;
     }
     let g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    g.as_ref().is_some_and(|m| m.contains_key(key.as_bytes()))
+    g.as_ref().is_some_and(|m| m.contains_key(target.key().as_bytes()))
 }
 
 fn slice_budget() -> Duration {
@@ -206,7 +233,7 @@ pub fn before_sleep(ctx: &Context) {
 pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let slice_start = Instant::now();
     let mut delivered_keys: Vec<*mut raw::RedisModuleString> = Vec::new();
-    let mut stale: Vec<Arc<KeyName>> = Vec::new();
+    let mut stale: Vec<Target> = Vec::new();
     let mut evicted = 0u64;
     let mut bytes_delta = 0i64;
     let mut wrongtype = 0u64;
@@ -225,27 +252,26 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
         n += 1;
-        let name = &job.targets[job.pos];
-        let remembered = job.remembered.get(job.pos).copied().unwrap_or(Remembered::NONE);
+        let target = job.targets[job.pos];
         job.pos += 1;
-        // The key name string, without reading the index entry when the snapshot has it.
-        let raw_name = if remembered.name().is_null() { name.raw() } else { remembered.name() };
+        let raw_name = target.name();
         // Fast path: the value this index entry pointed at, still valid; the topic check is
         // needed only if the topic's membership changed since the snapshot.
         let fast = if explicit {
             None
         } else {
-            remembered.with(|u| (membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)))
+            target.with(|u| (membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)))
         };
         let outcome = match fast {
             Some(d) => {
                 if let Some(Delivery::Delivered { grew, .. }) = &d {
                     bytes_delta += *grew;
-                    ffi::signal_modified(ctx, remembered.name());
+                    ffi::signal_modified(ctx, raw_name);
                 }
                 d
             }
             None => {
+                let name = target.key();
                 let mut open = OpenUser::open(ctx, name);
                 if !explicit {
                     open.remember_in(name);
@@ -277,15 +303,15 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         };
         match outcome {
-            None => stale.push(name.clone()),
+            None => stale.push(target),
             Some(Delivery::Duplicate) => job.duplicates += 1,
             Some(Delivery::Delivered { evicted: e, fp_probability, .. }) => {
                 job.delivered += 1;
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
                 ffi::notify_raw(ctx, c"agent.deliver", raw_name);
-                if has_waiter(name) {
-                    ffi::signal_key_ready(ctx, name);
+                if has_waiter(&target) {
+                    ffi::signal_key_ready(ctx, target.key());
                 }
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
                 delivered_keys.push(raw_name);
@@ -300,7 +326,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     if !stale.is_empty() {
         metrics::FANOUT_STALE_SUBSCRIBERS.add(stale.len() as u64);
         let topic = job.spec.doc.topic.clone();
-        index::with(|ix| stale.iter().for_each(|k| ix.remove(&topic, k.as_bytes())));
+        index::with(|ix| stale.iter().for_each(|t| ix.remove(&topic, t.key().as_bytes())));
     }
     let s = &job.spec;
     ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &delivered_keys);

@@ -184,11 +184,10 @@ impl KeyName {
 
     /// The user value remembered for this key, if nothing that could invalidate it happened
     /// since. Skips the keyspace lookup, which is about half the cost of a delivery.
-    /// The address remembered now, copied into a fan-out's snapshot: reading all of them in one
-    /// tight loop overlaps their cache misses instead of paying them one delivery at a time.
-    pub fn remembered(&self) -> Remembered {
+    /// This key as a fan-out target, with the value address remembered now.
+    pub fn target(&self) -> Target {
         let (value, epoch) = self.cached.get();
-        Remembered { name: self.name, value, epoch }
+        Target { key: self, name: self.name, value, epoch }
     }
 
     fn remember(&self, value: *mut UserState) {
@@ -214,20 +213,29 @@ impl Drop for KeyName {
     }
 }
 
-/// A user value's address and the epoch it was valid in, with the key's name string (so the
-/// fast path never has to read the index entry itself).
+/// One fan-out target as copied into a job's snapshot: the index entry, its key string and the
+/// user value's address remembered in the epoch it was valid in. Copying these in one tight
+/// loop (plain loads, no reference counting) overlaps their cache misses; the fast path then
+/// never reads the index entry. The entry itself stays alive while any job runs (see
+/// `index::retire`).
 #[derive(Clone, Copy)]
-pub struct Remembered {
+pub struct Target {
+    key: *const KeyName,
     name: *mut raw::RedisModuleString,
     value: *mut UserState,
     epoch: u64,
 }
 
 // SAFETY: only used on the main thread; fan-out jobs that hold it sit in a static queue.
-unsafe impl Send for Remembered {}
+unsafe impl Send for Target {}
 
-impl Remembered {
-    pub const NONE: Remembered = Remembered { name: ptr::null_mut(), value: ptr::null_mut(), epoch: 0 };
+impl Target {
+    /// The index entry (or explicit key) this target names.
+    pub fn key(&self) -> &KeyName {
+        // SAFETY: a job keeps every KeyName it targets alive: explicit ones are owned by the job,
+        // index entries removed while a job is active are retired, not freed, until all jobs end.
+        unsafe { &*self.key }
+    }
 
     pub fn name(&self) -> *mut raw::RedisModuleString {
         self.name

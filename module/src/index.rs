@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::ffi::KeyName;
+use crate::ffi::{KeyName, Target};
 
 #[derive(Default)]
 struct TopicSubscribers {
@@ -33,6 +33,61 @@ pub struct Index {
 
 static INDEX: Mutex<Option<Index>> = Mutex::new(None);
 
+/// Fan-out jobs point at index entries without owning them (no reference counting in the
+/// hot path). An entry removed while jobs are alive is retired instead of freed, and freed once
+/// every job that could have taken it into a snapshot has ended.
+#[derive(Default)]
+struct Jobs {
+    next: u64,
+    active: std::collections::BTreeSet<u64>,
+    /// (first job number that cannot hold it, entry), in retirement order.
+    retired: std::collections::VecDeque<(u64, Arc<KeyName>)>,
+}
+
+static JOBS: Mutex<Option<Jobs>> = Mutex::new(None);
+
+fn with_jobs<R>(f: impl FnOnce(&mut Jobs) -> R) -> R {
+    let mut g = JOBS.lock().unwrap_or_else(|p| p.into_inner());
+    f(g.get_or_insert_with(Jobs::default))
+}
+
+fn retire(entry: Arc<KeyName>) {
+    with_jobs(|j| {
+        if !j.active.is_empty() {
+            j.retired.push_back((j.next, entry));
+        }
+    });
+}
+
+/// Registers a job; returns its number for `job_ended`.
+pub fn job_started() -> u64 {
+    with_jobs(|j| {
+        let n = j.next;
+        j.next += 1;
+        j.active.insert(n);
+        n
+    })
+}
+
+pub fn job_ended(n: u64) {
+    let freed: Vec<Arc<KeyName>> = with_jobs(|j| {
+        j.active.remove(&n);
+        let oldest = j.active.first().copied().unwrap_or(u64::MAX);
+        let mut freed = Vec::new();
+        while j.retired.front().is_some_and(|(after, _)| *after <= oldest) {
+            if let Some((_, entry)) = j.retired.pop_front() {
+                freed.push(entry);
+            }
+        }
+        freed
+    });
+    drop(freed);
+}
+
+pub fn retired_entries() -> usize {
+    with_jobs(|j| j.retired.len())
+}
+
 pub fn with<R>(f: impl FnOnce(&mut Index) -> R) -> R {
     let mut guard: MutexGuard<'_, Option<Index>> = INDEX.lock().unwrap_or_else(|p| p.into_inner());
     f(guard.get_or_insert_with(Index::default))
@@ -52,7 +107,7 @@ impl Index {
     pub fn remove(&mut self, topic: &[u8], user_key: &[u8]) {
         let Some(subs) = self.topics.get_mut(topic) else { return };
         let Some(at) = subs.position.remove(user_key) else { return };
-        subs.users.swap_remove(at);
+        retire(subs.users.swap_remove(at));
         subs.generation = next_generation();
         if let Some(moved) = subs.users.get(at) {
             subs.position.insert(moved.as_bytes().into(), at);
@@ -70,7 +125,7 @@ impl Index {
     pub fn remove_everywhere(&mut self, user_key: &[u8]) {
         for subs in self.topics.values_mut() {
             if let Some(at) = subs.position.remove(user_key) {
-                subs.users.swap_remove(at);
+                retire(subs.users.swap_remove(at));
                 subs.generation = next_generation();
                 if let Some(moved) = subs.users.get(at) {
                     subs.position.insert(moved.as_bytes().into(), at);
@@ -82,8 +137,8 @@ impl Index {
 
     /// The subscribers of `topic` as they are now, and the membership generation; a fan-out
     /// works through this copy.
-    pub fn snapshot(&self, topic: &[u8]) -> (Vec<Arc<KeyName>>, u64) {
-        self.topics.get(topic).map(|s| (s.users.clone(), s.generation)).unwrap_or_default()
+    pub fn snapshot(&self, topic: &[u8]) -> (Vec<Target>, u64) {
+        self.topics.get(topic).map(|s| (s.users.iter().map(|k| k.target()).collect(), s.generation)).unwrap_or_default()
     }
 
     pub fn generation(&self, topic: &[u8]) -> Option<u64> {
@@ -91,7 +146,9 @@ impl Index {
     }
 
     pub fn clear(&mut self) {
-        self.topics.clear();
+        for (_, subs) in self.topics.drain() {
+            subs.users.into_iter().for_each(retire);
+        }
     }
 
     /// (topic, subscribers), sorted by topic.

@@ -87,6 +87,8 @@ fn flush_during_a_sliced_fan_out_neither_crashes_nor_resurrects_users() {
     assert_eq!(size, 0, "no user was recreated after the flush");
     assert!(wait_for(|| stat(&mut server.conn(), "user_keys") == 0, Duration::from_secs(5)));
     assert_eq!(fanout(&mut c, "world", "doc:after", "x"), (0, 0));
+    // Index entries the job still pointed at were kept until it ended, then freed.
+    assert_eq!(stat(&mut c, "index_retired_entries"), 0);
 }
 
 #[test]

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString};
 use valkey_module_macros::command;
 
-use crate::fanout::{self, Job, Targets};
+use crate::fanout::{self, Job};
 use crate::feed::DocRef;
-use crate::ffi::{self, KeyKind, KeyName};
+use crate::ffi::{self, KeyKind};
 use crate::seen::{DocHash, SeenParams};
 use crate::user::DeliverySpec;
 use crate::{configs, validate};
@@ -50,6 +50,6 @@ fn deliver(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         feed_len,
         seen: SeenParams { ttl_ms, fp_ppm, capacity },
     };
-    let job = Job::new(spec, users.iter().map(|u| Arc::new(KeyName::new(u))).collect(), Targets::Explicit);
+    let job = Job::explicit(spec, &users);
     Ok(fanout::start(ctx, job, false).unwrap_or(valkey_module::ValkeyValue::Null))
 }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 use valkey_module::{CallOptionsBuilder, CallResult, Context, ContextFlags, ValkeyError, ValkeyResult, ValkeyString, ValkeyValue};
 use valkey_module_macros::command;
 
-use crate::fanout::{self, Job, Targets};
+use crate::fanout::{self, Job};
 use crate::feed::DocRef;
-use crate::ffi::{self, KeyKind, KeyName};
+use crate::ffi::{self, KeyKind};
 use crate::seen::DocHash;
 use crate::user::DeliverySpec;
 use crate::{configs, index, topic_stream, validate};
@@ -102,10 +102,10 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         seen: configs::seen_params(),
     };
     let job = match req.users {
-        Some(users) => Job::new(spec, users.iter().map(|u| Arc::new(KeyName::new(u))).collect(), Targets::Explicit),
+        Some(users) => Job::explicit(spec, &users),
         None => {
             let (subscribers, generation) = index::with(|ix| ix.snapshot(req.topic));
-            Job::new(spec, subscribers, Targets::Subscribers { generation })
+            Job::subscribers(spec, subscribers, generation)
         }
     };
     let can_block = !ctx.get_flags().contains(ContextFlags::DENY_BLOCKING);

@@ -31,6 +31,7 @@ fn all_metrics() -> Vec<(String, String)> {
         .collect();
     let (counts, index_bytes) = index::with(|ix| (ix.counts(), ix.heap_bytes()));
     out.push(("index_bytes".into(), index_bytes.to_string()));
+    out.push(("index_retired_entries".into(), index::retired_entries().to_string()));
     out.push(("topics".into(), counts.len().to_string()));
     for (topic, n) in counts {
         out.push((format!("topic_subscribers:{topic}"), n.to_string()));
