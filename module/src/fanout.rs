@@ -55,6 +55,9 @@ impl Job {
     }
 
     fn new(spec: DeliverySpec, targets: Vec<Target>, owned: Vec<Arc<KeyName>>, mode: Targets) -> Job {
+        for t in targets.iter().take(PREFETCH_FIRST) {
+            t.prefetch();
+        }
         Job {
             number: index::job_started(),
             spec,
@@ -229,6 +232,27 @@ pub fn before_sleep(ctx: &Context) {
     }
 }
 
+/// Users whose values are requested when a job is created (the first slices' worth).
+const PREFETCH_FIRST: usize = 1024;
+/// Users prepared per batch inside a slice.
+const BATCH: usize = 64;
+
+/// Batch prefetch over memory latency: for the next users, first ask for the values (in case
+/// they fell out of cache), then read each value and ask for its parts, then read the parts and
+/// ask for the Bloom blocks of this document. Each pass issues independent loads, so their
+/// misses overlap instead of queueing one after another.
+fn prepare_batch(targets: &[Target], spec: &DeliverySpec) {
+    for t in targets {
+        t.prefetch();
+    }
+    for t in targets {
+        t.with(|u| u.prefetch_parts());
+    }
+    for t in targets {
+        t.with(|u| u.seen.prefetch_blocks(spec.hash, u.salt));
+    }
+}
+
 /// Delivers to targets from `job.pos` until done or past `deadline`, then replicates the slice.
 pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let slice_start = Instant::now();
@@ -252,6 +276,14 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
         n += 1;
+        if !explicit && (job.pos % BATCH == 0 || n == 1) {
+            let end = (job.pos + BATCH - job.pos % BATCH).min(job.targets.len());
+            prepare_batch(&job.targets[job.pos..end], &job.spec);
+            // Ask for the values of the batch after this one, so they are on their way too.
+            if let Some(next) = job.targets.get(end..(end + BATCH).min(job.targets.len())) {
+                next.iter().for_each(|t| t.prefetch());
+            }
+        }
         let target = job.targets[job.pos];
         job.pos += 1;
         let raw_name = target.name();

@@ -241,6 +241,15 @@ impl Target {
         self.name
     }
 
+    /// Asks for the value's struct and the key string (read when the slice is replicated).
+    pub fn prefetch(&self) {
+        if !self.value.is_null() && self.epoch == USER_EPOCH.load(Ordering::Relaxed) {
+            crate::hint::prefetch(self.value);
+            crate::hint::prefetch((self.value as *const u8).wrapping_add(64));
+        }
+        crate::hint::prefetch(self.name);
+    }
+
     /// Runs `f` on the value if nothing that could invalidate the address happened since.
     pub fn with<R>(self, f: impl FnOnce(&mut UserState) -> R) -> Option<R> {
         if self.value.is_null() || self.epoch != USER_EPOCH.load(Ordering::SeqCst) {

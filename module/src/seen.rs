@@ -229,6 +229,15 @@ impl SeenFilter {
         self.layers.push(layer);
     }
 
+    /// Asks for the blocks `h` maps to in every layer.
+    pub fn prefetch_blocks(&self, h: DocHash, salt: u64) {
+        for l in &self.layers {
+            if let Some(w) = self.bits.get(l.block(h, salt)) {
+                crate::hint::prefetch(w);
+            }
+        }
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.layers.capacity() * std::mem::size_of::<Layer>() + self.bits.capacity() * 8
     }

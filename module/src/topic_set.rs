@@ -68,6 +68,10 @@ impl TopicSet {
         true
     }
 
+    pub fn as_ptr(&self) -> *const u8 {
+        self.packed.as_ptr()
+    }
+
     pub fn heap_bytes(&self) -> usize {
         self.packed.capacity()
     }

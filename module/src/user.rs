@@ -61,6 +61,16 @@ impl UserState {
         Delivery::Delivered { evicted, fp_probability, grew: seen_grew + feed_grew }
     }
 
+    /// Asks for what a delivery reads after this struct: topics, the seen-filter's layer table
+    /// and the feed slot the next entry reuses.
+    pub fn prefetch_parts(&self) {
+        crate::hint::prefetch(self.topics.as_ptr());
+        crate::hint::prefetch(self.seen.layers.as_ptr());
+        if let Some(front) = self.feed.entries.front() {
+            crate::hint::prefetch(front);
+        }
+    }
+
     /// Approximate heap footprint, for MEMORY USAGE and the module's memory gauge. Shared
     /// document references are counted once per fan-out elsewhere, not here.
     pub fn heap_bytes(&self) -> usize {
