@@ -276,7 +276,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
         n += 1;
-        if !explicit && (job.pos % BATCH == 0 || n == 1) {
+        if !explicit && (job.pos.is_multiple_of(BATCH) || n == 1) {
             let end = (job.pos + BATCH - job.pos % BATCH).min(job.targets.len());
             prepare_batch(&job.targets[job.pos..end], &job.spec);
             // Ask for the values of the batch after this one, so they are on their way too.
