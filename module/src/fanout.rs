@@ -47,11 +47,34 @@ impl Job {
         Job::new(spec, targets, Vec::new(), Targets::Subscribers { generation })
     }
 
-    /// A delivery to named users, created when missing.
+    /// A delivery to named users, created when missing. Users the index knows under the topic
+    /// (on a replica: the subscribers a replicated AGENT.DELIVER names) reuse their index entry
+    /// and its remembered value, so replicas apply deliveries as fast as the primary makes them.
     pub fn explicit(spec: DeliverySpec, users: &[&[u8]]) -> Job {
-        let owned: Vec<Arc<KeyName>> = users.iter().map(|u| Arc::new(KeyName::new(u))).collect();
-        let targets = owned.iter().map(|k| k.target()).collect();
+        let mut owned = Vec::new();
+        let targets = index::with(|ix| {
+            users
+                .iter()
+                .map(|u| {
+                    ix.target_of(&spec.doc.topic, u).unwrap_or_else(|| {
+                        let k = Arc::new(KeyName::new(u));
+                        let t = k.target();
+                        owned.push(k);
+                        t
+                    })
+                })
+                .collect()
+        });
         Job::new(spec, targets, owned, Targets::Explicit)
+    }
+
+    /// True when a target key holds something other than a user value; checked before the first
+    /// write. Targets with a valid remembered value are user values without a lookup.
+    pub fn has_wrong_type_target(&self, ctx: &Context) -> bool {
+        self.targets
+            .iter()
+            .filter(|t| t.with(|_| ()).is_none())
+            .any(|t| !matches!(ffi::key_type_of(ctx, t.key().as_bytes()), ffi::KeyKind::Missing | ffi::KeyKind::User))
     }
 
     fn new(spec: DeliverySpec, targets: Vec<Target>, owned: Vec<Arc<KeyName>>, mode: Targets) -> Job {
@@ -276,7 +299,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             }
         }
         n += 1;
-        if !explicit && (job.pos.is_multiple_of(BATCH) || n == 1) {
+        if job.pos.is_multiple_of(BATCH) || n == 1 {
             let end = (job.pos + BATCH - job.pos % BATCH).min(job.targets.len());
             prepare_batch(&job.targets[job.pos..end], &job.spec);
             // Ask for the values of the batch after this one, so they are on their way too.
@@ -289,11 +312,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         let raw_name = target.name();
         // Fast path: the value this index entry pointed at, still valid; the topic check is
         // needed only if the topic's membership changed since the snapshot.
-        let fast = if explicit {
-            None
-        } else {
-            target.with(|u| (membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)))
-        };
+        let fast = target.with(|u| (explicit || membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)));
         let outcome = match fast {
             Some(d) => {
                 if let Some(Delivery::Delivered { grew, .. }) = &d {
@@ -305,9 +324,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
             None => {
                 let name = target.key();
                 let mut open = OpenUser::open(ctx, name);
-                if !explicit {
-                    open.remember_in(name);
-                }
+                open.remember_in(name);
                 match open.slot() {
                     UserSlot::Found(u) if explicit || u.has_topic(topic) => {
                         let d = u.deliver(&job.spec);

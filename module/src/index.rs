@@ -9,15 +9,33 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use xxhash_rust::xxh3::Xxh3Builder;
+
 use crate::ffi::{KeyName, Target};
 
-#[derive(Default)]
 struct TopicSubscribers {
     users: Vec<Arc<KeyName>>,
-    position: HashMap<Box<[u8]>, usize>,
+    /// xxh3 instead of SipHash (replicas look up every user of every replicated delivery here),
+    /// with a per-process random seed so clients cannot choose colliding key names.
+    position: HashMap<Box<[u8]>, usize, Xxh3Builder>,
     /// Changes whenever the membership changes, so a fan-out can tell that its snapshot is still
     /// exactly the set of subscribers.
     generation: u64,
+}
+
+impl Default for TopicSubscribers {
+    fn default() -> Self {
+        TopicSubscribers { users: Vec::new(), position: HashMap::with_hasher(seeded_hasher()), generation: 0 }
+    }
+}
+
+fn seeded_hasher() -> Xxh3Builder {
+    static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let seed = *SEED.get_or_init(|| {
+        use std::hash::BuildHasher;
+        std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+    });
+    Xxh3Builder::new().with_seed(seed)
 }
 
 static NEXT_GENERATION: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
@@ -139,6 +157,12 @@ impl Index {
     /// works through this copy.
     pub fn snapshot(&self, topic: &[u8]) -> (Vec<Target>, u64) {
         self.topics.get(topic).map(|s| (s.users.iter().map(|k| k.target()).collect(), s.generation)).unwrap_or_default()
+    }
+
+    /// The index entry of `user_key` under `topic`, as a fan-out target (with its remembered value).
+    pub fn target_of(&self, topic: &[u8], user_key: &[u8]) -> Option<Target> {
+        let subs = self.topics.get(topic)?;
+        subs.position.get(user_key).and_then(|&i| subs.users.get(i)).map(|k| k.target())
     }
 
     pub fn generation(&self, topic: &[u8]) -> Option<u64> {

@@ -11,7 +11,6 @@ use valkey_module_macros::command;
 
 use crate::fanout::{self, Job};
 use crate::feed::DocRef;
-use crate::ffi::{self, KeyKind};
 use crate::seen::{DocHash, SeenParams};
 use crate::user::DeliverySpec;
 use crate::{configs, validate};
@@ -40,9 +39,6 @@ fn deliver(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let fp_ppm = validate::integer(&args[6], "seen false-positive ppm", configs::SEEN_FP_PPM_MIN, configs::SEEN_FP_PPM_MAX)? as u32;
     let capacity = validate::integer(&args[7], "seen capacity", configs::SEEN_CAPACITY_MIN, configs::SEEN_CAPACITY_MAX)? as u32;
     let users: Vec<&[u8]> = args[8..].iter().map(|a| validate::key(a, "user key")).collect::<Result<_, _>>()?;
-    if users.iter().any(|u| !matches!(ffi::key_type_of(ctx, u), KeyKind::Missing | KeyKind::User)) {
-        return Err(ValkeyError::Str("WRONGTYPE Operation against a key holding the wrong kind of value"));
-    }
     let spec = DeliverySpec {
         doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
         hash: DocHash::of(doc_key),
@@ -51,5 +47,8 @@ fn deliver(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         seen: SeenParams { ttl_ms, fp_ppm, capacity },
     };
     let job = Job::explicit(spec, &users);
+    if job.has_wrong_type_target(ctx) {
+        return Err(ValkeyError::Str("WRONGTYPE Operation against a key holding the wrong kind of value"));
+    }
     Ok(fanout::start(ctx, job, false).unwrap_or(valkey_module::ValkeyValue::Null))
 }

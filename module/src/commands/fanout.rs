@@ -83,17 +83,6 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             return Err(WRONGTYPE);
         }
     }
-    if let Some(users) = &req.users {
-        if users.iter().any(|u| !matches!(ffi::key_type_of(ctx, u), KeyKind::Missing | KeyKind::User)) {
-            return Err(WRONGTYPE);
-        }
-    }
-
-    store_document(ctx, req.doc_key, req.payload)?;
-    if let Some(stream) = req.stream {
-        topic_stream::append_and_trim(ctx, stream, req.doc_key, req.payload)?;
-    }
-
     let spec = DeliverySpec {
         doc: Arc::new(DocRef { topic: req.topic.into(), key: req.doc_key.into() }),
         hash: DocHash::of(req.doc_key),
@@ -102,12 +91,24 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         seen: configs::seen_params(),
     };
     let job = match req.users {
-        Some(users) => Job::explicit(spec, &users),
+        Some(users) => {
+            let job = Job::explicit(spec, &users);
+            if job.has_wrong_type_target(ctx) {
+                return Err(WRONGTYPE);
+            }
+            job
+        }
         None => {
             let (subscribers, generation) = index::with(|ix| ix.snapshot(req.topic));
             Job::subscribers(spec, subscribers, generation)
         }
     };
+
+    store_document(ctx, req.doc_key, req.payload)?;
+    if let Some(stream) = req.stream {
+        topic_stream::append_and_trim(ctx, stream, req.doc_key, req.payload)?;
+    }
+
     let can_block = !ctx.get_flags().contains(ContextFlags::DENY_BLOCKING);
     Ok(fanout::start(ctx, job, can_block).unwrap_or(ValkeyValue::NoReply))
 }
