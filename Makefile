@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
 
-.PHONY: deps build dev test test-unit test-integration bench-fanout clean-data
+.PHONY: deps build dev test test-unit test-integration bench-fanout bench-replica
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -36,3 +36,7 @@ test-integration:
 # Lua-script fan-out vs AGENT.FANOUT on the reference workload, one run, one server build.
 bench-fanout: build
 	$(CARGO) run --release -p agentic-bench --bin fanout_bench
+
+# Primary + replica: how far a replica lags behind back-to-back fan-outs, and the CPU each spends.
+bench-replica: build
+	bash bench/replica_lag.sh $(MODULE)
