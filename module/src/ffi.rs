@@ -601,3 +601,42 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
     }
     (counted, last)
 }
+
+// ---------------------------------------------------------------------------------------------
+// The server fills these function pointers at load. The `.unwrap()`s on them above cannot fail
+// once `missing_api` found none missing; init refuses to load otherwise.
+
+pub fn missing_api() -> Option<&'static str> {
+    let present: [(&str, bool); 27] = unsafe {
+        [
+        ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
+        ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
+        ("CreateString", { raw::RedisModule_CreateString }.is_some()),
+        ("CreateTimer", { raw::RedisModule_CreateTimer }.is_some()),
+        ("DigestAddStringBuffer", { raw::RedisModule_DigestAddStringBuffer }.is_some()),
+        ("DigestEndSequence", { raw::RedisModule_DigestEndSequence }.is_some()),
+        ("EmitAOF", { raw::RedisModule_EmitAOF }.is_some()),
+        ("FreeString", { raw::RedisModule_FreeString }.is_some()),
+        ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
+        ("GetExpire", { raw::RedisModule_GetExpire }.is_some()),
+        ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
+        ("KeyType", { raw::RedisModule_KeyType }.is_some()),
+        ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
+        ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),
+        ("ModuleTypeGetValue", { raw::RedisModule_ModuleTypeGetValue }.is_some()),
+        ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
+        ("NotifyKeyspaceEvent", { raw::RedisModule_NotifyKeyspaceEvent }.is_some()),
+        ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
+        ("Replicate", { raw::RedisModule_Replicate }.is_some()),
+        ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
+        ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
+        ("SignalModifiedKey", { raw::RedisModule_SignalModifiedKey }.is_some()),
+        ("StreamIteratorNextField", { raw::RedisModule_StreamIteratorNextField }.is_some()),
+        ("StreamIteratorNextID", { raw::RedisModule_StreamIteratorNextID }.is_some()),
+        ("StreamIteratorStart", { raw::RedisModule_StreamIteratorStart }.is_some()),
+        ("StreamIteratorStop", { raw::RedisModule_StreamIteratorStop }.is_some()),
+        ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
+        ]
+    };
+    present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)
+}

@@ -43,6 +43,10 @@ const COMMAND_CATEGORIES: [(&str, &str); 9] = [
 ];
 
 fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
+    if let Some(api) = ffi::missing_api() {
+        ctx.log_warning(&format!("agentic: refusing to load: this server lacks the module API RedisModule_{api}"));
+        return Status::Err;
+    }
     if let Some(problem) = configs::first_out_of_range() {
         ctx.log_warning(&format!("agentic: refusing to load: {problem}"));
         return Status::Err;
