@@ -49,7 +49,7 @@ impl Job {
 
     /// A delivery to named users, created when missing. Users the index knows under the topic
     /// (on a replica: the subscribers a replicated AGENT.DELIVER names) reuse their index entry
-    /// and its remembered value, so replicas apply deliveries as fast as the primary makes them.
+    /// and its remembered value, so replicas skip the keyspace lookup too.
     pub fn explicit(spec: DeliverySpec, users: &[&[u8]]) -> Job {
         let mut owned = Vec::new();
         let targets = index::with(|ix| {
