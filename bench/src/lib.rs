@@ -1,18 +1,8 @@
 //! The reference fan-out workload (users, articles, resends), generated deterministically from a
 //! seed so that every system under test gets exactly the same input, plus small statistics helpers.
 
-pub const TOPICS: [&str; 10] = [
-    "politics",
-    "business",
-    "technology",
-    "sports",
-    "health",
-    "climate",
-    "science",
-    "education",
-    "entertainment",
-    "finance",
-];
+pub const TOPICS: [&str; 10] =
+    ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
 /// xorshift64* - tiny, fast, deterministic; good enough to draw a workload.
 #[derive(Debug, Clone)]
@@ -157,16 +147,8 @@ fn make_article(rng: &mut Rng, n: usize, topic: usize) -> Article {
     );
     let total = 1050 + rng.below(101); // 1050..=1150 bytes
     let mut summary = String::new();
-    words(
-        rng,
-        &mut summary,
-        total.saturating_sub(head.len() + tail.len()),
-    );
-    Article {
-        id,
-        topic,
-        payload: format!("{head}{summary}{tail}"),
-    }
+    words(rng, &mut summary, total.saturating_sub(head.len() + tail.len()));
+    Article { id, topic, payload: format!("{head}{summary}{tail}") }
 }
 
 impl Workload {
@@ -201,12 +183,7 @@ impl Workload {
         }
         let mut sends: Vec<usize> = (0..articles).collect();
         sends.extend_from_slice(&order[..dups]);
-        Workload {
-            users,
-            articles: list,
-            sends,
-            originals: articles,
-        }
+        Workload { users, articles: list, sends, originals: articles }
     }
 
     /// Subscribers per topic index.
@@ -263,12 +240,7 @@ pub fn latency_summary(mut samples_ns: Vec<u64>) -> Latency {
         let r = (q * samples_ns.len() as f64).ceil() as usize;
         samples_ns[r.clamp(1, samples_ns.len()) - 1] as f64 / 1000.0
     };
-    Latency {
-        count: samples_ns.len(),
-        p50_us: rank(0.50),
-        p99_us: rank(0.99),
-        max_us: samples_ns[samples_ns.len() - 1] as f64 / 1000.0,
-    }
+    Latency { count: samples_ns.len(), p50_us: rank(0.50), p99_us: rank(0.99), max_us: samples_ns[samples_ns.len() - 1] as f64 / 1000.0 }
 }
 
 #[cfg(test)]

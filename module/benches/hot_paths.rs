@@ -49,9 +49,7 @@ fn deliveries(c: &mut Criterion) {
     c.bench_function("duplicate check on warm user (64 documents)", |b| {
         b.iter(|| seen.iter().filter(|s| user.seen.contains(s.hash, user.salt, s.ts_ms, PARAMS.ttl_ms)).count())
     });
-    c.bench_function("encode + decode a warm user", |b| {
-        b.iter(|| agentic::user::decode(&agentic::user::encode(black_box(&user))))
-    });
+    c.bench_function("encode + decode a warm user", |b| b.iter(|| agentic::user::decode(&agentic::user::encode(black_box(&user)))));
 }
 
 criterion_group!(benches, deliveries);

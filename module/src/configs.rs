@@ -94,11 +94,7 @@ pub fn feed_len() -> usize {
 }
 
 pub fn seen_params() -> SeenParams {
-    SeenParams {
-        ttl_ms: get(&SEEN_TTL) as u64 * 1000,
-        fp_ppm: get(&SEEN_FP_PPM) as u32,
-        capacity: get(&SEEN_CAPACITY) as u32,
-    }
+    SeenParams { ttl_ms: get(&SEEN_TTL) as u64 * 1000, fp_ppm: get(&SEEN_FP_PPM) as u32, capacity: get(&SEEN_CAPACITY) as u32 }
 }
 
 pub fn doc_ttl_ms() -> u64 {

@@ -139,11 +139,7 @@ unsafe extern "C" fn user_free(value: *mut c_void) {
     })
 }
 
-unsafe extern "C" fn user_copy(
-    _from: *mut raw::RedisModuleString,
-    _to: *mut raw::RedisModuleString,
-    value: *const c_void,
-) -> *mut c_void {
+unsafe extern "C" fn user_copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
     guard("copy", ptr::null_mut(), || {
         let u = (*(value as *const UserState)).clone();
         account_new(&u);
@@ -424,7 +420,15 @@ pub fn select_db(ctx: &Context, db: i32) {
 }
 
 /// Replicates `AGENT.DELIVER` with every parameter explicit, for the users of one slice.
-pub fn replicate_deliver(ctx: &Context, topic: &[u8], doc_key: &[u8], ts_ms: u64, feed_len: u64, seen: crate::seen::SeenParams, users: &[*mut raw::RedisModuleString]) {
+pub fn replicate_deliver(
+    ctx: &Context,
+    topic: &[u8],
+    doc_key: &[u8],
+    ts_ms: u64,
+    feed_len: u64,
+    seen: crate::seen::SeenParams,
+    users: &[*mut raw::RedisModuleString],
+) {
     if users.is_empty() {
         return;
     }
@@ -582,7 +586,9 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
         {
             let mut id = raw::RedisModuleStreamID { ms: 0, seq: 0 };
             let mut nfields: std::ffi::c_long = 0;
-            while counted < limit && raw::RedisModule_StreamIteratorNextID.unwrap()(key, &mut id, &mut nfields) == raw::REDISMODULE_OK as c_int {
+            while counted < limit
+                && raw::RedisModule_StreamIteratorNextID.unwrap()(key, &mut id, &mut nfields) == raw::REDISMODULE_OK as c_int
+            {
                 let sid = StreamId { ms: id.ms, seq: id.seq };
                 if bound.is_some_and(|b| sid >= b) {
                     break;
@@ -609,33 +615,33 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
 pub fn missing_api() -> Option<&'static str> {
     let present: [(&str, bool); 27] = unsafe {
         [
-        ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
-        ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
-        ("CreateString", { raw::RedisModule_CreateString }.is_some()),
-        ("CreateTimer", { raw::RedisModule_CreateTimer }.is_some()),
-        ("DigestAddStringBuffer", { raw::RedisModule_DigestAddStringBuffer }.is_some()),
-        ("DigestEndSequence", { raw::RedisModule_DigestEndSequence }.is_some()),
-        ("EmitAOF", { raw::RedisModule_EmitAOF }.is_some()),
-        ("FreeString", { raw::RedisModule_FreeString }.is_some()),
-        ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
-        ("GetExpire", { raw::RedisModule_GetExpire }.is_some()),
-        ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
-        ("KeyType", { raw::RedisModule_KeyType }.is_some()),
-        ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
-        ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),
-        ("ModuleTypeGetValue", { raw::RedisModule_ModuleTypeGetValue }.is_some()),
-        ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
-        ("NotifyKeyspaceEvent", { raw::RedisModule_NotifyKeyspaceEvent }.is_some()),
-        ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
-        ("Replicate", { raw::RedisModule_Replicate }.is_some()),
-        ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
-        ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
-        ("SignalModifiedKey", { raw::RedisModule_SignalModifiedKey }.is_some()),
-        ("StreamIteratorNextField", { raw::RedisModule_StreamIteratorNextField }.is_some()),
-        ("StreamIteratorNextID", { raw::RedisModule_StreamIteratorNextID }.is_some()),
-        ("StreamIteratorStart", { raw::RedisModule_StreamIteratorStart }.is_some()),
-        ("StreamIteratorStop", { raw::RedisModule_StreamIteratorStop }.is_some()),
-        ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
+            ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
+            ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
+            ("CreateString", { raw::RedisModule_CreateString }.is_some()),
+            ("CreateTimer", { raw::RedisModule_CreateTimer }.is_some()),
+            ("DigestAddStringBuffer", { raw::RedisModule_DigestAddStringBuffer }.is_some()),
+            ("DigestEndSequence", { raw::RedisModule_DigestEndSequence }.is_some()),
+            ("EmitAOF", { raw::RedisModule_EmitAOF }.is_some()),
+            ("FreeString", { raw::RedisModule_FreeString }.is_some()),
+            ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
+            ("GetExpire", { raw::RedisModule_GetExpire }.is_some()),
+            ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
+            ("KeyType", { raw::RedisModule_KeyType }.is_some()),
+            ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
+            ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),
+            ("ModuleTypeGetValue", { raw::RedisModule_ModuleTypeGetValue }.is_some()),
+            ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
+            ("NotifyKeyspaceEvent", { raw::RedisModule_NotifyKeyspaceEvent }.is_some()),
+            ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
+            ("Replicate", { raw::RedisModule_Replicate }.is_some()),
+            ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
+            ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
+            ("SignalModifiedKey", { raw::RedisModule_SignalModifiedKey }.is_some()),
+            ("StreamIteratorNextField", { raw::RedisModule_StreamIteratorNextField }.is_some()),
+            ("StreamIteratorNextID", { raw::RedisModule_StreamIteratorNextID }.is_some()),
+            ("StreamIteratorStart", { raw::RedisModule_StreamIteratorStart }.is_some()),
+            ("StreamIteratorStop", { raw::RedisModule_StreamIteratorStop }.is_some()),
+            ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
         ]
     };
     present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)

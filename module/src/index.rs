@@ -186,7 +186,11 @@ impl Index {
         self.topics
             .iter()
             .map(|(t, s)| {
-                t.len() + 64 + s.users.capacity() * 8 + s.position.capacity() * 40 + s.users.iter().map(|u| u.as_bytes().len() * 2 + 48).sum::<usize>()
+                t.len()
+                    + 64
+                    + s.users.capacity() * 8
+                    + s.position.capacity() * 40
+                    + s.users.iter().map(|u| u.as_bytes().len() * 2 + 48).sum::<usize>()
             })
             .sum()
     }

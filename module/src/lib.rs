@@ -21,8 +21,8 @@ use std::ffi::CString;
 use valkey_module::configuration::ConfigurationFlags;
 use valkey_module::{valkey_module, Context, InfoContext, Status, ValkeyResult, ValkeyString};
 
-use configs::*;
 use commands::stats::info as module_info_sections;
+use configs::*;
 use ffi::USER_TYPE;
 
 pub const MODULE_NAME: &str = "agentic";

@@ -183,7 +183,9 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];
-    for (name, h) in [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US), ("fanout_slice_gap_us", &FANOUT_SLICE_GAP_US)] {
+    for (name, h) in
+        [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US), ("fanout_slice_gap_us", &FANOUT_SLICE_GAP_US)]
+    {
         v.push((format!("{name}_count"), Int(h.count() as i64)));
         for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
             v.push((format!("{name}_{label}"), Int(h.percentile(p) as i64)));

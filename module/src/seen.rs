@@ -153,9 +153,10 @@ impl SeenFilter {
     /// True when `h` may have been inserted within the TTL. Never mutates, so a pure duplicate
     /// skip changes no state and needs no replication.
     pub fn contains(&self, h: DocHash, salt: u64, now_ms: u64, ttl_ms: u64) -> bool {
-        self.layers.iter().filter(|l| l.live(now_ms, ttl_ms)).any(|l| {
-            self.block(l, h, salt).is_some_and(|b| probes(l.k, h, salt).all(|p| b[p / 64] & (1u64 << (p % 64)) != 0))
-        })
+        self.layers
+            .iter()
+            .filter(|l| l.live(now_ms, ttl_ms))
+            .any(|l| self.block(l, h, salt).is_some_and(|b| probes(l.k, h, salt).all(|p| b[p / 64] & (1u64 << (p % 64)) != 0)))
     }
 
     /// Probability that a new document hashing like `h` would test positive right now: the
@@ -291,7 +292,9 @@ mod tests {
         let fps = (0..trials).filter(|i| f.contains(DocHash::of(format!("out:{i}").as_bytes()), 3, 5, p.ttl_ms)).count();
         let rate = fps as f64 / trials as f64;
         assert!(rate < 0.01, "observed false-positive rate {rate} above the 1% bound");
-        let est: f64 = (0..2000u32).map(|i| f.false_positive_probability(DocHash::of(format!("probe:{i}").as_bytes()), 3, 5, p.ttl_ms)).sum::<f64>() / 2000.0;
+        let est: f64 =
+            (0..2000u32).map(|i| f.false_positive_probability(DocHash::of(format!("probe:{i}").as_bytes()), 3, 5, p.ttl_ms)).sum::<f64>()
+                / 2000.0;
         assert!(est < 0.01 && (est - rate).abs() < 0.004, "estimate {est} vs observed {rate}");
     }
 

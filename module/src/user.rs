@@ -19,7 +19,11 @@ pub struct UserState {
 
 pub enum Delivery {
     /// `grew`: change of the value's heap footprint, for the memory gauge.
-    Delivered { evicted: usize, fp_probability: f64, grew: i64 },
+    Delivered {
+        evicted: usize,
+        fp_probability: f64,
+        grew: i64,
+    },
     Duplicate,
 }
 
@@ -74,10 +78,7 @@ impl UserState {
     /// Approximate heap footprint, for MEMORY USAGE and the module's memory gauge. Shared
     /// document references are counted once per fan-out elsewhere, not here.
     pub fn heap_bytes(&self) -> usize {
-        std::mem::size_of::<Self>()
-            + self.topics.heap_bytes()
-            + self.feed.heap_bytes()
-            + self.seen.heap_bytes()
+        std::mem::size_of::<Self>() + self.topics.heap_bytes() + self.feed.heap_bytes() + self.seen.heap_bytes()
     }
 }
 
@@ -198,7 +199,15 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
     }
     let mut seen = SeenFilter::default();
     for _ in 0..r.count(36)? {
-        let layer = Layer { start_ms: r.u64()?, end_ms: r.u64()?, offset: r.u32()?, words: r.u32()?, k: r.u32()?, capacity: r.u32()?, count: r.u32()? };
+        let layer = Layer {
+            start_ms: r.u64()?,
+            end_ms: r.u64()?,
+            offset: r.u32()?,
+            words: r.u32()?,
+            k: r.u32()?,
+            capacity: r.u32()?,
+            count: r.u32()?,
+        };
         if layer.k == 0 || layer.k > 64 || layer.words == 0 || !layer.words.is_multiple_of(8) {
             return Err("corrupt user value: bad Bloom layer".into());
         }

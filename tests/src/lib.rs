@@ -31,10 +31,7 @@ pub const TERM_GRACE: Duration = Duration::from_secs(2);
 /// The workspace root: parent of this crate's manifest directory.
 pub fn workspace_dir() -> PathBuf {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| manifest.to_path_buf())
+    manifest.parent().map(Path::to_path_buf).unwrap_or_else(|| manifest.to_path_buf())
 }
 
 /// Path of the module to load: `$AGENTIC_MODULE`, else `<workspace>/target/release/libagentic.so`.
@@ -70,10 +67,7 @@ pub fn make_temp_dir(prefix: &str) -> PathBuf {
     let base = std::env::temp_dir();
     loop {
         let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
         let path = base.join(format!("{prefix}-{}-{n}-{nanos:09}", std::process::id()));
         match fs::create_dir(&path) {
             Ok(()) => return path,
@@ -86,10 +80,7 @@ pub fn make_temp_dir(prefix: &str) -> PathBuf {
 /// A free loopback TCP port (bind 127.0.0.1:0, read the port, release it).
 pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0 to find a free port");
-    listener
-        .local_addr()
-        .expect("local_addr of probe listener")
-        .port()
+    listener.local_addr().expect("local_addr of probe listener").port()
 }
 
 /// Last `n` lines of a text file ("" when it cannot be read). Reads at most the last 256 KiB.
@@ -145,15 +136,7 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     pub fn new() -> Self {
-        Self {
-            with_module: true,
-            module: None,
-            module_args: Vec::new(),
-            extra: Vec::new(),
-            dir: None,
-            remove_dir: false,
-            replica_of: None,
-        }
+        Self { with_module: true, module: None, module_args: Vec::new(), extra: Vec::new(), dir: None, remove_dir: false, replica_of: None }
     }
 
     /// Arguments passed to the module, after `--loadmodule <path>`.
@@ -183,11 +166,7 @@ impl ServerBuilder {
 
     /// Extra config with several values, e.g. `.args("--replicaof", &["127.0.0.1", "7000"])`.
     pub fn args(mut self, name: &str, values: &[&str]) -> Self {
-        let name = if name.starts_with("--") {
-            name.to_string()
-        } else {
-            format!("--{name}")
-        };
+        let name = if name.starts_with("--") { name.to_string() } else { format!("--{name}") };
         let mut line = vec![name];
         line.extend(values.iter().map(|s| s.to_string()));
         self.extra.push(line);
@@ -268,8 +247,7 @@ impl ServerBuilder {
         };
         let (dir, remove_dir) = match &self.dir {
             Some(d) => {
-                fs::create_dir_all(d)
-                    .unwrap_or_else(|e| panic!("cannot create data dir {}: {e}", d.display()));
+                fs::create_dir_all(d).unwrap_or_else(|e| panic!("cannot create data dir {}: {e}", d.display()));
                 (d.clone(), self.remove_dir)
             }
             None => (make_temp_dir("agentic-test"), true),
@@ -280,11 +258,7 @@ impl ServerBuilder {
         for _attempt in 0..5 {
             let port = free_port();
             let args = self.command_args(port, &dir, module.as_deref());
-            let out = fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(dir.join("stdout.log"))
-                .expect("open stdout.log in data dir");
+            let out = fs::OpenOptions::new().create(true).append(true).open(dir.join("stdout.log")).expect("open stdout.log in data dir");
             let err = out.try_clone().expect("clone stdout.log handle");
             let child = Command::new(server_binary())
                 .args(&args)
@@ -293,13 +267,7 @@ impl ServerBuilder {
                 .stderr(err)
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot spawn {}: {e}", server_binary().display()));
-            let mut server = Server {
-                port,
-                pid: child.id(),
-                dir: dir.clone(),
-                remove_dir,
-                child: Some(child),
-            };
+            let mut server = Server { port, pid: child.id(), dir: dir.clone(), remove_dir, child: Some(child) };
             match server.wait_ready(START_TIMEOUT) {
                 Ok(()) => return server,
                 Err(e) => {
@@ -314,10 +282,7 @@ impl ServerBuilder {
                     if remove_dir {
                         let _ = fs::remove_dir_all(&dir);
                     }
-                    panic!(
-                        "valkey-server did not start ({e}); args: {args:?}\n--- log tail ({}) ---\n{tail}",
-                        dir.display()
-                    );
+                    panic!("valkey-server did not start ({e}); args: {args:?}\n--- log tail ({}) ---\n{tail}", dir.display());
                 }
             }
         }
@@ -364,9 +329,7 @@ impl Server {
 
     /// A new synchronous connection.
     pub fn conn(&self) -> redis::Connection {
-        self.client()
-            .get_connection()
-            .unwrap_or_else(|e| panic!("connect to {}: {e}\n{}", self.url(), self.log_tail(20)))
+        self.client().get_connection().unwrap_or_else(|e| panic!("connect to {}: {e}\n{}", self.url(), self.log_tail(20)))
     }
 
     /// Last `n` lines of the server log plus anything written to stdout/stderr (panics, crash
@@ -398,15 +361,12 @@ impl Server {
                     return Err(format!("server exited early with {status}"));
                 }
             }
-            let attempt = client
-                .get_connection_with_timeout(Duration::from_millis(500))
-                .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
+            let attempt =
+                client.get_connection_with_timeout(Duration::from_millis(500)).and_then(|mut c| redis::cmd("PING").query::<String>(&mut c));
             match attempt {
                 Ok(_) => return Ok(()),
                 // LOADING errors etc.: keep polling until the deadline.
-                Err(e) if Instant::now() >= deadline => {
-                    return Err(format!("no PING answer within {timeout:?}: {e}"))
-                }
+                Err(e) if Instant::now() >= deadline => return Err(format!("no PING answer within {timeout:?}: {e}")),
                 Err(_) => thread::sleep(Duration::from_millis(25)),
             }
         }
@@ -461,10 +421,7 @@ impl Server {
     /// Graceful stop (`SHUTDOWN NOSAVE`, falling back to SIGTERM/SIGKILL); returns the data dir,
     /// which the caller now owns. With AOF enabled the AOF is fsynced on shutdown.
     pub fn stop(mut self) -> PathBuf {
-        if let Ok(mut c) = self
-            .client()
-            .get_connection_with_timeout(Duration::from_secs(1))
-        {
+        if let Ok(mut c) = self.client().get_connection_with_timeout(Duration::from_secs(1)) {
             // The server closes the connection instead of replying: ignore the result.
             let _: redis::RedisResult<()> = redis::cmd("SHUTDOWN").arg("NOSAVE").query(&mut c);
         }
@@ -530,8 +487,7 @@ pub fn wait_replica_synced(primary: &Server, replica: &Server) {
                 Err(_) => return false,
             };
             let link = parse_info_field(&r_info, "master_link_status");
-            let r_off = parse_info_field(&r_info, "slave_repl_offset")
-                .or_else(|| parse_info_field(&r_info, "master_repl_offset"));
+            let r_off = parse_info_field(&r_info, "slave_repl_offset").or_else(|| parse_info_field(&r_info, "master_repl_offset"));
             last = format!("primary offset {p_off:?}, replica link {link:?} offset {r_off:?}");
             link.as_deref() == Some("up") && p_off.is_some() && p_off == r_off
         },

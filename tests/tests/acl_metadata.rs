@@ -166,11 +166,7 @@ fn command_info_has_flags_and_categories() {
 }
 
 fn getkeys(c: &mut Connection, args: &[&str]) -> Vec<String> {
-    redis::cmd("COMMAND")
-        .arg("GETKEYS")
-        .arg(args)
-        .query(c)
-        .unwrap_or_else(|e| panic!("COMMAND GETKEYS {args:?}: {}", err_text(&e)))
+    redis::cmd("COMMAND").arg("GETKEYS").arg(args).query(c).unwrap_or_else(|e| panic!("COMMAND GETKEYS {args:?}: {}", err_text(&e)))
 }
 
 #[test]
@@ -189,10 +185,7 @@ fn command_getkeys_finds_every_key() {
         getkeys(&mut c, &["AGENT.FANOUT", "sports", "doc:1", "p", "STREAM", "ts:s", "USERS", "u:1", "u:2"]),
         vec!["doc:1", "ts:s", "u:1", "u:2"]
     );
-    assert_eq!(
-        getkeys(&mut c, &["AGENT.DELIVER", "sports", "doc:1", "1", "10", "60000", "1000", "128", "u:1", "u:2"]),
-        vec!["u:1", "u:2"]
-    );
+    assert_eq!(getkeys(&mut c, &["AGENT.DELIVER", "sports", "doc:1", "1", "10", "60000", "1000", "128", "u:1", "u:2"]), vec!["u:1", "u:2"]);
     let e = redis::cmd("COMMAND").arg("GETKEYS").arg("AGENT.STATS").query::<Value>(&mut c).unwrap_err();
     assert!(err_text(&e).contains("no key arguments"), "{}", err_text(&e));
 }

@@ -36,12 +36,7 @@ struct State {
 }
 
 fn state(c: &mut Connection) -> State {
-    State {
-        digest: digest(c),
-        dbsize: dbsize(c),
-        deliveries: stat(c, "fanout_deliveries"),
-        calls: stat(c, "fanout_calls"),
-    }
+    State { digest: digest(c), dbsize: dbsize(c), deliveries: stat(c, "fanout_deliveries"), calls: stat(c, "fanout_calls") }
 }
 
 /// Runs `args`, asserts it fails with an error containing `needle` and that nothing changed.
@@ -261,9 +256,8 @@ fn loaduser_with_garbage_is_refused() {
 #[test]
 fn config_bounds_are_enforced() {
     let (_server, mut c) = setup();
-    let set = |c: &mut Connection, name: &str, v: &str| -> redis::RedisResult<()> {
-        redis::cmd("CONFIG").arg("SET").arg(name).arg(v).query(c)
-    };
+    let set =
+        |c: &mut Connection, name: &str, v: &str| -> redis::RedisResult<()> { redis::cmd("CONFIG").arg("SET").arg(name).arg(v).query(c) };
     let get = |c: &mut Connection, name: &str| -> String {
         let v: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(name).query(c).expect("CONFIG GET");
         v[1].clone()
@@ -313,11 +307,7 @@ fn start_fails(builder: ServerBuilder) -> String {
 }
 
 fn agentic_tests_panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
-    payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default()
+    payload.downcast_ref::<String>().cloned().or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()
 }
 
 #[test]
@@ -356,10 +346,8 @@ fn caught_panic_leaves_the_server_alive() {
 #[test]
 fn commands_outside_database_zero_are_refused() {
     let (server, mut c0) = setup();
-    let mut c1 = redis::Client::open(format!("redis://127.0.0.1:{}/1", server.port))
-        .expect("url")
-        .get_connection()
-        .expect("connect to db 1");
+    let mut c1 =
+        redis::Client::open(format!("redis://127.0.0.1:{}/1", server.port)).expect("url").get_connection().expect("connect to db 1");
     let before = state(&mut c0);
     for args in [
         &["AGENT.SUBSCRIBE", "user:{1}", "sports"][..],
@@ -400,12 +388,7 @@ fn errors_echoing_non_ascii_input_are_well_formed() {
             }
             let r: redis::RedisResult<redis::Value> = cmd.query(&mut c);
             let e = r.expect_err("malformed input accepted");
-            assert!(
-                server.is_running(),
-                "server died on input {:?}:\n{}",
-                String::from_utf8_lossy(input),
-                server.log_tail(60)
-            );
+            assert!(server.is_running(), "server died on input {:?}:\n{}", String::from_utf8_lossy(input), server.log_tail(60));
             assert!(
                 e.code().is_some(),
                 "input {:?} in {:?}: the reply is not a well-formed error: {e}",

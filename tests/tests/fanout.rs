@@ -22,12 +22,9 @@ fn reply_shape_and_resend_is_a_duplicate_for_every_user() {
     let raw: Value = redis::cmd("AGENT.FANOUT").arg("sports").arg("doc:{1}").arg("hello").query(&mut c).expect("FANOUT");
     assert_eq!(
         raw,
-        Value::Array(vec![
-            Value::SimpleString("delivered".into()),
-            Value::Int(3),
-            Value::SimpleString("duplicates".into()),
-            Value::Int(0),
-        ])
+        Value::Array(
+            vec![Value::SimpleString("delivered".into()), Value::Int(3), Value::SimpleString("duplicates".into()), Value::Int(0),]
+        )
     );
     assert_eq!(fanout(&mut c, "sports", "doc:{1}", "hello"), (0, 3));
     assert_eq!(fanout(&mut c, "sports", "doc:{1}", "hello"), (0, 3));
@@ -272,14 +269,8 @@ fn inside_multi_and_lua_the_fanout_runs_inline() {
     let mut c = server.conn();
     let n = 1_500;
     subscribe_many(&mut c, &users(0..n), "world");
-    let (v,): (Value,) = redis::pipe()
-        .atomic()
-        .cmd("AGENT.FANOUT")
-        .arg("world")
-        .arg("doc:{multi}")
-        .arg("m")
-        .query(&mut c)
-        .expect("MULTI/EXEC");
+    let (v,): (Value,) =
+        redis::pipe().atomic().cmd("AGENT.FANOUT").arg("world").arg("doc:{multi}").arg("m").query(&mut c).expect("MULTI/EXEC");
     assert_eq!(parse_outcome(&v), (n as i64, 0));
     let v: Value = redis::cmd("EVAL")
         .arg("return redis.call('AGENT.FANOUT', 'world', KEYS[1], ARGV[1])")
@@ -369,7 +360,15 @@ fn seen_filter_false_positives_stay_bounded() {
     // Every one of them is still remembered.
     let mut pipe = redis::pipe();
     for i in (0..n).step_by(97) {
-        pipe.cmd("AGENT.DELIVER").arg("sports").arg(format!("doc:{i}")).arg(1_000_000 + n).arg(10).arg(86_400_000).arg(1000).arg(128).arg("user:{1}");
+        pipe.cmd("AGENT.DELIVER")
+            .arg("sports")
+            .arg(format!("doc:{i}"))
+            .arg(1_000_000 + n)
+            .arg(10)
+            .arg(86_400_000)
+            .arg(1000)
+            .arg(128)
+            .arg("user:{1}");
     }
     let replies: Vec<Value> = pipe.query(&mut c).expect("pipelined AGENT.DELIVER");
     assert!(replies.iter().all(|v| parse_outcome(v) == (0, 1)), "a seen document was delivered again");

@@ -28,11 +28,7 @@ fn blocked_clients(c: &mut Connection) -> i64 {
 }
 
 fn wait_blocked(c: &mut Connection, n: i64) {
-    assert!(
-        wait_for(|| blocked_clients(c) == n, Duration::from_secs(5)),
-        "expected {n} blocked clients, have {}",
-        blocked_clients(c)
-    );
+    assert!(wait_for(|| blocked_clients(c) == n, Duration::from_secs(5)), "expected {n} blocked clients, have {}", blocked_clients(c));
 }
 
 #[test]
@@ -117,14 +113,8 @@ fn after_dollar_block_zero_wakes_on_delivery_to_that_user() {
     let reader = thread::spawn(move || {
         let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
         let started = Instant::now();
-        let v: Value = redis::cmd("AGENT.FEED")
-            .arg("user:{1}")
-            .arg("AFTER")
-            .arg("$")
-            .arg("BLOCK")
-            .arg(0)
-            .query(&mut r)
-            .expect("blocking AGENT.FEED");
+        let v: Value =
+            redis::cmd("AGENT.FEED").arg("user:{1}").arg("AFTER").arg("$").arg("BLOCK").arg(0).query(&mut r).expect("blocking AGENT.FEED");
         (parse_feed(&v), started.elapsed())
     });
     wait_blocked(&mut c, 1);
@@ -229,13 +219,6 @@ fn block_inside_multi_returns_immediately() {
     assert!(parse_feed(&r).is_empty());
     assert_eq!(stat(&mut c, "feed_blocked_reads"), 0);
     // Inside MULTI with data available the entries come back as usual.
-    let (r,): (Value,) = redis::pipe()
-        .atomic()
-        .cmd("AGENT.FEED")
-        .arg("user:{1}")
-        .arg("BLOCK")
-        .arg(0)
-        .query(&mut c)
-        .expect("MULTI/EXEC");
+    let (r,): (Value,) = redis::pipe().atomic().cmd("AGENT.FEED").arg("user:{1}").arg("BLOCK").arg(0).query(&mut c).expect("MULTI/EXEC");
     assert_eq!(parse_feed(&r).len(), 1);
 }

@@ -27,48 +27,25 @@ fn plain_server_starts_answers_and_is_killed_on_drop() {
 
 #[test]
 fn extra_args_override_defaults() {
-    let server = Server::builder()
-        .no_module()
-        .arg("--appendonly", "yes")
-        .arg("maxmemory-policy", "allkeys-lru")
-        .start();
+    let server = Server::builder().no_module().arg("--appendonly", "yes").arg("maxmemory-policy", "allkeys-lru").start();
     let mut conn = server.conn();
-    assert_eq!(
-        info_field(&mut conn, "persistence", "aof_enabled").as_deref(),
-        Some("1")
-    );
-    let cfg: Vec<String> = redis::cmd("CONFIG")
-        .arg("GET")
-        .arg("maxmemory-policy")
-        .query(&mut conn)
-        .expect("CONFIG GET");
+    assert_eq!(info_field(&mut conn, "persistence", "aof_enabled").as_deref(), Some("1"));
+    let cfg: Vec<String> = redis::cmd("CONFIG").arg("GET").arg("maxmemory-policy").query(&mut conn).expect("CONFIG GET");
     assert_eq!(cfg, vec!["maxmemory-policy", "allkeys-lru"]);
 }
 
 #[test]
 fn kill9_keeps_dir_and_restart_reuses_it() {
-    let server = Server::builder()
-        .no_module()
-        .arg("--appendonly", "yes")
-        .arg("--appendfsync", "always")
-        .start();
+    let server = Server::builder().no_module().arg("--appendonly", "yes").arg("--appendfsync", "always").start();
     let pid = server.pid;
     let mut conn = server.conn();
-    let _: () = redis::cmd("SET")
-        .arg("k")
-        .arg("v")
-        .query(&mut conn)
-        .expect("SET");
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut conn).expect("SET");
     drop(conn);
     let dir = server.kill9();
     assert!(!pid_alive(pid), "SIGKILLed server still alive");
     assert!(dir.exists());
 
-    let restarted = Server::builder()
-        .no_module()
-        .arg("--appendonly", "yes")
-        .adopt_dir(&dir)
-        .start();
+    let restarted = Server::builder().no_module().arg("--appendonly", "yes").adopt_dir(&dir).start();
     let mut conn = restarted.conn();
     let v: Option<String> = redis::cmd("GET").arg("k").query(&mut conn).expect("GET");
     assert_eq!(v.as_deref(), Some("v"), "AOF replay after kill -9");
@@ -82,17 +59,10 @@ fn kill9_keeps_dir_and_restart_reuses_it() {
 #[test]
 fn replica_syncs() {
     let primary = Server::builder().no_module().start();
-    let replica = Server::builder()
-        .no_module()
-        .replica_of(primary.port)
-        .start();
+    let replica = Server::builder().no_module().replica_of(primary.port).start();
     let mut pc = primary.conn();
     for i in 0..100 {
-        let _: () = redis::cmd("SET")
-            .arg(format!("k{i}"))
-            .arg(i)
-            .query(&mut pc)
-            .expect("SET");
+        let _: () = redis::cmd("SET").arg(format!("k{i}")).arg(i).query(&mut pc).expect("SET");
     }
     wait_replica_synced(&primary, &replica);
     let mut rc = replica.conn();
@@ -104,8 +74,5 @@ fn replica_syncs() {
 #[test]
 #[should_panic(expected = "valkey-server did not start")]
 fn bad_config_panics_with_log() {
-    let _server = Server::builder()
-        .no_module()
-        .arg("--no-such-option", "1")
-        .start();
+    let _server = Server::builder().no_module().arg("--no-such-option", "1").start();
 }

@@ -13,10 +13,7 @@ fn info(c: &mut Connection, section: &str) -> String {
 }
 
 fn info_map(text: &str) -> HashMap<String, String> {
-    text.lines()
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
-        .collect()
+    text.lines().filter_map(|l| l.split_once(':')).map(|(k, v)| (k.to_string(), v.trim().to_string())).collect()
 }
 
 fn busy_server() -> (Server, Connection) {

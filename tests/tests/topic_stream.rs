@@ -31,14 +31,7 @@ fn fan(c: &mut Connection, i: usize) {
 }
 
 fn group_create(c: &mut Connection, group: &str) {
-    let _: () = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(STREAM)
-        .arg(group)
-        .arg("$")
-        .arg("MKSTREAM")
-        .query(c)
-        .expect("XGROUP CREATE");
+    let _: () = redis::cmd("XGROUP").arg("CREATE").arg(STREAM).arg(group).arg("$").arg("MKSTREAM").query(c).expect("XGROUP CREATE");
 }
 
 /// XREADGROUP of up to `count` new entries; returns their ids.
@@ -83,10 +76,7 @@ fn stream_entries_carry_doc_and_data() {
     let es = entries(&mut c);
     assert_eq!(es.len(), 2);
     for (_, fields) in &es {
-        assert_eq!(
-            fields,
-            &vec![("doc".to_string(), "doc:{a}".to_string()), ("data".to_string(), "{\"t\":1}".to_string())]
-        );
+        assert_eq!(fields, &vec![("doc".to_string(), "doc:{a}".to_string()), ("data".to_string(), "{\"t\":1}".to_string())]);
     }
     assert_eq!(xlen(&mut c, "ts:{nobody}"), 1);
     assert_eq!(stat(&mut c, "stream_appends"), 3);
@@ -158,14 +148,8 @@ fn read_but_unacknowledged_entries_are_kept() {
     assert!(stat(&mut c, "stream_trim_deferred") > deferred_before);
 
     // Every pending entry can still be claimed with its data.
-    let claimed: Vec<StreamEntry> = redis::cmd("XCLAIM")
-        .arg(STREAM)
-        .arg("workers")
-        .arg("consumer-2")
-        .arg(0)
-        .arg(&ids[2..])
-        .query(&mut c)
-        .expect("XCLAIM");
+    let claimed: Vec<StreamEntry> =
+        redis::cmd("XCLAIM").arg(STREAM).arg("workers").arg("consumer-2").arg(0).arg(&ids[2..]).query(&mut c).expect("XCLAIM");
     assert_eq!(claimed.len(), 6);
     for (k, (_, fields)) in claimed.iter().enumerate() {
         assert_eq!(fields[1], ("data".to_string(), format!("body {}", k + 2)));
@@ -193,11 +177,7 @@ fn hard_maxlen_forces_drops_and_counts_them() {
     assert_eq!(xlen(&mut c, STREAM), 5);
     assert_eq!(docs_in_stream(&mut c), names(3..8));
     assert_eq!(stat(&mut c, "stream_forced_drops"), 3);
-    assert!(
-        server.log_tail(50).contains("had not processed"),
-        "a forced drop is logged:\n{}",
-        server.log_tail(50)
-    );
+    assert!(server.log_tail(50).contains("had not processed"), "a forced drop is logged:\n{}", server.log_tail(50));
 }
 
 /// Trimming several entries in one fan-out (here after lowering topic-maxlen, no consumer group)

@@ -53,20 +53,12 @@ struct Opts {
     module_args: Vec<String>,
 }
 
-const USAGE: &str =
-    "usage: fanout_bench [--users N] [--articles N] [--only lua|module] [--seed N] \
+const USAGE: &str = "usage: fanout_bench [--users N] [--articles N] [--only lua|module] [--seed N] \
 [--dup-percent P] [--module-arg NAME VALUE]...
 defaults: 10000 users, 2000 articles, 10% resent, seed 42, both systems";
 
 fn parse_opts() -> Opts {
-    let mut o = Opts {
-        users: 10_000,
-        articles: 2_000,
-        dup_percent: 10,
-        seed: 42,
-        only: None,
-        module_args: Vec::new(),
-    };
+    let mut o = Opts { users: 10_000, articles: 2_000, dup_percent: 10, seed: 42, only: None, module_args: Vec::new() };
     let mut args = std::env::args().skip(1);
     fn value(args: &mut impl Iterator<Item = String>, flag: &str) -> String {
         args.next().unwrap_or_else(|| {
@@ -85,9 +77,7 @@ fn parse_opts() -> Opts {
             Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
             _ => (a.clone(), None),
         };
-        let val = |args: &mut std::iter::Skip<std::env::Args>| {
-            inline.clone().unwrap_or_else(|| value(args, &flag))
-        };
+        let val = |args: &mut std::iter::Skip<std::env::Args>| inline.clone().unwrap_or_else(|| value(args, &flag));
         match flag.as_str() {
             "--users" => o.users = num(&val(&mut args), &flag),
             "--articles" => o.articles = num(&val(&mut args), &flag),
@@ -154,39 +144,26 @@ impl RunResult {
 }
 
 fn die(server: &Server, what: &str, err: impl std::fmt::Display) -> ! {
-    eprintln!(
-        "{what}: {err}\n--- server log tail ---\n{}",
-        server.log_tail(30)
-    );
+    eprintln!("{what}: {err}\n--- server log tail ---\n{}", server.log_tail(30));
     exit(1)
 }
 
 fn server_cpu_s(conn: &mut Connection) -> f64 {
     let f = |conn: &mut Connection, name: &str| {
-        info_field(conn, "cpu", name)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or_else(|| panic!("INFO cpu has no numeric {name}"))
+        info_field(conn, "cpu", name).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("INFO cpu has no numeric {name}"))
     };
     f(conn, "used_cpu_sys") + f(conn, "used_cpu_user")
 }
 
 fn used_memory(conn: &mut Connection) -> u64 {
-    info_field(conn, "memory", "used_memory")
-        .and_then(|v| v.parse().ok())
-        .expect("INFO memory has used_memory")
+    info_field(conn, "memory", "used_memory").and_then(|v| v.parse().ok()).expect("INFO memory has used_memory")
 }
 
 /// A thread with its own connection that PINGs every ~200 us until `stop`; returns round trips
 /// in nanoseconds.
-fn spawn_pinger(
-    url: String,
-    stop: Arc<AtomicBool>,
-    ready: Arc<Barrier>,
-) -> thread::JoinHandle<Vec<u64>> {
+fn spawn_pinger(url: String, stop: Arc<AtomicBool>, ready: Arc<Barrier>) -> thread::JoinHandle<Vec<u64>> {
     thread::spawn(move || {
-        let mut conn = redis::Client::open(url)
-            .and_then(|c| c.get_connection())
-            .expect("pinger connection");
+        let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("pinger connection");
         let mut samples = Vec::with_capacity(1 << 20);
         ready.wait();
         while !stop.load(Ordering::Relaxed) {
@@ -205,9 +182,7 @@ fn spawn_pinger(
 /// `[delivered, N, duplicates, M]` (array or map, any string flavour) -> (N, M).
 fn parse_fanout_reply(v: &Value) -> Result<(u64, u64), String> {
     let pairs: Vec<(&Value, &Value)> = match v {
-        Value::Array(items) if items.len() % 2 == 0 => {
-            items.chunks(2).map(|c| (&c[0], &c[1])).collect()
-        }
+        Value::Array(items) if items.len() % 2 == 0 => items.chunks(2).map(|c| (&c[0], &c[1])).collect(),
         Value::Map(kv) => kv.iter().map(|(k, v)| (k, v)).collect(),
         other => return Err(format!("unexpected AGENT.FANOUT reply {other:?}")),
     };
@@ -223,9 +198,7 @@ fn parse_fanout_reply(v: &Value) -> Result<(u64, u64), String> {
     }
     match (d, m) {
         (Some(d), Some(m)) => Ok((d, m)),
-        _ => Err(format!(
-            "AGENT.FANOUT reply lacks delivered/duplicates: {v:?}"
-        )),
+        _ => Err(format!("AGENT.FANOUT reply lacks delivered/duplicates: {v:?}")),
     }
 }
 
@@ -239,10 +212,7 @@ fn seed_lua(server: &Server, conn: &mut Connection, w: &Workload) {
     let mut pipe = redis::pipe();
     for (t, uids) in by_topic.iter().enumerate() {
         for chunk in uids.chunks(1000) {
-            pipe.cmd("SADD")
-                .arg(format!("subs:{}", TOPICS[t]))
-                .arg(chunk)
-                .ignore();
+            pipe.cmd("SADD").arg(format!("subs:{}", TOPICS[t])).arg(chunk).ignore();
         }
     }
     if let Err(e) = pipe.query::<()>(conn) {
@@ -255,19 +225,13 @@ fn seed_module(server: &Server, conn: &mut Connection, w: &Workload) {
         let mut pipe = redis::pipe();
         for u in chunk {
             let topics: Vec<&str> = u.topics.iter().map(|&t| TOPICS[t]).collect();
-            pipe.cmd("AGENT.SUBSCRIBE")
-                .arg(format!("user:{{{}}}", u.uid))
-                .arg(topics);
+            pipe.cmd("AGENT.SUBSCRIBE").arg(format!("user:{{{}}}", u.uid)).arg(topics);
         }
         match pipe.query::<Vec<i64>>(conn) {
             Ok(added) => {
                 for (u, n) in chunk.iter().zip(added) {
                     if n as usize != u.topics.len() {
-                        die(
-                            server,
-                            "AGENT.SUBSCRIBE",
-                            format!("user {} added {n}", u.uid),
-                        )
+                        die(server, "AGENT.SUBSCRIBE", format!("user {} added {n}", u.uid))
                     }
                 }
             }
@@ -291,13 +255,9 @@ fn run_system(system: System, w: &Workload, opts: &Opts) -> RunResult {
         System::Lua => {
             seed_lua(&server, &mut conn, w);
             let path = workspace_dir().join("lua/fanout_reference.lua");
-            let text = std::fs::read_to_string(&path)
-                .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-            let sha: String = redis::cmd("SCRIPT")
-                .arg("LOAD")
-                .arg(text)
-                .query(&mut conn)
-                .unwrap_or_else(|e| die(&server, "SCRIPT LOAD", e));
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+            let sha: String =
+                redis::cmd("SCRIPT").arg("LOAD").arg(text).query(&mut conn).unwrap_or_else(|e| die(&server, "SCRIPT LOAD", e));
             sha
         }
         System::Module => {
@@ -358,13 +318,7 @@ fn run_system(system: System, w: &Workload, opts: &Opts) -> RunResult {
         delivered += d;
         duplicates += m;
         if (i + 1) % progress_every == 0 {
-            eprintln!(
-                "[{}] {}/{} articles, {delivered} delivered, {:.1?}",
-                system.name(),
-                i + 1,
-                w.sends.len(),
-                start.elapsed()
-            );
+            eprintln!("[{}] {}/{} articles, {delivered} delivered, {:.1?}", system.name(), i + 1, w.sends.len(), start.elapsed());
         }
     }
     let wall = start.elapsed();
@@ -376,12 +330,7 @@ fn run_system(system: System, w: &Workload, opts: &Opts) -> RunResult {
     // Sanity check that feeds are bounded alike: length of user 0's feed.
     let sample_feed_len = match system {
         System::Lua => redis::cmd("LLEN").arg("feed:{0}").query::<usize>(&mut conn),
-        System::Module => redis::cmd("AGENT.FEED")
-            .arg("user:{0}")
-            .arg("COUNT")
-            .arg(10_000)
-            .query::<Vec<Value>>(&mut conn)
-            .map(|v| v.len()),
+        System::Module => redis::cmd("AGENT.FEED").arg("user:{0}").arg("COUNT").arg(10_000).query::<Vec<Value>>(&mut conn).map(|v| v.len()),
     }
     .map(|n| n.to_string())
     .unwrap_or_else(|e| format!("error: {e}"));
@@ -413,32 +362,14 @@ fn print_table(results: &[RunResult]) {
     rows.push(("articles sent", col(&|r| r.sends.to_string())));
     rows.push(("delivered", col(&|r| r.delivered.to_string())));
     rows.push(("duplicates", col(&|r| r.duplicates.to_string())));
-    rows.push((
-        "article loop wall (s)",
-        col(&|r| format!("{:.3}", r.wall.as_secs_f64())),
-    ));
-    rows.push((
-        "deliveries/s",
-        col(&|r| format!("{:.0}", r.deliveries_per_s())),
-    ));
-    rows.push((
-        "mean call (ms)",
-        col(&|r| format!("{:.3}", r.wall.as_secs_f64() * 1e3 / r.sends.max(1) as f64)),
-    ));
-    rows.push((
-        "max call (ms)",
-        col(&|r| format!("{:.3}", r.max_call.as_secs_f64() * 1e3)),
-    ));
+    rows.push(("article loop wall (s)", col(&|r| format!("{:.3}", r.wall.as_secs_f64()))));
+    rows.push(("deliveries/s", col(&|r| format!("{:.0}", r.deliveries_per_s()))));
+    rows.push(("mean call (ms)", col(&|r| format!("{:.3}", r.wall.as_secs_f64() * 1e3 / r.sends.max(1) as f64))));
+    rows.push(("max call (ms)", col(&|r| format!("{:.3}", r.max_call.as_secs_f64() * 1e3))));
     rows.push(("server CPU (s)", col(&|r| format!("{:.3}", r.cpu_s))));
-    rows.push((
-        "server CPU us/delivery",
-        col(&|r| format!("{:.3}", r.cpu_us_per_delivery())),
-    ));
+    rows.push(("server CPU us/delivery", col(&|r| format!("{:.3}", r.cpu_us_per_delivery()))));
     rows.push(("used_memory after (MB)", col(&|r| mb(r.mem_after))));
-    rows.push((
-        "  growth over empty (MB)",
-        col(&|r| mb(r.mem_after.saturating_sub(r.mem_empty))),
-    ));
+    rows.push(("  growth over empty (MB)", col(&|r| mb(r.mem_after.saturating_sub(r.mem_empty)))));
     rows.push(("PING samples", col(&|r| r.ping.count.to_string())));
     rows.push(("PING p50 (us)", col(&|r| format!("{:.0}", r.ping.p50_us))));
     rows.push(("PING p99 (us)", col(&|r| format!("{:.0}", r.ping.p99_us))));
@@ -482,15 +413,7 @@ fn main() {
         w.mean_payload_len(),
         opts.seed
     );
-    println!(
-        "audience per topic: {}",
-        TOPICS
-            .iter()
-            .zip(audience)
-            .map(|(t, a)| format!("{t}={a}"))
-            .collect::<Vec<_>>()
-            .join(" ")
-    );
+    println!("audience per topic: {}", TOPICS.iter().zip(audience).map(|(t, a)| format!("{t}={a}")).collect::<Vec<_>>().join(" "));
     println!("exact totals: {exp_d} delivered, {exp_m} duplicates");
     println!(
         "lua: feed_len {FEED_LEN}, seen ttl {SEEN_TTL_S} s, topic maxlen {TOPIC_MAXLEN}; \
@@ -538,10 +461,7 @@ fn main() {
         let speedup = m.deliveries_per_s() / l.deliveries_per_s().max(1e-9);
         let mem_ratio = l.mem_after as f64 / m.mem_after.max(1) as f64;
         let cpu_ratio = l.cpu_us_per_delivery() / m.cpu_us_per_delivery();
-        println!(
-            "  deliveries/s module/lua = {speedup:.1}x (target >= {TARGET_SPEEDUP}x)   {}",
-            verdict(speedup >= TARGET_SPEEDUP)
-        );
+        println!("  deliveries/s module/lua = {speedup:.1}x (target >= {TARGET_SPEEDUP}x)   {}", verdict(speedup >= TARGET_SPEEDUP));
         println!(
             "  used_memory  lua/module = {mem_ratio:.1}x (target >= {TARGET_MEMORY_RATIO}x)   {}",
             verdict(mem_ratio >= TARGET_MEMORY_RATIO)
@@ -550,10 +470,7 @@ fn main() {
     }
     if let Some(m) = module {
         let dps = m.deliveries_per_s();
-        println!(
-            "  module deliveries/s = {dps:.0} (target >= {TARGET_DELIVERIES_PER_S:.0})   {}",
-            verdict(dps >= TARGET_DELIVERIES_PER_S)
-        );
+        println!("  module deliveries/s = {dps:.0} (target >= {TARGET_DELIVERIES_PER_S:.0})   {}", verdict(dps >= TARGET_DELIVERIES_PER_S));
         println!(
             "  module PING p99 = {:.0} us (target < {TARGET_PING_P99_US:.0} us)   {}",
             m.ping.p99_us,

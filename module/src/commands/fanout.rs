@@ -75,7 +75,8 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     if !matches!(ffi::key_type_of(ctx, req.doc_key), KeyKind::Missing | KeyKind::String) {
         return Err(WRONGTYPE);
     }
-    if req.stream == Some(req.doc_key) || req.users.as_ref().is_some_and(|u| u.iter().any(|k| *k == req.doc_key || Some(*k) == req.stream)) {
+    if req.stream == Some(req.doc_key) || req.users.as_ref().is_some_and(|u| u.iter().any(|k| *k == req.doc_key || Some(*k) == req.stream))
+    {
         return Err(ValkeyError::Str("ERR the document key, the stream key and user keys must all differ"));
     }
     if let Some(stream) = req.stream {

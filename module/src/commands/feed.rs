@@ -43,7 +43,8 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let mut block: Option<i64> = None;
     let mut i = 2;
     while i < args.len() {
-        let value = args.get(i + 1).ok_or_else(|| validate::err(format!("ERR {} needs a value", validate::printable(args[i].as_slice()))))?;
+        let value =
+            args.get(i + 1).ok_or_else(|| validate::err(format!("ERR {} needs a value", validate::printable(args[i].as_slice()))))?;
         match validate::keyword(&args[i]).as_str() {
             "COUNT" => count = validate::integer(value, "COUNT", 1, MAX_COUNT)?,
             "BLOCK" => block = Some(validate::integer(value, "BLOCK timeout (ms)", 0, i64::MAX / 2)?),
@@ -52,7 +53,11 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                     Cursor::AfterNow
                 } else {
                     let id = EntryId::parse(value.as_slice()).ok_or(ValkeyError::Str("ERR invalid entry id: use <ms>-<seq>"))?;
-                    if kw == "AFTER" { Cursor::After(id) } else { Cursor::Before(id) }
+                    if kw == "AFTER" {
+                        Cursor::After(id)
+                    } else {
+                        Cursor::Before(id)
+                    }
                 }
             }
             _ => return Err(validate::err(format!("ERR syntax error near '{}'", validate::printable(args[i].as_slice())))),

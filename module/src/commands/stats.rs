@@ -40,9 +40,7 @@ fn all_metrics() -> Vec<(String, String)> {
 }
 
 fn stats(_ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {
-    Ok(ValkeyValue::Array(
-        all_metrics().into_iter().flat_map(|(k, v)| [ValkeyValue::BulkString(k), ValkeyValue::BulkString(v)]).collect(),
-    ))
+    Ok(ValkeyValue::Array(all_metrics().into_iter().flat_map(|(k, v)| [ValkeyValue::BulkString(k), ValkeyValue::BulkString(v)]).collect()))
 }
 
 /// `INFO agentic` (and `INFO modules` / `INFO everything`): section `agentic_stats` with every

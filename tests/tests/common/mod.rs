@@ -52,8 +52,7 @@ pub fn run(conn: &mut Connection, args: &[&str]) -> Value {
     for a in &args[1..] {
         cmd.arg(*a);
     }
-    cmd.query(conn)
-        .unwrap_or_else(|e| panic!("{args:?} failed: {}", err_text(&e)))
+    cmd.query(conn).unwrap_or_else(|e| panic!("{args:?} failed: {}", err_text(&e)))
 }
 
 pub fn as_string(v: &Value) -> String {
@@ -98,10 +97,7 @@ pub fn stat(conn: &mut Connection, name: &str) -> i64 {
 pub fn topic_counts(conn: &mut Connection) -> HashMap<String, i64> {
     stats_pairs(conn)
         .into_iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix("topic_subscribers:")
-                .map(|t| (t.to_string(), v.parse().expect("subscriber count")))
-        })
+        .filter_map(|(k, v)| k.strip_prefix("topic_subscribers:").map(|t| (t.to_string(), v.parse().expect("subscriber count"))))
         .collect()
 }
 
@@ -122,10 +118,7 @@ pub fn unsubscribe(conn: &mut Connection, user: &str, topics: &[&str]) -> i64 {
 }
 
 pub fn interests(conn: &mut Connection, user: &str) -> Vec<String> {
-    redis::cmd("AGENT.INTERESTS")
-        .arg(user)
-        .query(conn)
-        .expect("AGENT.INTERESTS")
+    redis::cmd("AGENT.INTERESTS").arg(user).query(conn).expect("AGENT.INTERESTS")
 }
 
 /// Checks the `[delivered, N, duplicates, M]` shape and returns (N, M).
@@ -134,9 +127,7 @@ pub fn parse_outcome(v: &Value) -> (i64, i64) {
     assert_eq!(items.len(), 4, "fan-out reply {v:?}");
     assert_eq!(items[0], Value::SimpleString("delivered".into()), "reply {v:?}");
     assert_eq!(items[2], Value::SimpleString("duplicates".into()), "reply {v:?}");
-    let (Value::Int(d), Value::Int(m)) = (&items[1], &items[3]) else {
-        panic!("fan-out counts are not integers: {v:?}")
-    };
+    let (Value::Int(d), Value::Int(m)) = (&items[1], &items[3]) else { panic!("fan-out counts are not integers: {v:?}") };
     (*d, *m)
 }
 
@@ -201,11 +192,8 @@ pub fn parse_feed(v: &Value) -> Vec<Entry> {
 
 /// AGENT.FEED user [args...] parsed.
 pub fn feed(conn: &mut Connection, user: &str, args: &[&str]) -> Vec<Entry> {
-    let v: Value = redis::cmd("AGENT.FEED")
-        .arg(user)
-        .arg(args)
-        .query(conn)
-        .unwrap_or_else(|e| panic!("AGENT.FEED {user} {args:?}: {}", err_text(&e)));
+    let v: Value =
+        redis::cmd("AGENT.FEED").arg(user).arg(args).query(conn).unwrap_or_else(|e| panic!("AGENT.FEED {user} {args:?}: {}", err_text(&e)));
     parse_feed(&v)
 }
 
@@ -315,14 +303,8 @@ pub fn user_keys(c: &mut Connection) -> Vec<String> {
     let mut cursor = 0u64;
     let mut keys = Vec::new();
     loop {
-        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("TYPE")
-            .arg("agentuser")
-            .arg("COUNT")
-            .arg(1000)
-            .query(c)
-            .expect("SCAN");
+        let (next, batch): (u64, Vec<String>) =
+            redis::cmd("SCAN").arg(cursor).arg("TYPE").arg("agentuser").arg("COUNT").arg(1000).query(c).expect("SCAN");
         keys.extend(batch);
         if next == 0 {
             break;
