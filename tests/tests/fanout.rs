@@ -307,6 +307,12 @@ fn a_delivery_invalidates_watch_on_that_user_only() {
     assert_eq!(fanout(&mut other, "sports", "doc:1", "x"), (0, 1));
     let r: Option<(i64,)> = redis::pipe().atomic().cmd("DBSIZE").query(&mut c).expect("EXEC");
     assert!(r.is_some(), "a duplicate (no change) aborted EXEC");
+
+    // Later deliveries take the fast path (remembered value, no keyspace lookup): still seen.
+    let _: () = redis::cmd("WATCH").arg("user:{1}").query(&mut c).expect("WATCH");
+    assert_eq!(fanout(&mut other, "sports", "doc:3", "z"), (1, 0));
+    let r: Option<(i64,)> = redis::pipe().atomic().cmd("DBSIZE").query(&mut c).expect("EXEC");
+    assert_eq!(r, None, "EXEC must abort after a fast-path delivery to the watched user");
 }
 
 #[test]
