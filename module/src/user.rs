@@ -195,6 +195,10 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
         let id = EntryId { ms: r.u64()?, seq: r.u64()? };
         let topic = r.bytes()?;
         let key = r.bytes()?;
+        // Paging and new ids rely on strictly increasing ids, none above the last one handed out.
+        if id > last_id || feed.entries.back().is_some_and(|prev| prev.id >= id) {
+            return Err("corrupt user value: feed ids out of order".into());
+        }
         feed.entries.push_back(FeedEntry { id, doc: intern(topic, key) });
     }
     let mut seen = SeenFilter::default();
@@ -308,6 +312,12 @@ mod tests {
         for cut in 0..good.len() {
             assert!(decode(&good[..cut]).is_err());
         }
+        let mut u = UserState::new(b"u");
+        u.deliver(&spec("doc:1", 10));
+        u.deliver(&spec("doc:2", 20));
+        let mut swapped = u.clone();
+        swapped.feed.entries.swap(0, 1);
+        assert!(decode(&encode(&swapped)).is_err(), "out-of-order feed ids are refused");
         let mut huge = good.clone();
         huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
