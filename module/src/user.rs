@@ -212,7 +212,8 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
             capacity: r.u32()?,
             count: r.u32()?,
         };
-        if layer.k == 0 || layer.k > 64 || layer.words == 0 || !layer.words.is_multiple_of(8) {
+        let out_of_order = layer.start_ms >= layer.end_ms || seen.layers.last().is_some_and(|prev| prev.start_ms > layer.start_ms);
+        if out_of_order || layer.k == 0 || layer.k > 64 || layer.words == 0 || !layer.words.is_multiple_of(8) {
             return Err("corrupt user value: bad Bloom layer".into());
         }
         seen.layers.push(layer);
