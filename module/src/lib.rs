@@ -7,7 +7,6 @@ mod events;
 mod fanout;
 pub mod feed;
 mod ffi;
-mod hint;
 mod index;
 mod metrics;
 pub mod seen;

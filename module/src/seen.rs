@@ -234,7 +234,7 @@ impl SeenFilter {
     pub fn prefetch_blocks(&self, h: DocHash, salt: u64) {
         for l in &self.layers {
             if let Some(w) = self.bits.get(l.block(h, salt)) {
-                crate::hint::prefetch(w);
+                crate::ffi::prefetch(w);
             }
         }
     }

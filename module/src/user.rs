@@ -68,10 +68,10 @@ impl UserState {
     /// Asks for what a delivery reads after this struct: topics, the seen-filter's layer table
     /// and the feed slot the next entry reuses.
     pub fn prefetch_parts(&self) {
-        crate::hint::prefetch(self.topics.as_ptr());
-        crate::hint::prefetch(self.seen.layers.as_ptr());
+        crate::ffi::prefetch(self.topics.as_ptr());
+        crate::ffi::prefetch(self.seen.layers.as_ptr());
         if let Some(front) = self.feed.entries.front() {
-            crate::hint::prefetch(front);
+            crate::ffi::prefetch(front);
         }
     }
 
