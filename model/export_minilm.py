@@ -85,7 +85,7 @@ def main() -> int:
     import onnx
     from tokenizers import Tokenizer
 
-    from util import compare, ort_session
+    from util import compare, ort_session, report
 
     src = a.src or find_source()
     os.makedirs(a.out, exist_ok=True)
@@ -113,15 +113,8 @@ def main() -> int:
     print(f"{len(SENTENCES)} sentences, token lengths {lens}")
     res = compare(ort_session(onnx_path), weights, cfg, tok, SENTENCES)
     t2 = time.perf_counter()
-    diff = max(res["batched"], res["single"])
-    print(f"max abs diff vs float64 reference: batched {res['batched']:.3e}, "
-          f"single {res['single']:.3e} (min cosine {res['min_cosine']:.7f})")
     print(f"export {t1 - t0:.1f}s, check {t2 - t1:.1f}s")
-    if diff > TOLERANCE:
-        print(f"FAIL: {diff:.3e} > {TOLERANCE}", file=sys.stderr)
-        return 1
-    print("OK")
-    return 0
+    return report(res, TOLERANCE)
 
 
 if __name__ == "__main__":

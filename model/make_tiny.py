@@ -22,6 +22,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from bert_onnx import BertConfig, build_bert_onnx, expected_weight_shapes  # noqa: E402
+from util import report  # noqa: E402
 
 SEED = 20240611
 TOLERANCE = 1e-5
@@ -168,16 +169,8 @@ def main() -> int:
         print(f"wrote {p} ({os.path.getsize(p):,} bytes)")
     res = check_tiny(a.out)
     t2 = time.perf_counter()
-    diff = max(res["batched"], res["single"])
-    print(f"max abs diff vs float64 reference: batched {res['batched']:.3e}, "
-          f"single {res['single']:.3e} (min cosine {res['min_cosine']:.7f}, "
-          f"{len(SENTENCES)} sentences, up to {res['max_len']} tokens)")
     print(f"build {t1 - t0:.2f}s, check {t2 - t1:.2f}s")
-    if diff > TOLERANCE:
-        print(f"FAIL: {diff:.3e} > {TOLERANCE}", file=sys.stderr)
-        return 1
-    print("OK")
-    return 0
+    return report(res, TOLERANCE, f", {len(SENTENCES)} sentences, up to {res['max_len']} tokens")
 
 
 if __name__ == "__main__":

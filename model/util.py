@@ -33,6 +33,20 @@ def ort_embed(session, feeds: dict[str, np.ndarray]) -> np.ndarray:
     return session.run(["sentence_embedding"], feeds)[0]
 
 
+def report(res: dict[str, float], tolerance: float, detail: str = "") -> int:
+    """Prints a comparison from `compare` and returns the process exit code for `tolerance`."""
+    import sys
+
+    diff = max(res["batched"], res["single"])
+    print(f"max abs diff vs float64 reference: batched {res['batched']:.3e}, "
+          f"single {res['single']:.3e} (min cosine {res['min_cosine']:.7f}{detail})")
+    if diff > tolerance:
+        print(f"FAIL: {diff:.3e} > {tolerance}", file=sys.stderr)
+        return 1
+    print("OK")
+    return 0
+
+
 def compare(session, weights, cfg, tokenizer, texts: list[str]) -> dict[str, float]:
     """Max abs difference of the ONNX graph vs the float64 reference.
 

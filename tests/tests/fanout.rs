@@ -191,27 +191,14 @@ fn large_audience_is_sliced_and_blocks_only_the_caller() {
     let audience = users(0..n);
     subscribe_many(&mut c, &audience, "world");
 
-    let url = server.url();
-    let big = thread::spawn(move || {
-        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        fanout(&mut a, "world", "doc:{big}", "big news")
-    });
     // While the big fan-out is in progress, this connection is served, and a second fan-out
     // queues behind the first.
-    let mut saw_pending = false;
-    let mut second = None;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !big.is_finished() && Instant::now() < deadline {
-        if pending_jobs(&mut c) >= 1 {
-            saw_pending = true;
-            let pong: String = redis::cmd("PING").query(&mut c).expect("PING during fan-out");
-            assert_eq!(pong, "PONG");
-            second = Some(fanout(&mut c, "world", "doc:{second}", "later news"));
-            break;
-        }
-    }
-    let first = big.join().expect("fan-out thread");
-    assert!(saw_pending, "never observed the fan-out in progress from another connection");
+    let (first, second) = during_fanout(&server, &mut c, "world", "doc:{big}", "big news", |c| {
+        let pong: String = redis::cmd("PING").query(c).expect("PING during fan-out");
+        assert_eq!(pong, "PONG");
+        fanout(c, "world", "doc:{second}", "later news")
+    });
+    assert!(second.is_some(), "never observed the fan-out in progress from another connection");
     assert_eq!(first, (n as i64, 0));
     assert_eq!(second, Some((n as i64, 0)));
     assert!(stat(&mut c, "fanout_blocked_calls") >= 1);
@@ -389,30 +376,13 @@ fn inline_fanout_does_not_overtake_a_running_one() {
     let n = 5_000;
     let audience = users(0..n);
     subscribe_many(&mut c, &audience, "world");
-    let url = server.url();
-    let big = thread::spawn(move || {
-        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        fanout(&mut a, "world", "doc:{first}", "first")
+    let (first, second) = during_fanout(&server, &mut c, "world", "doc:{first}", "first", |c| {
+        let (v,): (Value,) =
+            redis::pipe().atomic().cmd("AGENT.FANOUT").arg("world").arg("doc:{second}").arg("second").query(c).expect("MULTI/EXEC");
+        parse_outcome(&v)
     });
-    let mut overlapped = false;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !big.is_finished() && Instant::now() < deadline {
-        if pending_jobs(&mut c) >= 1 {
-            let (v,): (Value,) = redis::pipe()
-                .atomic()
-                .cmd("AGENT.FANOUT")
-                .arg("world")
-                .arg("doc:{second}")
-                .arg("second")
-                .query(&mut c)
-                .expect("MULTI/EXEC");
-            assert_eq!(parse_outcome(&v), (n as i64, 0));
-            overlapped = true;
-            break;
-        }
-    }
-    assert_eq!(big.join().expect("thread"), (n as i64, 0));
-    assert!(overlapped, "never observed the first fan-out in progress");
+    assert_eq!(first, (n as i64, 0));
+    assert_eq!(second, Some((n as i64, 0)), "never observed the first fan-out in progress");
     let feeds = all_feeds(&mut c, &audience);
     for (u, f) in audience.iter().zip(&feeds) {
         let docs: Vec<&str> = f.iter().map(|e| e.doc.as_str()).collect();

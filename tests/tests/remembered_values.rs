@@ -5,7 +5,7 @@
 mod common;
 
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use agentic_tests::{wait_for, Server};
 use common::*;
@@ -64,22 +64,10 @@ fn flush_during_a_sliced_fan_out_neither_crashes_nor_resurrects_users() {
     subscribe_many(&mut c, &users(0..n), "world");
     warm(&mut c, "world", n as i64);
 
-    let url = server.url();
-    let big = thread::spawn(move || {
-        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        fanout(&mut a, "world", "doc:{big}", "big news")
+    let ((delivered, _), flushed) = during_fanout(&server, &mut c, "world", "doc:{big}", "big news", |c| {
+        let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(c).expect("FLUSHALL ASYNC");
     });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut flushed_mid_job = false;
-    while !big.is_finished() && Instant::now() < deadline {
-        if stat(&mut c, "fanout_jobs_pending") >= 1 {
-            let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(&mut c).expect("FLUSHALL ASYNC");
-            flushed_mid_job = true;
-            break;
-        }
-    }
-    let (delivered, _) = big.join().expect("fan-out thread");
-    assert!(flushed_mid_job, "the flush did not land while the fan-out was in progress");
+    assert!(flushed.is_some(), "the flush did not land while the fan-out was in progress");
     assert!(delivered < n as i64, "users flushed mid-job must not receive the document");
     let pong: String = redis::cmd("PING").query(&mut c).expect("server alive");
     assert_eq!(pong, "PONG");
@@ -101,23 +89,9 @@ fn unsubscribing_during_a_sliced_fan_out_stops_delivery() {
     warm(&mut c, "world", n as i64);
     let last = audience[n - 1].clone();
 
-    let url = server.url();
-    let big = thread::spawn(move || {
-        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        fanout(&mut a, "world", "doc:{big}", "big news")
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut unsubscribed_mid_job = false;
-    while !big.is_finished() && Instant::now() < deadline {
-        if stat(&mut c, "fanout_jobs_pending") >= 1 {
-            // The last subscriber is served last: it leaves before its turn.
-            assert_eq!(unsubscribe(&mut c, &last, &["world"]), 1);
-            unsubscribed_mid_job = true;
-            break;
-        }
-    }
-    let (delivered, _) = big.join().expect("fan-out thread");
-    assert!(unsubscribed_mid_job, "the unsubscribe did not land while the fan-out was in progress");
+    // The last subscriber is served last: it leaves before its turn.
+    let ((delivered, _), left) = during_fanout(&server, &mut c, "world", "doc:{big}", "big news", |c| unsubscribe(c, &last, &["world"]));
+    assert_eq!(left, Some(1), "the unsubscribe did not land while the fan-out was in progress");
     assert_eq!(delivered, n as i64 - 1);
     assert_eq!(feed_docs(&mut c, &last), vec!["doc:warm"]);
 }

@@ -339,3 +339,31 @@ pub fn assert_index_covers_keyspace(c: &mut Connection) {
         assert!(have >= n, "index lists {have} subscribers of {t}, the keyspace has {n}");
     }
 }
+
+/// Starts `AGENT.FANOUT topic doc payload` on its own connection and, as soon as `c` sees it in
+/// progress (`fanout_jobs_pending >= 1`), runs `during` on `c`. Returns the fan-out's outcome and
+/// what `during` returned, or None if the fan-out finished before it could be observed.
+pub fn during_fanout<R>(
+    server: &agentic_tests::Server,
+    c: &mut Connection,
+    topic: &str,
+    doc: &str,
+    payload: &str,
+    during: impl FnOnce(&mut Connection) -> R,
+) -> ((i64, i64), Option<R>) {
+    let url = server.url();
+    let (topic, doc, payload) = (topic.to_string(), doc.to_string(), payload.to_string());
+    let big = std::thread::spawn(move || {
+        let mut a = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        fanout(&mut a, &topic, &doc, &payload)
+    });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let mut result = None;
+    while !big.is_finished() && std::time::Instant::now() < deadline {
+        if stat(c, "fanout_jobs_pending") >= 1 {
+            result = Some(during(c));
+            break;
+        }
+    }
+    (big.join().expect("fan-out thread"), result)
+}
