@@ -3,6 +3,7 @@
 //! `CONFIG SET agentic.<name> <value>`; out-of-range values are refused by the server.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Mutex;
 
 use crate::seen::SeenParams;
 
@@ -59,12 +60,49 @@ pub const FANOUT_SLICE_US_MIN: i64 = 10;
 pub const FANOUT_SLICE_US_MAX: i64 = 1_000_000;
 pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);
 
+/// Folder holding `model.onnx` and `tokenizer.json` for AGENT.CLASSIFY; empty = no model. Loaded
+/// in the background whenever it changes.
+pub static MODEL_DIR: Mutex<String> = Mutex::new(String::new());
+
+/// Pool threads running the model. Can change at runtime.
+pub const CLASSIFY_THREADS_DEFAULT: i64 = 2;
+pub const CLASSIFY_THREADS_MIN: i64 = 1;
+pub const CLASSIFY_THREADS_MAX: i64 = 64;
+pub static CLASSIFY_THREADS: AtomicI64 = AtomicI64::new(CLASSIFY_THREADS_DEFAULT);
+
+/// Most requests one worker takes at once (micro-batching); also the largest padded batch.
+pub const CLASSIFY_BATCH_DEFAULT: i64 = 16;
+pub const CLASSIFY_BATCH_MIN: i64 = 1;
+pub const CLASSIFY_BATCH_MAX: i64 = 256;
+pub static CLASSIFY_BATCH: AtomicI64 = AtomicI64::new(CLASSIFY_BATCH_DEFAULT);
+
+/// Requests allowed to wait for a worker; beyond it AGENT.CLASSIFY refuses (counted).
+pub const CLASSIFY_QUEUE_MAX_DEFAULT: i64 = 10_000;
+pub const CLASSIFY_QUEUE_MAX_MIN: i64 = 1;
+pub const CLASSIFY_QUEUE_MAX_MAX: i64 = 10_000_000;
+pub static CLASSIFY_QUEUE_MAX: AtomicI64 = AtomicI64::new(CLASSIFY_QUEUE_MAX_DEFAULT);
+
+/// Tokens of a text the model sees (the start of the text; the model's cost grows with it).
+pub const CLASSIFY_MAX_TOKENS_DEFAULT: i64 = 128;
+pub const CLASSIFY_MAX_TOKENS_MIN: i64 = 8;
+pub const CLASSIFY_MAX_TOKENS_MAX: i64 = 512;
+pub static CLASSIFY_MAX_TOKENS: AtomicI64 = AtomicI64::new(CLASSIFY_MAX_TOKENS_DEFAULT);
+
+/// Default time a blocked AGENT.CLASSIFY waits for its answer; 0 waits forever.
+pub const CLASSIFY_TIMEOUT_MS_DEFAULT: i64 = 10_000;
+pub const CLASSIFY_TIMEOUT_MS_MIN: i64 = 0;
+pub const CLASSIFY_TIMEOUT_MS_MAX: i64 = 3_600_000;
+pub static CLASSIFY_TIMEOUT_MS: AtomicI64 = AtomicI64::new(CLASSIFY_TIMEOUT_MS_DEFAULT);
+
+/// Where blocking is impossible (MULTI, Lua): compute on the main thread (yes) or refuse (no).
+pub static CLASSIFY_INLINE: AtomicBool = AtomicBool::new(true);
+
 /// Enables AGENT.DEBUG (fault injection for tests), like Valkey's enable-debug-command.
 pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 9] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 14] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -75,6 +113,11 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 9] {
         ("topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX),
         ("topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX),
         ("fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX),
+        ("classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX),
+        ("classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX),
+        ("classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX),
+        ("classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX),
+        ("classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX),
     ]
 }
 
@@ -119,4 +162,33 @@ pub fn fanout_slice_us() -> u64 {
 
 pub fn debug_commands() -> bool {
     DEBUG_COMMANDS.load(Ordering::Relaxed)
+}
+
+// Out-of-range values are clamped: workers read these without the server lock.
+pub fn classify_threads() -> usize {
+    get(&CLASSIFY_THREADS).clamp(CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX) as usize
+}
+
+pub fn classify_batch() -> usize {
+    get(&CLASSIFY_BATCH).clamp(CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX) as usize
+}
+
+pub fn classify_queue_max() -> usize {
+    get(&CLASSIFY_QUEUE_MAX).clamp(CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX) as usize
+}
+
+pub fn classify_max_tokens() -> usize {
+    get(&CLASSIFY_MAX_TOKENS).clamp(CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX) as usize
+}
+
+pub fn classify_timeout_ms() -> i64 {
+    get(&CLASSIFY_TIMEOUT_MS)
+}
+
+pub fn classify_inline() -> bool {
+    CLASSIFY_INLINE.load(Ordering::Relaxed)
+}
+
+pub fn model_dir() -> String {
+    MODEL_DIR.lock().map(|s| s.clone()).unwrap_or_default()
 }

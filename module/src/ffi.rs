@@ -5,10 +5,12 @@ use std::ffi::{c_char, c_int, c_longlong, c_void};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use valkey_module::native_types::ValkeyType;
 use valkey_module::{raw, Context, ValkeyString};
 
+use crate::classify::catalog::{self, Catalog};
 use crate::metrics;
 use crate::user::{self, UserState};
 
@@ -145,6 +147,95 @@ unsafe extern "C" fn user_copy(_from: *mut raw::RedisModuleString, _to: *mut raw
         account_new(&u);
         Box::into_raw(Box::new(u)).cast()
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// The topic catalog type: the value under `agentic:topics`, an `Arc<Catalog>` so pool threads can
+// hold the catalog a request was made against while the key changes.
+
+pub const CATALOG_TYPE_NAME: &str = "agentopic";
+pub const CATALOG_TYPE_ENCVER: i32 = 1;
+
+pub static CATALOG_TYPE: ValkeyType = ValkeyType::new(
+    CATALOG_TYPE_NAME,
+    CATALOG_TYPE_ENCVER,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(catalog_rdb_load),
+        rdb_save: Some(catalog_rdb_save),
+        aof_rewrite: Some(catalog_aof_rewrite),
+        mem_usage: Some(catalog_mem_usage),
+        digest: Some(catalog_digest),
+        free: Some(catalog_free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(catalog_copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+unsafe extern "C" fn catalog_rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guard("rdb_load", ptr::null_mut(), || {
+        let decoded = match (encver == CATALOG_TYPE_ENCVER).then(|| raw::load_string_buffer(rdb)) {
+            Some(Ok(buf)) => catalog::decode(buf.as_ref()),
+            _ => Err("unreadable".to_string()),
+        };
+        match decoded {
+            Ok(c) => {
+                let c = Arc::new(c);
+                crate::classify::pool::prepare(c.clone());
+                Box::into_raw(Box::new(c)).cast()
+            }
+            Err(e) => {
+                metrics::LOAD_ERRORS.incr();
+                valkey_module::logging::log_warning(format!("agentic: refusing corrupt topic catalog: {e}"));
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn catalog_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guard("rdb_save", (), || raw::save_slice(rdb, &catalog::encode(&*(value as *const Arc<Catalog>))))
+}
+
+unsafe extern "C" fn catalog_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+    guard("aof_rewrite", (), || {
+        let blob = catalog::encode(&*(value as *const Arc<Catalog>));
+        if let Some(emit) = raw::RedisModule_EmitAOF {
+            emit(aof, c"AGENT.LOADTOPICS".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr() as *const c_char, blob.len());
+        }
+    })
+}
+
+unsafe extern "C" fn catalog_mem_usage(value: *const c_void) -> usize {
+    guard("mem_usage", 0, || (*(value as *const Arc<Catalog>)).heap_bytes())
+}
+
+unsafe extern "C" fn catalog_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guard("digest", (), || {
+        let blob = catalog::encode(&*(value as *const Arc<Catalog>));
+        if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+            add(md, blob.as_ptr() as *const c_char, blob.len());
+            end(md);
+        }
+    })
+}
+
+unsafe extern "C" fn catalog_free(value: *mut c_void) {
+    guard("free", (), || drop(Box::from_raw(value as *mut Arc<Catalog>)))
+}
+
+unsafe extern "C" fn catalog_copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+    guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Arc<Catalog>)).clone())).cast())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -407,6 +498,10 @@ pub fn log_warning(msg: &str) {
     valkey_module::logging::log_warning(msg);
 }
 
+pub fn log_notice(msg: &str) {
+    valkey_module::logging::log(valkey_module::logging::ValkeyLogLevel::Notice, msg);
+}
+
 pub fn now_ms() -> u64 {
     unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
@@ -540,6 +635,89 @@ unsafe extern "C" fn waiter_free<T>(_ctx: *mut raw::RedisModuleCtx, privdata: *m
 }
 
 // ---------------------------------------------------------------------------------------------
+// Clients blocked while a pool thread works for them (AGENT.CLASSIFY). The worker hands its
+// answer back with RM_UnblockClient; the server then calls `blocked_reply` on the main thread.
+// A handle dropped without an answer (a worker that failed) still unblocks its client, with an
+// error, so no client ever hangs.
+
+/// What a worker sends back to its blocked client; rendered on the main thread.
+pub trait BlockedAnswer: Send + 'static {
+    fn reply(self, ctx: &Context) -> valkey_module::ValkeyResult;
+    /// The reply when the timeout fires first (the late answer is then dropped).
+    fn timed_out(ctx: &Context) -> valkey_module::ValkeyResult;
+    /// The reply when the worker dropped the handle without answering.
+    fn lost(ctx: &Context) -> valkey_module::ValkeyResult;
+}
+
+pub struct Blocked<T: BlockedAnswer> {
+    bc: *mut raw::RedisModuleBlockedClient,
+    _answer: std::marker::PhantomData<T>,
+}
+
+// SAFETY: RM_UnblockClient is the one call made through the handle and is thread-safe.
+unsafe impl<T: BlockedAnswer> Send for Blocked<T> {}
+
+/// Blocks the calling client for at most `timeout_ms` (0 = no timeout). None when the server
+/// refuses (it then has already replied nothing; the caller replies an error).
+pub fn block_client<T: BlockedAnswer>(ctx: &Context, timeout_ms: i64) -> Option<Blocked<T>> {
+    let bc = unsafe {
+        raw::RedisModule_BlockClient.unwrap()(
+            ctx.ctx,
+            Some(blocked_reply::<T>),
+            Some(blocked_timeout::<T>),
+            Some(blocked_free::<T>),
+            timeout_ms as c_longlong,
+        )
+    };
+    (!bc.is_null()).then_some(Blocked { bc, _answer: std::marker::PhantomData })
+}
+
+impl<T: BlockedAnswer> Blocked<T> {
+    pub fn answer(mut self, value: T) {
+        let bc = std::mem::replace(&mut self.bc, ptr::null_mut());
+        unsafe { raw::RedisModule_UnblockClient.unwrap()(bc, Box::into_raw(Box::new(Some(value))).cast()) };
+    }
+}
+
+impl<T: BlockedAnswer> Drop for Blocked<T> {
+    fn drop(&mut self) {
+        if !self.bc.is_null() {
+            unsafe { raw::RedisModule_UnblockClient.unwrap()(self.bc, ptr::null_mut()) };
+        }
+    }
+}
+
+unsafe extern "C" fn blocked_reply<T: BlockedAnswer>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+    guard("blocked reply", raw::REDISMODULE_OK as c_int, || {
+        let context = Context::new(ctx);
+        // The answer is boxed as Option<T>: taken here, the empty box freed by `blocked_free`.
+        let data = raw::RedisModule_GetBlockedClientPrivateData.unwrap()(ctx) as *mut Option<T>;
+        let reply = match data.as_mut().and_then(Option::take) {
+            Some(answer) => answer.reply(&context),
+            None => T::lost(&context),
+        };
+        context.reply(reply);
+        raw::REDISMODULE_OK as c_int
+    })
+}
+
+unsafe extern "C" fn blocked_timeout<T: BlockedAnswer>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+    guard("blocked timeout", raw::REDISMODULE_OK as c_int, || {
+        let context = Context::new(ctx);
+        context.reply(T::timed_out(&context));
+        raw::REDISMODULE_OK as c_int
+    })
+}
+
+unsafe extern "C" fn blocked_free<T: BlockedAnswer>(_ctx: *mut raw::RedisModuleCtx, privdata: *mut c_void) {
+    guard("blocked free", (), || {
+        if !privdata.is_null() {
+            drop(Box::from_raw(privdata as *mut Option<T>));
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stream ids, read without touching entry fields.
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -613,8 +791,9 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 27] = unsafe {
+    let present: [(&str, bool); 29] = unsafe {
         [
+            ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
             ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),
             ("CreateString", { raw::RedisModule_CreateString }.is_some()),
@@ -642,6 +821,7 @@ pub fn missing_api() -> Option<&'static str> {
             ("StreamIteratorStart", { raw::RedisModule_StreamIteratorStart }.is_some()),
             ("StreamIteratorStop", { raw::RedisModule_StreamIteratorStop }.is_some()),
             ("StringPtrLen", { raw::RedisModule_StringPtrLen }.is_some()),
+            ("UnblockClient", { raw::RedisModule_UnblockClient }.is_some()),
         ]
     };
     present.iter().find(|(_, ok)| !ok).map(|(name, _)| *name)

@@ -1,6 +1,8 @@
 //! valkey-agentic: fan-out, feeds and (later) classification inside Valkey.
 //! This file only registers; each command lives in `commands/`, FFI callbacks in `ffi.rs`.
 
+mod classify;
+mod codec;
 mod commands;
 mod configs;
 mod events;
@@ -22,14 +24,14 @@ use valkey_module::{valkey_module, Context, InfoContext, Status, ValkeyResult, V
 
 use commands::stats::info as module_info_sections;
 use configs::*;
-use ffi::USER_TYPE;
+use ffi::{CATALOG_TYPE, USER_TYPE};
 
 pub const MODULE_NAME: &str = "agentic";
 pub const MODULE_VERSION: i32 = 1;
 pub const ACL_CATEGORY: &str = "agentic";
 
 /// ACL categories per command, on top of what the command flags imply.
-const COMMAND_CATEGORIES: [(&str, &str); 9] = [
+const COMMAND_CATEGORIES: [(&str, &str); 17] = [
     ("agent.subscribe", "write fast agentic"),
     ("agent.unsubscribe", "write fast agentic"),
     ("agent.interests", "read fast agentic"),
@@ -39,7 +41,19 @@ const COMMAND_CATEGORIES: [(&str, &str); 9] = [
     ("agent.stats", "read fast agentic"),
     ("agent.loaduser", "write agentic"),
     ("agent.debug", "admin dangerous agentic"),
+    ("agent.classify", "read blocking agentic"),
+    ("agent.topic.set", "write agentic"),
+    ("agent.topic.addexamples", "write agentic"),
+    ("agent.topic.del", "write agentic"),
+    ("agent.topic.reset", "write agentic"),
+    ("agent.topic.get", "read fast agentic"),
+    ("agent.topic.list", "read agentic"),
+    ("agent.loadtopics", "write agentic"),
 ];
+
+fn on_model_dir_changed(_ctx: &valkey_module::configuration::ConfigurationContext, _name: &str, dir: &'static std::sync::Mutex<String>) {
+    classify::model::configure(&dir.lock().map(|d| d.clone()).unwrap_or_default());
+}
 
 fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
     if let Some(api) = ffi::missing_api() {
@@ -64,7 +78,7 @@ valkey_module! {
     name: MODULE_NAME,
     version: MODULE_VERSION,
     allocator: (valkey_module::alloc::ValkeyAlloc, valkey_module::alloc::ValkeyAlloc),
-    data_types: [USER_TYPE],
+    data_types: [USER_TYPE, CATALOG_TYPE],
     init: init,
     info: module_info_sections,
     acl_categories: [ACL_CATEGORY]
@@ -83,10 +97,18 @@ valkey_module! {
             ["topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_DEFAULT, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_DEFAULT, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_DEFAULT, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_DEFAULT, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_DEFAULT, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_DEFAULT, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_DEFAULT, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
         ],
-        string: [],
+        string: [
+            ["model-dir", &MODEL_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_model_dir_changed))],
+        ],
         bool: [
             ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::IMMUTABLE, None],
+            ["classify-inline", &CLASSIFY_INLINE, true, ConfigurationFlags::DEFAULT, None],
         ],
         enum: [],
         module_args_as_configuration: true,

@@ -147,6 +147,34 @@ pub static USER_KEYS: Gauge = Gauge::new();
 pub static PANICS_CAUGHT: Counter = Counter::new();
 pub static LOAD_ERRORS: Counter = Counter::new();
 
+// Classification
+pub static CLASSIFY_CALLS: Counter = Counter::new();
+/// Computed on the main thread because the caller could not block (MULTI, Lua).
+pub static CLASSIFY_INLINE_CALLS: Counter = Counter::new();
+pub static CLASSIFY_FAILURES: Counter = Counter::new();
+pub static CLASSIFY_TIMEOUTS: Counter = Counter::new();
+/// Refused because `classify-queue-max` requests were already waiting.
+pub static CLASSIFY_REJECTED: Counter = Counter::new();
+/// Timed-out requests a worker found in the queue and skipped.
+pub static CLASSIFY_EXPIRED_IN_QUEUE: Counter = Counter::new();
+pub static CLASSIFY_QUEUE_DEPTH: Gauge = Gauge::new();
+pub static CLASSIFY_THREADS: Gauge = Gauge::new();
+pub static CLASSIFY_BATCHES: Counter = Counter::new();
+pub static CLASSIFY_TEXTS: Counter = Counter::new();
+pub static CLASSIFY_TOKENS: Counter = Counter::new();
+/// Requests per worker batch (a count, not microseconds).
+pub static CLASSIFY_BATCH_SIZE: Histogram = Histogram::new();
+/// From the call to the answer.
+pub static CLASSIFY_LATENCY_US: Histogram = Histogram::new();
+/// Model time per worker batch.
+pub static CLASSIFY_INFERENCE_US: Histogram = Histogram::new();
+/// Description sentences and examples embedded to build topic vectors.
+pub static TOPIC_TEXTS_EMBEDDED: Counter = Counter::new();
+pub static TOPIC_WRITES: Counter = Counter::new();
+pub static MODEL_LOADS: Counter = Counter::new();
+pub static MODEL_LOAD_FAILURES: Counter = Counter::new();
+pub static MODEL_LOAD_MS: Gauge = Gauge::new();
+
 pub enum Value {
     Int(i64),
     Float(f64),
@@ -180,12 +208,33 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("feed_missing_docs".into(), c(&FEED_MISSING_DOCS)),
         ("user_keys".into(), Int(USER_KEYS.get())),
         ("user_bytes".into(), Int(USER_BYTES.get())),
+        ("classify_calls".into(), c(&CLASSIFY_CALLS)),
+        ("classify_inline_calls".into(), c(&CLASSIFY_INLINE_CALLS)),
+        ("classify_failures".into(), c(&CLASSIFY_FAILURES)),
+        ("classify_timeouts".into(), c(&CLASSIFY_TIMEOUTS)),
+        ("classify_rejected".into(), c(&CLASSIFY_REJECTED)),
+        ("classify_expired_in_queue".into(), c(&CLASSIFY_EXPIRED_IN_QUEUE)),
+        ("classify_queue_depth".into(), Int(CLASSIFY_QUEUE_DEPTH.get())),
+        ("classify_threads".into(), Int(CLASSIFY_THREADS.get())),
+        ("classify_batches".into(), c(&CLASSIFY_BATCHES)),
+        ("classify_texts".into(), c(&CLASSIFY_TEXTS)),
+        ("classify_tokens".into(), c(&CLASSIFY_TOKENS)),
+        ("topic_texts_embedded".into(), c(&TOPIC_TEXTS_EMBEDDED)),
+        ("topic_writes".into(), c(&TOPIC_WRITES)),
+        ("model_loads".into(), c(&MODEL_LOADS)),
+        ("model_load_failures".into(), c(&MODEL_LOAD_FAILURES)),
+        ("model_load_ms".into(), Int(MODEL_LOAD_MS.get())),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];
-    for (name, h) in
-        [("fanout_latency_us", &FANOUT_LATENCY_US), ("fanout_slice_us", &FANOUT_SLICE_US), ("fanout_slice_gap_us", &FANOUT_SLICE_GAP_US)]
-    {
+    for (name, h) in [
+        ("fanout_latency_us", &FANOUT_LATENCY_US),
+        ("fanout_slice_us", &FANOUT_SLICE_US),
+        ("fanout_slice_gap_us", &FANOUT_SLICE_GAP_US),
+        ("classify_latency_us", &CLASSIFY_LATENCY_US),
+        ("classify_inference_us", &CLASSIFY_INFERENCE_US),
+        ("classify_batch_size", &CLASSIFY_BATCH_SIZE),
+    ] {
         v.push((format!("{name}_count"), Int(h.count() as i64)));
         for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {
             v.push((format!("{name}_{label}"), Int(h.percentile(p) as i64)));

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Weak};
 
+use crate::codec::{Reader, Writer};
 use crate::feed::{DocRef, EntryId, Feed, FeedEntry};
 use crate::seen::{DocHash, Layer, SeenFilter, SeenParams};
 use crate::topic_set::TopicSet;
@@ -87,59 +88,6 @@ impl UserState {
 // DEBUG DIGEST. Deterministic: equal states encode to equal bytes.
 
 pub const ENCODING_VERSION: u8 = 1;
-
-struct Writer(Vec<u8>);
-
-impl Writer {
-    fn u8(&mut self, v: u8) {
-        self.0.push(v);
-    }
-    fn u32(&mut self, v: u32) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn u64(&mut self, v: u64) {
-        self.0.extend_from_slice(&v.to_le_bytes());
-    }
-    fn bytes(&mut self, b: &[u8]) {
-        self.u32(b.len() as u32);
-        self.0.extend_from_slice(b);
-    }
-}
-
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if self.0.len() < n {
-            return Err("truncated user value".into());
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Ok(a)
-    }
-    fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().map_err(|_| "bad u32")?))
-    }
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().map_err(|_| "bad u64")?))
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = self.u32()? as usize;
-        self.take(n)
-    }
-    /// A count of items each at least `min_item` bytes long: refuses counts the input cannot
-    /// hold, so corrupt input never triggers a huge allocation.
-    fn count(&mut self, min_item: usize) -> Result<usize, String> {
-        let n = self.u32()? as usize;
-        if n.saturating_mul(min_item.max(1)) > self.0.len() {
-            return Err("corrupt user value: count exceeds data".into());
-        }
-        Ok(n)
-    }
-}
 
 pub fn encode(u: &UserState) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(64 + u.feed.entries.len() * 40 + u.seen.heap_bytes()));

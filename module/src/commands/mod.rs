@@ -1,5 +1,6 @@
 //! One file per command family; each handler validates everything before its first write.
 
+pub mod classify;
 pub mod debug;
 pub mod deliver;
 pub mod fanout;
@@ -7,6 +8,7 @@ pub mod feed;
 pub mod loaduser;
 pub mod stats;
 pub mod subscribe;
+pub mod topic;
 
 use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString};
 

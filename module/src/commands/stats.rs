@@ -30,6 +30,9 @@ fn all_metrics() -> Vec<(String, String)> {
         })
         .collect();
     let (counts, index_bytes) = index::with(|ix| (ix.counts(), ix.heap_bytes()));
+    let model = crate::classify::model::info();
+    out.push(("model_ready".into(), ((model.status == crate::classify::model::Status::Ready) as i64).to_string()));
+    out.push(("model_dim".into(), model.dim.to_string()));
     out.push(("index_bytes".into(), index_bytes.to_string()));
     out.push(("index_retired_entries".into(), index::retired_entries().to_string()));
     out.push(("topics".into(), counts.len().to_string()));
@@ -62,6 +65,23 @@ fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
     for (topic, n) in index::with(|ix| ix.counts()) {
         topics = topics.field(&format!("subscribers_{}", topic.replace('-', "_")), n as i64)?;
     }
-    topics.build_section()?.build_info()?;
+    let model = crate::classify::model::info();
+    topics
+        .build_section()?
+        .add_section("classify")
+        .field("model_status", model.status.as_str())?
+        .field("model_error", model.error.as_str())?
+        .field("model_dir", validate_printable(&model.dir))?
+        .field("model_dim", model.dim as i64)?
+        .field("model_fingerprint", format!("{:016x}", model.fingerprint))?
+        .field("backend", crate::classify::model::BACKEND)?
+        .field("threads", crate::configs::classify_threads() as i64)?
+        .field("queue_depth", crate::classify::pool::queue_depth() as i64)?
+        .build_section()?
+        .build_info()?;
     Ok(())
+}
+
+fn validate_printable(s: &str) -> String {
+    crate::validate::printable(s.as_bytes())
 }

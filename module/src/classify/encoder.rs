@@ -1,0 +1,217 @@
+//! A sentence encoder: a tokenizer.json plus an ONNX graph run by tract, turning texts into
+//! L2-normalised embeddings. Runs on pool threads only; one optimised plan is shared by all of them
+//! and each call gets its own state.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tokenizers::Tokenizer;
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+
+/// What a graph input is fed with, by ONNX input name.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Feed {
+    Ids,
+    Mask,
+    TypeIds,
+}
+
+/// The output either is the pooled sentence embedding [batch, dim] or token states
+/// [batch, seq, dim], which are mean-pooled over the attention mask here.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum OutputKind {
+    Pooled,
+    TokenStates,
+}
+
+pub struct Encoder {
+    plan: Arc<TypedRunnableModel>,
+    tokenizer: Tokenizer,
+    feeds: Vec<Feed>,
+    output: OutputKind,
+    pub dim: usize,
+    /// xxh3 of the graph and tokenizer bytes: vectors are only comparable under one fingerprint.
+    pub fingerprint: u64,
+}
+
+/// One tokenised text, already truncated.
+pub struct Tokens {
+    pub ids: Vec<i64>,
+    pub type_ids: Vec<i64>,
+}
+
+impl Tokens {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Largest sequence the encoder is asked to run (BERT-style position tables hold 512).
+pub const MAX_POSITIONS: usize = 512;
+
+impl Encoder {
+    /// Loads `dir/model.onnx` and `dir/tokenizer.json`. Slow (hundreds of ms): never on the main thread.
+    pub fn load(dir: &Path) -> Result<Encoder, String> {
+        let onnx_path = dir.join("model.onnx");
+        let tok_path = dir.join("tokenizer.json");
+        let onnx_bytes = std::fs::read(&onnx_path).map_err(|e| format!("cannot read {}: {e}", onnx_path.display()))?;
+        let tok_bytes = std::fs::read(&tok_path).map_err(|e| format!("cannot read {}: {e}", tok_path.display()))?;
+        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| format!("{} is not a usable tokenizer: {e}", tok_path.display()))?;
+        // Lengths stay dynamic: the pool pads each batch to its own longest text.
+        tokenizer.with_padding(None);
+        tokenizer.with_truncation(None).map_err(|e| format!("tokenizer: {e}"))?;
+
+        let mut model =
+            tract_onnx::onnx().model_for_read(&mut &onnx_bytes[..]).map_err(|e| format!("{} is not a usable ONNX graph: {e}", onnx_path.display()))?;
+        let mut feeds = Vec::new();
+        let batch = model.sym("B");
+        let seq = model.sym("S");
+        let input_count = model.inputs.len();
+        for i in 0..input_count {
+            let name = model.node(model.inputs[i].node).name.clone();
+            let feed = match name.as_str() {
+                "input_ids" => Feed::Ids,
+                "attention_mask" => Feed::Mask,
+                "token_type_ids" => Feed::TypeIds,
+                other => return Err(format!("unexpected graph input '{other}' (expected input_ids, attention_mask, token_type_ids)")),
+            };
+            feeds.push(feed);
+            model = model
+                .with_input_fact(i, i64::fact([batch.to_dim(), seq.to_dim()]).into())
+                .map_err(|e| format!("graph input '{name}': {e}"))?;
+        }
+        if !feeds.contains(&Feed::Ids) {
+            return Err("the graph has no input_ids input".into());
+        }
+        if model.outputs.is_empty() {
+            return Err("the graph has no output".into());
+        }
+        let model = model.into_optimized().map_err(|e| format!("cannot optimise the graph: {e}"))?;
+        let out_fact = model.output_fact(0).map_err(|e| format!("graph output: {e}"))?.clone();
+        let (output, dim) = match out_fact.shape.dims() {
+            [_, d] => (OutputKind::Pooled, d.to_usize().map_err(|_| "the output's last dimension is not fixed".to_string())?),
+            [_, _, d] => (OutputKind::TokenStates, d.to_usize().map_err(|_| "the output's last dimension is not fixed".to_string())?),
+            other => return Err(format!("output shape {other:?}: expected [batch, dim] or [batch, seq, dim]")),
+        };
+        if out_fact.datum_type != f32::datum_type() {
+            return Err(format!("output type {:?}: expected float32", out_fact.datum_type));
+        }
+        let plan = model.into_runnable().map_err(|e| format!("cannot plan the graph: {e}"))?;
+        let fingerprint = xxhash_rust::xxh3::xxh3_64(&onnx_bytes) ^ xxhash_rust::xxh3::xxh3_64(&tok_bytes).rotate_left(1);
+        let encoder = Encoder { plan, tokenizer, feeds, output, dim, fingerprint };
+        // The first run allocates and warms up the plan; fail here rather than on a user's call.
+        encoder.embed_tokens(&[encoder.tokenize("warm up", 16)?]).map_err(|e| format!("test run failed: {e}"))?;
+        Ok(encoder)
+    }
+
+    /// Tokenises, keeping at most `max_tokens` tokens (the final special token survives truncation).
+    pub fn tokenize(&self, text: &str, max_tokens: usize) -> Result<Tokens, String> {
+        let max_tokens = max_tokens.clamp(2, MAX_POSITIONS);
+        // Tokens average well under 16 bytes; cutting first bounds the work for huge inputs.
+        let text = cut_at_char_boundary(text, max_tokens * 16);
+        let enc = self.tokenizer.encode_fast(text, true).map_err(|e| format!("tokenizer: {e}"))?;
+        let mut ids: Vec<i64> = enc.get_ids().iter().map(|&x| x as i64).collect();
+        let mut type_ids: Vec<i64> = enc.get_type_ids().iter().map(|&x| x as i64).collect();
+        if ids.len() > max_tokens {
+            let ends_special = enc.get_special_tokens_mask().last() == Some(&1);
+            let last = (*ids.last().unwrap_or(&0), *type_ids.last().unwrap_or(&0));
+            ids.truncate(max_tokens);
+            type_ids.truncate(max_tokens);
+            if ends_special {
+                ids[max_tokens - 1] = last.0;
+                type_ids[max_tokens - 1] = last.1;
+            }
+        }
+        if ids.is_empty() {
+            return Err("the tokenizer produced no tokens".into());
+        }
+        Ok(Tokens { ids, type_ids })
+    }
+
+    /// Embeds one padded batch (callers group texts of similar length). Returns one unit vector each.
+    pub fn embed_tokens(&self, batch: &[Tokens]) -> Result<Vec<Vec<f32>>, String> {
+        let b = batch.len();
+        if b == 0 {
+            return Ok(Vec::new());
+        }
+        let s = batch.iter().map(Tokens::len).max().unwrap_or(1);
+        let mut ids = vec![0i64; b * s];
+        let mut mask = vec![0i64; b * s];
+        let mut types = vec![0i64; b * s];
+        for (r, t) in batch.iter().enumerate() {
+            ids[r * s..r * s + t.len()].copy_from_slice(&t.ids);
+            types[r * s..r * s + t.len()].copy_from_slice(&t.type_ids);
+            mask[r * s..r * s + t.len()].fill(1);
+        }
+        let tensor = |v: &[i64]| Tensor::from_shape::<i64>(&[b, s], v).map(|t| t.into_tvalue()).map_err(|e| e.to_string());
+        let mut inputs: TVec<TValue> = tvec![];
+        for feed in &self.feeds {
+            inputs.push(match feed {
+                Feed::Ids => tensor(&ids)?,
+                Feed::Mask => tensor(&mask)?,
+                Feed::TypeIds => tensor(&types)?,
+            });
+        }
+        let outputs = self.plan.run(inputs).map_err(|e| format!("inference: {e}"))?;
+        let out = outputs[0].to_plain_array_view::<f32>().map_err(|e| e.to_string())?;
+        let flat = out.as_slice().ok_or("non-contiguous output")?;
+        let d = self.dim;
+        let mut vectors = Vec::with_capacity(b);
+        for (r, t) in batch.iter().enumerate() {
+            let mut v = match self.output {
+                OutputKind::Pooled => flat.get(r * d..(r + 1) * d).ok_or("output smaller than the batch")?.to_vec(),
+                OutputKind::TokenStates => {
+                    let mut acc = vec![0f32; d];
+                    for tok in 0..t.len() {
+                        let row = flat.get((r * s + tok) * d..(r * s + tok + 1) * d).ok_or("output smaller than the batch")?;
+                        acc.iter_mut().zip(row).for_each(|(a, x)| *a += x);
+                    }
+                    acc
+                }
+            };
+            normalize(&mut v);
+            vectors.push(v);
+        }
+        Ok(vectors)
+    }
+
+    /// Embeds texts of any lengths: sorted by length and run in batches of at most `batch_max`, so
+    /// little compute goes to padding. Results come back in input order.
+    pub fn embed_texts(&self, texts: &[&str], max_tokens: usize, batch_max: usize) -> Result<Vec<Vec<f32>>, String> {
+        let tokens: Vec<Tokens> = texts.iter().map(|t| self.tokenize(t, max_tokens)).collect::<Result<_, _>>()?;
+        self.embed_many(tokens, batch_max)
+    }
+
+    pub fn embed_many(&self, tokens: Vec<Tokens>, batch_max: usize) -> Result<Vec<Vec<f32>>, String> {
+        let mut order: Vec<usize> = (0..tokens.len()).collect();
+        order.sort_by_key(|&i| tokens[i].len());
+        let mut slots: Vec<Option<Tokens>> = tokens.into_iter().map(Some).collect();
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); slots.len()];
+        for group in order.chunks(batch_max.max(1)) {
+            let batch: Vec<Tokens> = group.iter().filter_map(|&i| slots[i].take()).collect();
+            for (&i, v) in group.iter().zip(self.embed_tokens(&batch)?) {
+                out[i] = v;
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub fn normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+fn cut_at_char_boundary(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
