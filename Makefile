@@ -24,11 +24,12 @@ dev: build
 	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
 	  --loadmodule $(CURDIR)/$(MODULE)
 
-test: build test-unit test-integration test-model
+test: build test-unit tiny-model test-integration test-model
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
 
+# Needs the tiny test model (make tiny-model); real-model tests skip until `make model`.
 test-integration:
 	$(CARGO) build --release -p agentic-tests -p agentic-bench
 	$(CARGO) test --release -p agentic-tests -p agentic-bench

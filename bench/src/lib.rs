@@ -1,6 +1,14 @@
 //! The reference fan-out workload (users, articles, resends), generated deterministically from a
 //! seed so that every system under test gets exactly the same input, plus small statistics helpers.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use agentic_tests::info_field;
+use redis::Connection;
+
 pub const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
@@ -311,4 +319,70 @@ mod tests {
         assert_eq!(l.max_us, 100.0);
         assert_eq!(latency_summary(vec![]).count, 0);
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server-side measurements shared by the benchmarks.
+
+pub fn server_cpu_s(conn: &mut Connection) -> f64 {
+    let f = |conn: &mut Connection, name: &str| {
+        info_field(conn, "cpu", name).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("INFO cpu has no numeric {name}"))
+    };
+    f(conn, "used_cpu_sys") + f(conn, "used_cpu_user")
+}
+
+pub fn used_memory(conn: &mut Connection) -> u64 {
+    info_field(conn, "memory", "used_memory").and_then(|v| v.parse().ok()).expect("INFO memory has used_memory")
+}
+
+/// A thread with its own connection that PINGs every ~200 us until `stop`; returns round trips
+/// in nanoseconds.
+pub fn spawn_pinger(url: String, period: Duration, stop: Arc<AtomicBool>, ready: Arc<Barrier>) -> thread::JoinHandle<Vec<u64>> {
+    thread::spawn(move || {
+        let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("pinger connection");
+        let mut samples = Vec::with_capacity(1 << 20);
+        ready.wait();
+        while !stop.load(Ordering::Relaxed) {
+            let t0 = Instant::now();
+            let _: String = redis::cmd("PING").query(&mut conn).expect("PING");
+            let rtt = t0.elapsed();
+            samples.push(rtt.as_nanos() as u64);
+            if let Some(rest) = period.checked_sub(rtt) {
+                thread::sleep(rest);
+            }
+        }
+        samples
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// AG News (research-only licence: read from ../shared, never copied into the project).
+
+/// One labelled news item: `title. description`, as the reference enricher classifies it.
+pub struct NewsItem {
+    pub text: String,
+    pub label: String,
+}
+
+/// `<workspace>/../shared/data/ag_news`, or `$AG_NEWS_DIR`.
+pub fn ag_news_dir() -> std::path::PathBuf {
+    match std::env::var_os("AG_NEWS_DIR") {
+        Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+        _ => agentic_tests::workspace_dir().join("../shared/data/ag_news"),
+    }
+}
+
+/// Reads `file` of the AG News folder; None (with the reason) when it is absent.
+pub fn load_ag_news(file: &str) -> Result<Vec<NewsItem>, String> {
+    let path = ag_news_dir().join(file);
+    let body = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    body.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, line)| {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| format!("{}:{}: no {k}", path.display(), i + 1));
+            Ok(NewsItem { text: format!("{}. {}", field("title")?, field("text")?), label: field("label")? })
+        })
+        .collect()
 }

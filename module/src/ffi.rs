@@ -498,6 +498,17 @@ pub fn log_warning(msg: &str) {
     valkey_module::logging::log_warning(msg);
 }
 
+/// Raises the calling thread's nice value (Linux schedules threads individually).
+pub fn lower_thread_priority(nice: i32) {
+    // SAFETY: plain syscalls on the calling thread; failure only leaves the priority unchanged.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
+            log_warning("agentic: could not lower the classify worker's priority");
+        }
+    }
+}
+
 pub fn log_notice(msg: &str) {
     valkey_module::logging::log(valkey_module::logging::ValkeyLogLevel::Notice, msg);
 }

@@ -10,11 +10,10 @@
 use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{latency_summary, Latency, Workload, TOPICS};
-use agentic_tests::{info_field, workspace_dir, Server};
+use agentic_bench::{latency_summary, server_cpu_s, spawn_pinger, used_memory, Latency, Workload, TOPICS};
+use agentic_tests::{workspace_dir, Server};
 use redis::{Connection, Value};
 
 const FEED_LEN: u64 = 100;
@@ -148,37 +147,6 @@ fn die(server: &Server, what: &str, err: impl std::fmt::Display) -> ! {
     exit(1)
 }
 
-fn server_cpu_s(conn: &mut Connection) -> f64 {
-    let f = |conn: &mut Connection, name: &str| {
-        info_field(conn, "cpu", name).and_then(|v| v.parse::<f64>().ok()).unwrap_or_else(|| panic!("INFO cpu has no numeric {name}"))
-    };
-    f(conn, "used_cpu_sys") + f(conn, "used_cpu_user")
-}
-
-fn used_memory(conn: &mut Connection) -> u64 {
-    info_field(conn, "memory", "used_memory").and_then(|v| v.parse().ok()).expect("INFO memory has used_memory")
-}
-
-/// A thread with its own connection that PINGs every ~200 us until `stop`; returns round trips
-/// in nanoseconds.
-fn spawn_pinger(url: String, stop: Arc<AtomicBool>, ready: Arc<Barrier>) -> thread::JoinHandle<Vec<u64>> {
-    thread::spawn(move || {
-        let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("pinger connection");
-        let mut samples = Vec::with_capacity(1 << 20);
-        ready.wait();
-        while !stop.load(Ordering::Relaxed) {
-            let t0 = Instant::now();
-            let _: String = redis::cmd("PING").query(&mut conn).expect("PING");
-            let rtt = t0.elapsed();
-            samples.push(rtt.as_nanos() as u64);
-            if let Some(rest) = PING_PERIOD.checked_sub(rtt) {
-                thread::sleep(rest);
-            }
-        }
-        samples
-    })
-}
-
 /// `[delivered, N, duplicates, M]` (array or map, any string flavour) -> (N, M).
 fn parse_fanout_reply(v: &Value) -> Result<(u64, u64), String> {
     let pairs: Vec<(&Value, &Value)> = match v {
@@ -277,7 +245,7 @@ fn run_system(system: System, w: &Workload, opts: &Opts) -> RunResult {
 
     let stop = Arc::new(AtomicBool::new(false));
     let ready = Arc::new(Barrier::new(2));
-    let pinger = spawn_pinger(server.url(), stop.clone(), ready.clone());
+    let pinger = spawn_pinger(server.url(), PING_PERIOD, stop.clone(), ready.clone());
     ready.wait();
 
     let cpu0 = server_cpu_s(&mut conn);

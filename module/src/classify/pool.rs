@@ -141,7 +141,12 @@ fn ensure_workers() {
     metrics::CLASSIFY_THREADS.set(SPAWNED.load(Ordering::Acquire).min(want) as i64);
 }
 
+/// Workers run below the main thread's priority: when the pool saturates every core, the event
+/// loop still gets a core as soon as a client needs it (PING stays fast while classifying).
+const WORKER_NICE: i32 = 10;
+
 fn worker(index: usize) {
+    crate::ffi::lower_thread_priority(WORKER_NICE);
     loop {
         let work = {
             let mut q = queue();
