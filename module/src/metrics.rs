@@ -174,6 +174,8 @@ pub static TOPIC_WRITES: Counter = Counter::new();
 pub static MODEL_LOADS: Counter = Counter::new();
 pub static MODEL_LOAD_FAILURES: Counter = Counter::new();
 pub static MODEL_LOAD_MS: Gauge = Gauge::new();
+/// Fixed-length plans built for the loaded model (see `classify-length-plans`).
+pub static MODEL_LENGTH_PLANS: Gauge = Gauge::new();
 
 pub enum Value {
     Int(i64),
@@ -224,6 +226,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("model_loads".into(), c(&MODEL_LOADS)),
         ("model_load_failures".into(), c(&MODEL_LOAD_FAILURES)),
         ("model_load_ms".into(), Int(MODEL_LOAD_MS.get())),
+        ("model_length_plans".into(), Int(MODEL_LENGTH_PLANS.get())),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];

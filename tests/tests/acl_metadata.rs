@@ -8,7 +8,7 @@ use agentic_tests::Server;
 use common::*;
 use redis::{Connection, Value};
 
-const COMMANDS: [&str; 9] = [
+const COMMANDS: [&str; 17] = [
     "agent.subscribe",
     "agent.unsubscribe",
     "agent.interests",
@@ -18,6 +18,14 @@ const COMMANDS: [&str; 9] = [
     "agent.stats",
     "agent.loaduser",
     "agent.debug",
+    "agent.classify",
+    "agent.topic.set",
+    "agent.topic.addexamples",
+    "agent.topic.del",
+    "agent.topic.reset",
+    "agent.topic.get",
+    "agent.topic.list",
+    "agent.loadtopics",
 ];
 
 fn conn_as(server: &Server, user: &str, pass: &str) -> Connection {
@@ -38,11 +46,23 @@ fn write_commands() -> Vec<Vec<&'static str>> {
         vec!["AGENT.UNSUBSCRIBE", "user:{1}", "sports"],
         vec!["AGENT.DELIVER", "sports", "doc:9", "1000", "10", "60000", "1000", "128", "user:{1}"],
         vec!["AGENT.LOADUSER", "user:{3}", "blob"],
+        vec!["AGENT.TOPIC.SET", "world", "World news."],
+        vec!["AGENT.TOPIC.ADDEXAMPLES", "sports", "Cup final"],
+        vec!["AGENT.TOPIC.DEL", "sports"],
+        vec!["AGENT.TOPIC.RESET"],
+        vec!["AGENT.LOADTOPICS", "agentic:topics", "blob"],
     ]
 }
 
 fn read_commands() -> Vec<Vec<&'static str>> {
-    vec![vec!["AGENT.FEED", "user:{1}"], vec!["AGENT.INTERESTS", "user:{1}"], vec!["AGENT.STATS"]]
+    vec![
+        vec!["AGENT.FEED", "user:{1}"],
+        vec!["AGENT.INTERESTS", "user:{1}"],
+        vec!["AGENT.STATS"],
+        vec!["AGENT.TOPIC.LIST"],
+        vec!["AGENT.TOPIC.GET", "sports"],
+        vec!["AGENT.CLASSIFY", "text"],
+    ]
 }
 
 fn setup() -> (Server, Connection) {
@@ -135,7 +155,7 @@ fn command_info(c: &mut Connection, name: &str) -> (i64, Vec<String>, Vec<String
 fn command_info_has_flags_and_categories() {
     let server = Server::start();
     let mut c = server.conn();
-    let expect: [(&str, i64, &[&str], &[&str]); 9] = [
+    let expect: [(&str, i64, &[&str], &[&str]); 17] = [
         ("agent.subscribe", -3, &["write", "denyoom", "fast"], &["@write", "@fast", "@agentic"]),
         ("agent.unsubscribe", -3, &["write", "fast"], &["@write", "@fast", "@agentic"]),
         ("agent.interests", 2, &["readonly", "fast"], &["@read", "@fast", "@agentic"]),
@@ -144,7 +164,15 @@ fn command_info_has_flags_and_categories() {
         ("agent.feed", -2, &["readonly", "blocking"], &["@read", "@blocking", "@agentic"]),
         ("agent.stats", 1, &["readonly", "fast"], &["@read", "@fast", "@agentic"]),
         ("agent.loaduser", 3, &["write", "denyoom"], &["@write", "@agentic"]),
-        ("agent.debug", 2, &["admin", "noscript"], &["@admin", "@dangerous", "@agentic"]),
+        ("agent.debug", -2, &["admin", "noscript"], &["@admin", "@dangerous", "@agentic"]),
+        ("agent.classify", -2, &["readonly", "blocking"], &["@read", "@blocking", "@agentic"]),
+        ("agent.topic.set", -3, &["write", "denyoom"], &["@write", "@agentic"]),
+        ("agent.topic.addexamples", -3, &["write", "denyoom"], &["@write", "@agentic"]),
+        ("agent.topic.del", -2, &["write"], &["@write", "@agentic"]),
+        ("agent.topic.reset", 1, &["write"], &["@write", "@agentic"]),
+        ("agent.topic.get", 2, &["readonly", "fast"], &["@read", "@fast", "@agentic"]),
+        ("agent.topic.list", 1, &["readonly"], &["@read", "@agentic"]),
+        ("agent.loadtopics", 3, &["write", "denyoom"], &["@write", "@agentic"]),
     ];
     for (name, arity, flags, cats) in expect {
         let (a, f, k) = command_info(&mut c, name);

@@ -237,7 +237,11 @@ fn examples_pull_classification_towards_their_topic() {
     run(&mut c, &args);
     let (after, scores) = classify(&mut c, &[text]);
     assert_eq!(after, target, "40 examples of the very text move it to {target}: {scores:?}");
-    assert!(scores[0].1 > 0.95, "{scores:?}");
+    // Few-shot scores are discriminant values: the winner leads clearly.
+    assert!(scores[0].1 > scores[1].1, "{scores:?}");
+    // Topics without examples still classify (their description counts as their mean).
+    let (_, restricted) = classify(&mut c, &[text, "TOPICS", &before]);
+    assert_eq!(restricted.len(), 1);
 }
 
 #[test]

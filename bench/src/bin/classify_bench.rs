@@ -14,8 +14,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory};
-use agentic_tests::{info_field, make_temp_dir, workspace_dir, Server};
+use agentic_bench::{latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready};
+use agentic_tests::{make_temp_dir, workspace_dir, Server};
 
 const TARGET_ARTICLES_PER_S: f64 = 250.0;
 const TARGET_ORT_RATIO: f64 = 0.8;
@@ -64,19 +64,6 @@ fn fail(msg: &str) -> ! {
     exit(2)
 }
 
-pub fn wait_model_ready(server: &Server) {
-    let mut c = server.conn();
-    let started = Instant::now();
-    loop {
-        match info_field(&mut c, "agentic_classify", "agentic_model_status").as_deref() {
-            Some("ready") => return,
-            Some("failed") => fail(&format!("model failed to load: {:?}", info_field(&mut c, "agentic_classify", "agentic_model_error"))),
-            _ if started.elapsed() > Duration::from_secs(120) => fail("model did not load within 120 s"),
-            _ => thread::sleep(Duration::from_millis(50)),
-        }
-    }
-}
-
 fn stat(c: &mut redis::Connection, name: &str) -> f64 {
     let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
     flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(f64::NAN)
@@ -99,8 +86,8 @@ fn run_module(o: &Opts, texts: &Arc<Vec<String>>) -> ModuleRun {
     args.extend(o.module_args.iter().cloned());
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::builder().module_args(&arg_refs).start();
-    wait_model_ready(&server);
     let mut c = server.conn();
+    wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
     for t in texts.iter().take(32) {
         let _: redis::Value = redis::cmd("AGENT.CLASSIFY").arg(t).query(&mut c).expect("warm-up AGENT.CLASSIFY");
     }

@@ -12,6 +12,8 @@ pub const MAX_TOPICS: usize = 1024;
 pub const MAX_EXAMPLES_PER_TOPIC: usize = 1024;
 pub const MAX_DESCRIPTION_BYTES: usize = 4096;
 pub const MAX_EXAMPLE_BYTES: usize = 16 * 1024;
+/// Bounds the few-shot covariance work (examples x 384 x 384) when topic vectors are rebuilt.
+pub const MAX_TOTAL_EXAMPLES: usize = 20_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TopicDef {
@@ -77,6 +79,7 @@ impl Catalog {
         if t.examples.len() > MAX_EXAMPLES_PER_TOPIC {
             return Err(format!("a topic holds at most {MAX_EXAMPLES_PER_TOPIC} examples"));
         }
+        check_total(&topics)?;
         Ok(Catalog::new(topics))
     }
 
@@ -87,6 +90,7 @@ impl Catalog {
             return Err(format!("a topic holds at most {MAX_EXAMPLES_PER_TOPIC} examples ('{slug}' has {})", topics[i].examples.len()));
         }
         topics[i].examples.extend(examples);
+        check_total(&topics)?;
         Ok(Catalog::new(topics))
     }
 
@@ -99,6 +103,14 @@ impl Catalog {
     pub fn heap_bytes(&self) -> usize {
         self.topics.iter().map(|t| 64 + t.slug.len() + t.description.len() + t.examples.iter().map(|e| 24 + e.len()).sum::<usize>()).sum()
     }
+}
+
+fn check_total(topics: &[TopicDef]) -> Result<(), String> {
+    let total: usize = topics.iter().map(|t| t.examples.len()).sum();
+    if total > MAX_TOTAL_EXAMPLES {
+        return Err(format!("the catalog holds at most {MAX_TOTAL_EXAMPLES} examples in all"));
+    }
+    Ok(())
 }
 
 /// Example or description text: non-empty, bounded, UTF-8 without NUL.

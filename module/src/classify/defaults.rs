@@ -1,66 +1,76 @@
 //! The default topics: the reference pipeline's ten, each described the way a news editor would
-//! describe the section. Descriptions are split into sentences, each embedded on its own (see
-//! `scorer`), so each sentence names one facet of the topic.
+//! describe the section. Each sentence is embedded on its own (see `scorer::facets`), so each
+//! names one facet of the topic. Written and checked against held-out news, not tuned on a test set.
 
 pub const TOPICS: [(&str, &str); 10] = [
     (
         "politics",
-        "Politics and government: elections, campaigns, voters and political parties. \
-         Presidents, prime ministers, parliaments and congress passing laws and debating policy. \
-         Diplomacy, international relations, treaties, wars, conflicts and summits between countries.",
+        "Politics, government and world affairs. \
+         Elections, political parties, candidates and campaigns. \
+         Lawmakers and parliaments debating and passing legislation. \
+         Presidents, prime ministers, diplomacy, international relations, wars and peace talks.",
     ),
     (
         "business",
-        "Business news about companies, corporations and industries. \
-         Earnings, profits, sales, mergers, acquisitions, layoffs and chief executives. \
-         Retailers, airlines, carmakers, manufacturers and the economy, jobs and trade.",
+        "Business and companies. \
+         Corporate news about earnings, sales, mergers, acquisitions and layoffs. \
+         Industries such as retail, manufacturing, energy, airlines and carmakers, and the executives who run them. \
+         Startups, competition, trade and the wider economy.",
     ),
     (
         "technology",
-        "Technology news: computers, software, the internet and smartphones. \
-         Tech companies such as Microsoft, Apple, Google and Intel and their new products. \
-         Artificial intelligence, cybersecurity, hackers, chips, gadgets and video games.",
+        "Technology and the tech industry. \
+         Computers, smartphones, software, apps, the internet and social media. \
+         Artificial intelligence, cybersecurity, chips and gadgets. \
+         Technology companies and the new products they launch.",
     ),
     (
         "sports",
-        "Sports news: games, matches, scores and results. \
-         Football, soccer, basketball, baseball, tennis, golf, cricket and the Olympics. \
-         Teams, players, coaches, leagues, championships, tournaments and transfers.",
+        "Sports news. \
+         Games, matches, races and tournaments, with results and scores. \
+         Athletes, teams, coaches, leagues and championships. \
+         Football, soccer, basketball, baseball, tennis, golf and the Olympics.",
     ),
     (
         "health",
-        "Health and medicine: diseases, patients, doctors and hospitals. \
-         Drugs, vaccines, treatments, clinical trials and public health outbreaks. \
-         Nutrition, fitness, mental health and health care systems.",
+        "Health and medicine. \
+         Diseases, treatments, drugs, vaccines and medical research. \
+         Hospitals, doctors, patients and public health. \
+         Nutrition, fitness and mental health.",
     ),
     (
         "climate",
-        "Climate and environment: global warming, greenhouse gas emissions and carbon. \
-         Extreme weather, heat waves, floods, droughts, wildfires and hurricanes. \
-         Renewable energy, solar and wind power, pollution, conservation and climate policy.",
+        "Climate change and the environment. \
+         Global warming, greenhouse gas emissions and climate policy. \
+         Extreme weather such as heatwaves, droughts, floods and wildfires. \
+         Renewable energy, pollution, conservation and wildlife.",
     ),
     (
         "science",
-        "Science news: research, discoveries and scientific studies. \
-         Space exploration, NASA, astronomy, planets and rockets. \
-         Physics, biology, chemistry, genetics, fossils and animals studied by researchers.",
+        "Science and research. \
+         Discoveries and studies by scientists in physics, chemistry, biology and astronomy. \
+         Space exploration, planets and telescopes. \
+         Archaeology, fossils, evolution and the natural world.",
     ),
     (
         "education",
-        "Education news about schools, teachers and students. \
-         Universities, colleges, tuition, exams, admissions and degrees. \
-         Education policy, school funding, classrooms, learning and literacy.",
+        "Education, schools and universities. \
+         Teachers, students, classrooms, exams and curricula. \
+         Colleges, tuition, student loans and admissions. \
+         Education policy and school funding.",
     ),
     (
         "entertainment",
-        "Entertainment news: movies, films, television shows and streaming. \
-         Music, albums, concerts, celebrities, actors and singers. \
-         Hollywood, box office, awards, books, art and culture.",
+        "Entertainment and culture. \
+         Movies, television, streaming, music, books and the arts. \
+         Celebrities, actors, musicians, concerts and award shows. \
+         Box office hits, video games and pop culture.",
     ),
     (
         "finance",
-        "Finance and markets: stocks, shares, bonds and currencies. \
-         Wall Street, investors, banks, interest rates and central banks. \
-         Oil prices, commodities, inflation, loans, mortgages and personal finance.",
+        "Finance and markets. \
+         Stock markets, shares, bonds, currencies and commodities such as oil and gold. \
+         Interest rates, inflation and central banks. \
+         Banks, investors, funds, personal finance, savings and cryptocurrencies.",
     ),
 ];

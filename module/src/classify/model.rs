@@ -84,6 +84,7 @@ fn finish(generation: u64, result: Result<Encoder, String>, elapsed_ms: u64) {
             Ok(encoder) => {
                 metrics::MODEL_LOAD_MS.set(elapsed_ms as i64);
                 metrics::MODEL_LOADS.incr();
+                metrics::MODEL_LENGTH_PLANS.set(0);
                 s.status = Status::Ready;
                 s.encoder = Some(Arc::new(encoder));
                 true

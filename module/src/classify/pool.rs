@@ -163,6 +163,9 @@ fn worker(index: usize) {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
             Taken::Batch(jobs) => run_batch(jobs),
             Taken::Prepare(c) => {
+                // A newer catalog replaced this one while it waited: prepare that one instead.
+                let latest = LATEST_CATALOG.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let c = latest.filter(|l| l.id > c.id).unwrap_or(c);
                 if let Ok(enc) = model::encoder() {
                     if let Err(e) = scorer_for(&c, &enc) {
                         crate::ffi::log_warning(&format!("agentic: preparing topic vectors failed: {e}"));
@@ -269,7 +272,7 @@ pub fn classify_texts(texts: &[&str], choices: Vec<(Arc<Catalog>, Option<Vec<Str
             }
         }
     }
-    let vectors = match encoder.embed_many(tokens, configs::classify_batch()) {
+    let vectors = match encoder.embed_many(tokens, configs::classify_batch(), configs::classify_length_plans()) {
         Ok(v) => v,
         Err(e) => return fail(e),
     };
@@ -302,7 +305,10 @@ fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>) -> Classific
 // Topic vectors: the embedding of every description sentence and example, cached per text and
 // model, and the scorer built from them, cached per catalog.
 
-static SCORER: Mutex<Option<Arc<Scorer>>> = Mutex::new(None);
+/// The most recently built scorers, newest first (a few, so concurrent catalogs do not evict each
+/// other while a change propagates).
+static SCORERS: Mutex<Vec<Arc<Scorer>>> = Mutex::new(Vec::new());
+const MAX_SCORERS: usize = 4;
 static TEXT_VECTORS: Mutex<Option<HashMap<u64, Arc<Vec<f32>>>>> = Mutex::new(None);
 const MAX_CACHED_TEXT_VECTORS: usize = 200_000;
 
@@ -311,10 +317,8 @@ fn text_key(fingerprint: u64, text: &str) -> u64 {
 }
 
 pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Scorer>, String> {
-    if let Some(s) = SCORER.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        if s.catalog_id == catalog.id && s.fingerprint == encoder.fingerprint {
-            return Ok(s.clone());
-        }
+    if let Some(s) = cached_scorer(catalog.id, encoder.fingerprint) {
+        return Ok(s);
     }
     let texts = scorer::texts_of(catalog);
     let missing: Vec<&str> = {
@@ -327,7 +331,7 @@ pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Score
             .collect()
     };
     if !missing.is_empty() {
-        let vectors = encoder.embed_texts(&missing, configs::classify_max_tokens(), configs::classify_batch())?;
+        let vectors = encoder.embed_texts(&missing, configs::classify_max_tokens(), configs::classify_batch(), configs::classify_length_plans())?;
         metrics::TOPIC_TEXTS_EMBEDDED.add(missing.len() as u64);
         let mut cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
         let cache = cache.get_or_insert_with(HashMap::new);
@@ -343,15 +347,24 @@ pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Score
         let lookup = |t: &str| cache.as_ref().and_then(|c| c.get(&text_key(encoder.fingerprint, t))).map(|v| v.as_ref().clone());
         Arc::new(Scorer::build(catalog, encoder.fingerprint, encoder.dim, lookup)?)
     };
-    *SCORER.lock().unwrap_or_else(|p| p.into_inner()) = Some(scorer.clone());
+    {
+        let mut scorers = SCORERS.lock().unwrap_or_else(|p| p.into_inner());
+        scorers.retain(|s| s.catalog_id != catalog.id);
+        scorers.insert(0, scorer.clone());
+        scorers.truncate(MAX_SCORERS);
+    }
     remember_catalog(catalog);
     Ok(scorer)
+}
+
+fn cached_scorer(catalog_id: u64, fingerprint: u64) -> Option<Arc<Scorer>> {
+    SCORERS.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|s| s.catalog_id == catalog_id && s.fingerprint == fingerprint).cloned()
 }
 
 /// Whether a catalog's topic vectors are computed (AGENT.TOPIC.LIST shows it).
 pub fn is_prepared(catalog: &Catalog) -> bool {
     let Ok(enc) = model::encoder() else { return false };
-    SCORER.lock().unwrap_or_else(|p| p.into_inner()).as_ref().is_some_and(|s| s.catalog_id == catalog.id && s.fingerprint == enc.fingerprint)
+    cached_scorer(catalog.id, enc.fingerprint).is_some()
 }
 
 pub fn queue_depth() -> usize {
