@@ -1,7 +1,7 @@
 //! valkey-agentic: fan-out, feeds and (later) classification inside Valkey.
 //! This file only registers; each command lives in `commands/`, FFI callbacks in `ffi.rs`.
 
-mod classify;
+pub mod classify;
 mod codec;
 mod commands;
 mod configs;

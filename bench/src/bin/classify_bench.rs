@@ -35,7 +35,7 @@ fn parse_opts() -> Opts {
         clients: 8,
         texts: 7600,
         model: workspace_dir().join("model/out/real"),
-        max_tokens: 128,
+        max_tokens: 64, // the module's default classify-max-tokens
         module_args: vec![],
         skip_ort: false,
     };
