@@ -106,12 +106,34 @@ pub static CLASSIFY_TIMEOUT_MS: AtomicI64 = AtomicI64::new(CLASSIFY_TIMEOUT_MS_D
 /// Where blocking is impossible (MULTI, Lua): compute on the main thread (yes) or refuse (no).
 pub static CLASSIFY_INLINE: AtomicBool = AtomicBool::new(true);
 
+/// Runs the in-server pipeline (news_raw -> classify -> store -> topic stream -> fan-out -> ack) on
+/// the primary.
+pub static PIPELINE: AtomicBool = AtomicBool::new(false);
+
+/// Entries the pipeline reads from news_raw at a time.
+pub const PIPELINE_BATCH_DEFAULT: i64 = 64;
+pub const PIPELINE_BATCH_MIN: i64 = 1;
+pub const PIPELINE_BATCH_MAX: i64 = 10_000;
+pub static PIPELINE_BATCH: AtomicI64 = AtomicI64::new(PIPELINE_BATCH_DEFAULT);
+
+/// Articles read and not yet acknowledged, at most; the rest wait in news_raw (the backlog).
+pub const PIPELINE_MAX_INFLIGHT_DEFAULT: i64 = 256;
+pub const PIPELINE_MAX_INFLIGHT_MIN: i64 = 1;
+pub const PIPELINE_MAX_INFLIGHT_MAX: i64 = 100_000;
+pub static PIPELINE_MAX_INFLIGHT: AtomicI64 = AtomicI64::new(PIPELINE_MAX_INFLIGHT_DEFAULT);
+
+/// Length news_raw is trimmed to after acknowledgements, never past what a group has not processed.
+pub const PIPELINE_STREAM_MAXLEN_DEFAULT: i64 = 100_000;
+pub const PIPELINE_STREAM_MAXLEN_MIN: i64 = 1;
+pub const PIPELINE_STREAM_MAXLEN_MAX: i64 = i64::MAX;
+pub static PIPELINE_STREAM_MAXLEN: AtomicI64 = AtomicI64::new(PIPELINE_STREAM_MAXLEN_DEFAULT);
+
 /// Enables AGENT.DEBUG (fault injection for tests), like Valkey's enable-debug-command.
 pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 15] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 18] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -128,6 +150,9 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 15] {
         ("classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX),
         ("classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX),
         ("classify-length-plans", &CLASSIFY_LENGTH_PLANS, CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX),
+        ("pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX),
+        ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
+        ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
     ]
 }
 
@@ -205,4 +230,20 @@ pub fn model_dir() -> String {
 
 pub fn classify_length_plans() -> usize {
     get(&CLASSIFY_LENGTH_PLANS).clamp(CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX) as usize
+}
+
+pub fn pipeline_enabled() -> bool {
+    PIPELINE.load(Ordering::Relaxed)
+}
+
+pub fn pipeline_batch() -> usize {
+    get(&PIPELINE_BATCH).clamp(PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX) as usize
+}
+
+pub fn pipeline_max_inflight() -> usize {
+    get(&PIPELINE_MAX_INFLIGHT).clamp(PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX) as usize
+}
+
+pub fn pipeline_stream_maxlen() -> u64 {
+    get(&PIPELINE_STREAM_MAXLEN).clamp(PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX) as u64
 }

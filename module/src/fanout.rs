@@ -38,6 +38,8 @@ pub struct Job {
     duplicates: u64,
     fp_expected: f64,
     client: Option<BlockedClient>,
+    /// Called on the main thread when the job finished (internal callers such as the pipeline).
+    on_done: Option<Box<dyn FnOnce(&Context, u64, u64) + Send>>,
     started: Instant,
 }
 
@@ -92,6 +94,7 @@ impl Job {
             duplicates: 0,
             fp_expected: 0.0,
             client: None,
+            on_done: None,
             started: Instant::now(),
         }
     }
@@ -109,13 +112,16 @@ impl Job {
         ])
     }
 
-    fn finish(mut self) {
+    fn finish(mut self, ctx: &Context) {
         metrics::SEEN_FP_EXPECTED_MICRO.add((self.fp_expected * 1e6).round() as u64);
         metrics::FANOUT_LATENCY_US.record(self.started.elapsed().as_micros() as u64);
         if let Some(mut bc) = self.client.take() {
             bc.measure_time_end();
             let tsc = ThreadSafeContext::with_blocked_client(bc);
             tsc.reply(Ok(self.reply()));
+        }
+        if let Some(done) = self.on_done.take() {
+            done(ctx, self.delivered, self.duplicates);
         }
     }
 }
@@ -180,19 +186,19 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
         // Jobs already queued finish first, so feeds keep the fan-out order.
         while let Some(mut queued) = queue.pop_front() {
             work(ctx, &mut queued, None);
-            queued.finish();
+            queued.finish(ctx);
         }
         metrics::FANOUT_JOBS_PENDING.set(0);
         work(ctx, &mut job, None);
         let reply = job.reply();
-        job.finish();
+        job.finish(ctx);
         return Some(reply);
     }
     if queue.is_empty() {
         work(ctx, &mut job, Some(Instant::now() + slice_budget()));
         if job.done() {
             let reply = job.reply();
-            job.finish();
+            job.finish(ctx);
             return Some(reply);
         }
     }
@@ -203,6 +209,26 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
     drop(queue);
     arm_timer(ctx);
     None
+}
+
+/// Starts a fan-out for an internal caller (no client): `on_done(ctx, delivered, duplicates)` runs
+/// on the main thread once every target is served, in fan-out order with every other job.
+pub fn start_internal(ctx: &Context, mut job: Job, on_done: Box<dyn FnOnce(&Context, u64, u64) + Send>) {
+    metrics::FANOUT_CALLS.incr();
+    job.on_done = Some(on_done);
+    let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    if queue.is_empty() {
+        work(ctx, &mut job, Some(Instant::now() + slice_budget()));
+        if job.done() {
+            drop(queue);
+            job.finish(ctx);
+            return;
+        }
+    }
+    queue.push_back(job);
+    metrics::FANOUT_JOBS_PENDING.set(queue.len() as i64);
+    drop(queue);
+    arm_timer(ctx);
 }
 
 fn arm_timer(ctx: &Context) {
@@ -232,7 +258,7 @@ pub fn run_slice(ctx: &Context) {
             break;
         }
         if let Some(job) = queue.pop_front() {
-            job.finish();
+            job.finish(ctx);
         }
         if Instant::now() >= deadline {
             break;

@@ -567,6 +567,17 @@ pub fn schedule_next_slice(ctx: &Context) {
     }
 }
 
+pub fn schedule_pipeline_tick(ctx: &Context, ms: i64) {
+    unsafe {
+        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut());
+    }
+}
+
+unsafe extern "C" fn on_pipeline_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    let ctx = Context::new(ctx);
+    guard("pipeline tick", (), || crate::pipeline::tick(&ctx));
+}
+
 unsafe extern "C" fn on_slice_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     let ctx = Context::new(ctx);
     guard("fanout slice", (), || crate::fanout::run_slice(&ctx));

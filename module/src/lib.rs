@@ -11,6 +11,7 @@ pub mod feed;
 mod ffi;
 mod index;
 mod metrics;
+mod pipeline;
 pub mod seen;
 mod topic_set;
 mod topic_stream;
@@ -64,6 +65,7 @@ fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
         ctx.log_warning(&format!("agentic: refusing to load: {problem}"));
         return Status::Err;
     }
+    pipeline::start_ticking(ctx);
     for (name, categories) in COMMAND_CATEGORIES {
         let (Ok(cname), Ok(ccat)) = (CString::new(name), CString::new(categories)) else { return Status::Err };
         if ctx.set_acl_category(cname.as_ptr(), ccat.as_ptr()) == valkey_module::raw::Status::Err {
@@ -102,6 +104,9 @@ valkey_module! {
             ["classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_DEFAULT, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_DEFAULT, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-length-plans", &CLASSIFY_LENGTH_PLANS, CLASSIFY_LENGTH_PLANS_DEFAULT, CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX, ConfigurationFlags::MEMORY, None],
+            ["pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_DEFAULT, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
+            ["pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_DEFAULT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX, ConfigurationFlags::DEFAULT, None],
+            ["pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_DEFAULT, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
@@ -110,6 +115,7 @@ valkey_module! {
         bool: [
             ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::IMMUTABLE, None],
             ["classify-inline", &CLASSIFY_INLINE, true, ConfigurationFlags::DEFAULT, None],
+            ["pipeline", &PIPELINE, false, ConfigurationFlags::DEFAULT, None],
         ],
         enum: [],
         module_args_as_configuration: true,

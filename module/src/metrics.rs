@@ -177,6 +177,25 @@ pub static MODEL_LOAD_MS: Gauge = Gauge::new();
 /// Fixed-length plans built for the loaded model (see `classify-length-plans`).
 pub static MODEL_LENGTH_PLANS: Gauge = Gauge::new();
 
+// Pipeline (news_raw -> classify -> fan-out)
+pub static PIPELINE_READ: Counter = Counter::new();
+pub static PIPELINE_CLASSIFIED: Counter = Counter::new();
+/// Articles fanned out and acknowledged.
+pub static PIPELINE_DELIVERED: Counter = Counter::new();
+/// Feed entries written by pipeline fan-outs.
+pub static PIPELINE_DELIVERIES: Counter = Counter::new();
+pub static PIPELINE_ACKED: Counter = Counter::new();
+/// Entries without a usable id, title or text (acknowledged and skipped, logged with the reason).
+pub static PIPELINE_MALFORMED: Counter = Counter::new();
+/// Entries left pending to be redone (model not ready, queue full, worker failure).
+pub static PIPELINE_RETRIES: Counter = Counter::new();
+pub static PIPELINE_FAILURES: Counter = Counter::new();
+pub static PIPELINE_INFLIGHT: Gauge = Gauge::new();
+/// Entries of news_raw not yet finished by the group (unread + pending).
+pub static PIPELINE_BACKLOG: Gauge = Gauge::new();
+/// From the XADD into news_raw (its entry id) to the acknowledgement after fan-out, in ms.
+pub static PIPELINE_LAG_MS: Histogram = Histogram::new();
+
 pub enum Value {
     Int(i64),
     Float(f64),
@@ -227,6 +246,16 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("model_load_failures".into(), c(&MODEL_LOAD_FAILURES)),
         ("model_load_ms".into(), Int(MODEL_LOAD_MS.get())),
         ("model_length_plans".into(), Int(MODEL_LENGTH_PLANS.get())),
+        ("pipeline_read".into(), c(&PIPELINE_READ)),
+        ("pipeline_classified".into(), c(&PIPELINE_CLASSIFIED)),
+        ("pipeline_delivered".into(), c(&PIPELINE_DELIVERED)),
+        ("pipeline_deliveries".into(), c(&PIPELINE_DELIVERIES)),
+        ("pipeline_acked".into(), c(&PIPELINE_ACKED)),
+        ("pipeline_malformed".into(), c(&PIPELINE_MALFORMED)),
+        ("pipeline_retries".into(), c(&PIPELINE_RETRIES)),
+        ("pipeline_failures".into(), c(&PIPELINE_FAILURES)),
+        ("pipeline_inflight".into(), Int(PIPELINE_INFLIGHT.get())),
+        ("pipeline_backlog".into(), Int(PIPELINE_BACKLOG.get())),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];
@@ -237,6 +266,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_latency_us", &CLASSIFY_LATENCY_US),
         ("classify_inference_us", &CLASSIFY_INFERENCE_US),
         ("classify_batch_size", &CLASSIFY_BATCH_SIZE),
+        ("pipeline_lag_ms", &PIPELINE_LAG_MS),
     ] {
         v.push((format!("{name}_count"), Int(h.count() as i64)));
         for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {

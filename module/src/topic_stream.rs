@@ -35,11 +35,12 @@ pub fn append_and_trim(ctx: &Context, stream: &[u8], doc_key: &[u8], payload: &[
         Ok(_) => metrics::STREAM_APPENDS.incr(),
         Err(e) => return Err(call_error("XADD", e.to_string())),
     }
-    trim(ctx, stream)
+    trim(ctx, stream, configs::topic_maxlen(), configs::topic_hard_maxlen())
 }
 
-fn trim(ctx: &Context, stream: &[u8]) -> Result<(), ValkeyError> {
-    let maxlen = configs::topic_maxlen();
+/// Trims `stream` to `maxlen` as far as its consumer groups allow; above `hard` (0 = never) it
+/// drops unprocessed entries too, counting each.
+pub fn trim(ctx: &Context, stream: &[u8], maxlen: u64, hard: u64) -> Result<(), ValkeyError> {
     let len = integer(ctx, "XLEN", &[stream], &read_opts())? as u64;
     if len <= maxlen {
         return Ok(());
@@ -62,7 +63,6 @@ fn trim(ctx: &Context, stream: &[u8]) -> Result<(), ValkeyError> {
         }
         metrics::STREAM_TRIM_DEFERRED.incr();
     }
-    let hard = configs::topic_hard_maxlen();
     if hard > 0 && remaining > hard {
         let n = integer(ctx, "XTRIM", &[stream, b"MAXLEN", b"=", maxlen_arg.as_bytes()], &write_opts())?;
         metrics::STREAM_FORCED_DROPS.add(n as u64);

@@ -126,6 +126,7 @@ pub struct ServerBuilder {
     dir: Option<PathBuf>,
     remove_dir: bool,
     replica_of: Option<u16>,
+    port: Option<u16>,
 }
 
 impl Default for ServerBuilder {
@@ -136,7 +137,7 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     pub fn new() -> Self {
-        Self { with_module: true, module: None, module_args: Vec::new(), extra: Vec::new(), dir: None, remove_dir: false, replica_of: None }
+        Self { with_module: true, module: None, module_args: Vec::new(), extra: Vec::new(), dir: None, remove_dir: false, replica_of: None, port: None }
     }
 
     /// Arguments passed to the module, after `--loadmodule <path>`.
@@ -186,6 +187,12 @@ impl ServerBuilder {
     pub fn adopt_dir(mut self, path: impl Into<PathBuf>) -> Self {
         self.dir = Some(path.into());
         self.remove_dir = true;
+        self
+    }
+
+    /// Listen on this port instead of a free one (to restart a server where its clients expect it).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
         self
     }
 
@@ -256,7 +263,7 @@ impl ServerBuilder {
         // The probe port may be taken by someone else between probe and bind: retry a few times.
         let mut last_err = String::new();
         for _attempt in 0..5 {
-            let port = free_port();
+            let port = self.port.unwrap_or_else(free_port);
             let args = self.command_args(port, &dir, module.as_deref());
             let out = fs::OpenOptions::new().create(true).append(true).open(dir.join("stdout.log")).expect("open stdout.log in data dir");
             let err = out.try_clone().expect("clone stdout.log handle");

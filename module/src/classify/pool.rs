@@ -25,8 +25,9 @@ pub struct Request<A: BlockedAnswer> {
     pub client: Blocked<A>,
 }
 
-/// Type-erased so the queue holds requests of any answer type.
-trait Job: Send {
+/// One text to classify; type-erased so the queue holds requests of any kind (blocked clients,
+/// the pipeline).
+pub trait Job: Send {
     fn text(&self) -> &str;
     fn expired(&self, now: Instant) -> bool;
     fn catalog(&self) -> &Arc<Catalog>;
@@ -94,6 +95,22 @@ pub fn submit<A: FromOutcome>(req: Request<A>) -> Result<(), Request<A>> {
     }
     WORK_READY.notify_one();
     Ok(())
+}
+
+/// Queues an internal job (no client); false when the queue is full.
+pub fn submit_job(job: Box<dyn Job>) -> bool {
+    ensure_workers();
+    {
+        let mut q = queue();
+        if q.classify_waiting >= configs::classify_queue_max() {
+            return false;
+        }
+        q.work.push_back(Work::Classify(job));
+        q.classify_waiting += 1;
+        metrics::CLASSIFY_QUEUE_DEPTH.set(q.classify_waiting as i64);
+    }
+    WORK_READY.notify_one();
+    true
 }
 
 /// Computes a catalog's topic vectors in the background (after a topic change or model load).

@@ -115,7 +115,7 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 }
 
 /// SET with an explicit TTL, replicated (the server propagates PX as an absolute PXAT).
-fn store_document(ctx: &Context, doc_key: &[u8], payload: &[u8]) -> Result<(), ValkeyError> {
+pub fn store_document(ctx: &Context, doc_key: &[u8], payload: &[u8]) -> Result<(), ValkeyError> {
     let opts = CallOptionsBuilder::new().replicate().errors_as_replies().build();
     let ttl = configs::doc_ttl_ms().to_string();
     let result = if configs::doc_ttl_ms() > 0 {

@@ -1,0 +1,438 @@
+//! The in-server pipeline: when `pipeline` is on, the primary consumes `news_raw` with the consumer
+//! group `agentic`, classifies each article on the classify pool, stores it once, appends it to
+//! `topic:<slug>` (field `data` holds the JSON document), fans it out to the topic's subscribers and
+//! acknowledges it. Everything runs from a timer on the main thread except the model, which runs
+//! on the pool; results come back through a queue the next tick drains.
+//!
+//! Restart safety: an entry is acknowledged only after its fan-out finished. After a crash the
+//! consumer's pending entries are read again first (XREADGROUP from id 0) and redone; the stored
+//! document and the feeds' seen-filters make the redo idempotent, so nothing is lost and nobody
+//! gets an article twice.
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use valkey_module::{CallOptions, CallOptionsBuilder, CallReply, CallResult, Context, ContextFlags};
+
+use crate::classify::catalog::Catalog;
+use crate::classify::pool::{self, Job};
+use crate::classify::Classification;
+use crate::fanout;
+use crate::feed::DocRef;
+use crate::seen::DocHash;
+use crate::user::DeliverySpec;
+use crate::{configs, ffi, index, metrics, topic_stream};
+
+pub const STREAM: &str = "news_raw";
+pub const GROUP: &str = "agentic";
+pub const CONSUMER: &str = "agentic-pipeline";
+
+/// An article whose classification came back from the pool.
+struct Classified {
+    entry_id: String,
+    article_id: String,
+    doc: serde_json::Map<String, serde_json::Value>,
+    result: Result<Classification, String>,
+}
+
+struct State {
+    group_ready: bool,
+    /// After a start or a failure: re-read this consumer's pending entries (from this id) before new ones.
+    pending_from: Option<String>,
+    /// Entry ids read and not yet acknowledged (classifying or fanning out).
+    inflight: BTreeSet<String>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State { group_ready: false, pending_from: Some(String::new()), inflight: BTreeSet::new() });
+static CLASSIFIED: Mutex<Vec<Classified>> = Mutex::new(Vec::new());
+static TICKING: AtomicBool = AtomicBool::new(false);
+
+fn state() -> std::sync::MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write_opts() -> CallOptions {
+    CallOptionsBuilder::new().replicate().errors_as_replies().build()
+}
+
+fn read_opts() -> CallOptions {
+    CallOptionsBuilder::new().errors_as_replies().build()
+}
+
+/// Starts the pipeline's timer (once); it keeps running, idle while `pipeline` is off.
+pub fn start_ticking(ctx: &Context) {
+    if !TICKING.swap(true, Ordering::Relaxed) {
+        ffi::schedule_pipeline_tick(ctx, 10);
+    }
+}
+
+/// One pipeline step; re-arms itself: 1 ms while work is in flight, 20 ms when idle.
+pub fn tick(ctx: &Context) {
+    let busy = ffi::guard("pipeline", false, || step(ctx));
+    ffi::schedule_pipeline_tick(ctx, if busy { 1 } else { 20 });
+}
+
+fn step(ctx: &Context) -> bool {
+    let flags = ctx.get_flags();
+    if !configs::pipeline_enabled() || !flags.contains(ContextFlags::MASTER) || flags.contains(ContextFlags::LOADING) {
+        let mut s = state();
+        s.group_ready = false;
+        s.pending_from = Some(String::new());
+        return false;
+    }
+    if ffi::selected_db(ctx) != 0 {
+        ffi::select_db(ctx, 0);
+    }
+    finish_classified(ctx);
+    if !ensure_group(ctx) {
+        return false;
+    }
+    read_more(ctx);
+    update_backlog(ctx);
+    let s = state();
+    metrics::PIPELINE_INFLIGHT.set(s.inflight.len() as i64);
+    !s.inflight.is_empty() || s.pending_from.is_some()
+}
+
+fn ensure_group(ctx: &Context) -> bool {
+    if state().group_ready {
+        return true;
+    }
+    // From id 0, so articles written before the pipeline started are processed too.
+    match ctx.call_ext::<_, CallResult>("XGROUP", &write_opts(), &[&b"CREATE"[..], STREAM.as_bytes(), GROUP.as_bytes(), b"0", b"MKSTREAM"]) {
+        Ok(_) => {}
+        Err(e) if e.to_string().contains("BUSYGROUP") => {}
+        Err(e) => {
+            metrics::PIPELINE_FAILURES.incr();
+            ffi::log_warning(&format!("agentic: pipeline cannot create its consumer group on {STREAM}: {e}"));
+            return false;
+        }
+    }
+    state().group_ready = true;
+    true
+}
+
+/// Reads up to `pipeline-batch` entries (pending ones first) and hands them to the pool.
+fn read_more(ctx: &Context) {
+    let max_inflight = configs::pipeline_max_inflight();
+    let (room, from) = {
+        let s = state();
+        (max_inflight.saturating_sub(s.inflight.len()), s.pending_from.clone())
+    };
+    if room == 0 {
+        return;
+    }
+    if crate::classify::model::encoder().is_err() {
+        return; // nothing can be classified yet; entries wait in the stream
+    }
+    let count = room.min(configs::pipeline_batch()).to_string();
+    let id = match &from {
+        Some(f) if f.is_empty() => "0".to_string(),
+        Some(f) => f.clone(),
+        None => ">".to_string(),
+    };
+    let args: [&[u8]; 8] = [b"GROUP", GROUP.as_bytes(), CONSUMER.as_bytes(), b"COUNT", count.as_bytes(), b"STREAMS", STREAM.as_bytes(), id.as_bytes()];
+    let entries = match ctx.call_ext::<_, CallResult>("XREADGROUP", &write_opts(), &args[..]) {
+        Ok(reply) => entries_of(&reply),
+        Err(e) => {
+            metrics::PIPELINE_FAILURES.incr();
+            ffi::log_warning(&format!("agentic: pipeline XREADGROUP failed: {e}"));
+            state().group_ready = false;
+            return;
+        }
+    };
+    if from.is_some() {
+        let mut s = state();
+        // Pending entries come back in id order; an empty page means they are all in hand.
+        s.pending_from = entries.last().map(|(id, _)| id.clone());
+    }
+    let catalog = catalog(ctx);
+    for (entry_id, fields) in entries {
+        if state().inflight.contains(&entry_id) {
+            continue;
+        }
+        metrics::PIPELINE_READ.incr();
+        let Some(fields) = fields else {
+            // Trimmed away while pending: nothing left to do but acknowledge it.
+            metrics::PIPELINE_MALFORMED.incr();
+            ack(ctx, &entry_id);
+            continue;
+        };
+        match parse_article(&fields) {
+            Ok((article_id, doc, text)) => {
+                state().inflight.insert(entry_id.clone());
+                let job = PipelineJob { entry_id: entry_id.clone(), article_id, doc: Some(doc), text, catalog: catalog.clone() };
+                if !pool::submit_job(Box::new(job)) {
+                    // Queue full: leave it pending, it is re-read later.
+                    let mut s = state();
+                    s.inflight.remove(&entry_id);
+                    if s.pending_from.is_none() {
+                        s.pending_from = Some(String::new());
+                    }
+                    metrics::PIPELINE_RETRIES.incr();
+                }
+            }
+            Err(why) => {
+                metrics::PIPELINE_MALFORMED.incr();
+                ffi::log_warning(&format!("agentic: pipeline skipped {STREAM} entry {entry_id}: {why}"));
+                ack(ctx, &entry_id);
+            }
+        }
+    }
+}
+
+fn catalog(ctx: &Context) -> Arc<Catalog> {
+    crate::commands::topic::current_catalog(ctx).unwrap_or_else(|_| Catalog::defaults())
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// `[[stream, [[id, [field, value, ...] | nil], ...]]]` -> entries.
+fn entries_of(reply: &CallReply) -> Vec<(String, Option<Fields>)> {
+    let mut out = Vec::new();
+    let CallReply::Array(streams) = reply else { return out };
+    for s in streams.iter().flatten() {
+        let CallReply::Array(pair) = s else { continue };
+        let Some(Ok(CallReply::Array(items))) = pair.get(1) else { continue };
+        for item in items.iter().flatten() {
+            let CallReply::Array(entry) = item else { continue };
+            let Some(Ok(id)) = entry.get(0) else { continue };
+            let id = String::from_utf8_lossy(&bytes(&id)).into_owned();
+            let fields = match entry.get(1) {
+                Some(Ok(CallReply::Array(f))) => {
+                    let flat: Vec<Vec<u8>> = f.iter().flatten().map(|x| bytes(&x)).collect();
+                    Some(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
+                }
+                _ => None,
+            };
+            out.push((id, fields));
+        }
+    }
+    out
+}
+
+fn bytes(r: &CallReply) -> Vec<u8> {
+    match r {
+        CallReply::String(s) => s.as_bytes().to_vec(),
+        CallReply::VerbatimString(s) => s.as_parts().map(|(_, d)| d.to_vec()).unwrap_or_default(),
+        CallReply::I64(i) => i.to_i64().to_string().into_bytes(),
+        _ => Vec::new(),
+    }
+}
+
+/// (article id, JSON document, text to classify) of an entry `id <article-id> data <json>`.
+fn parse_article(fields: &Fields) -> Result<(String, serde_json::Map<String, serde_json::Value>, String), String> {
+    let field = |name: &[u8]| fields.iter().find(|(k, _)| k.as_slice() == name).map(|(_, v)| v.as_slice());
+    let data = field(b"data").ok_or("no data field")?;
+    let doc: serde_json::Value = serde_json::from_slice(data).map_err(|e| format!("data is not JSON: {e}"))?;
+    let serde_json::Value::Object(doc) = doc else { return Err("data is not a JSON object".into()) };
+    let text_of = |k: &str| doc.get(k).and_then(|v| v.as_str()).unwrap_or("").trim().to_string();
+    let title = text_of("title");
+    let body = [text_of("text"), text_of("summary"), text_of("description")].into_iter().find(|t| !t.is_empty()).unwrap_or_default();
+    if title.is_empty() && body.is_empty() {
+        return Err("no title and no text".into());
+    }
+    let id = field(b"id").map(|v| String::from_utf8_lossy(v).into_owned()).or_else(|| doc.get("id").and_then(|v| v.as_str()).map(str::to_string));
+    let id = id.filter(|i| valid_id(i)).ok_or("no usable id (1-200 printable ASCII characters without spaces)")?;
+    let text = match (title.is_empty(), body.is_empty()) {
+        (false, false) => format!("{title}. {body}"),
+        (false, true) => title,
+        _ => body,
+    };
+    Ok((id, doc, text))
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 200 && id.bytes().all(|b| b.is_ascii_graphic() && b != b'{' && b != b'}')
+}
+
+struct PipelineJob {
+    entry_id: String,
+    article_id: String,
+    doc: Option<serde_json::Map<String, serde_json::Value>>,
+    text: String,
+    catalog: Arc<Catalog>,
+}
+
+impl Job for PipelineJob {
+    fn text(&self) -> &str {
+        &self.text
+    }
+    fn expired(&self, _now: Instant) -> bool {
+        false
+    }
+    fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+    fn topics(&self) -> Option<&[String]> {
+        None
+    }
+    fn finish(mut self: Box<Self>, result: Result<Classification, String>) {
+        let done = Classified {
+            entry_id: std::mem::take(&mut self.entry_id),
+            article_id: std::mem::take(&mut self.article_id),
+            doc: self.doc.take().unwrap_or_default(),
+            result,
+        };
+        CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()).push(done);
+    }
+}
+
+impl Drop for PipelineJob {
+    /// A job dropped without finishing (a failed worker) goes back to the stream's pending list.
+    fn drop(&mut self) {
+        if self.doc.is_some() {
+            CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()).push(Classified {
+                entry_id: std::mem::take(&mut self.entry_id),
+                article_id: std::mem::take(&mut self.article_id),
+                doc: self.doc.take().unwrap_or_default(),
+                result: Err("the classify worker failed".into()),
+            });
+        }
+    }
+}
+
+/// Stores, appends and fans out every classified article; acknowledges each when its fan-out ends.
+fn finish_classified(ctx: &Context) {
+    let done: Vec<Classified> = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()));
+    for c in done {
+        let Classified { entry_id, article_id, mut doc, result } = c;
+        let classification = match result {
+            Ok(cl) if !cl.best.is_empty() => cl,
+            Ok(_) | Err(_) => {
+                // Stays pending; re-read later (after the model is back, say).
+                metrics::PIPELINE_RETRIES.incr();
+                let mut s = state();
+                s.inflight.remove(&entry_id);
+                if s.pending_from.is_none() {
+                    s.pending_from = Some(String::new());
+                }
+                continue;
+            }
+        };
+        metrics::PIPELINE_CLASSIFIED.incr();
+        let topic = classification.best.clone();
+        let score = classification.scores.first().map(|s| s.1).unwrap_or(0.0);
+        let ingest_ms = entry_id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
+        doc.insert("topic".into(), serde_json::Value::String(topic.clone()));
+        doc.insert("score".into(), serde_json::json!((f64::from(score) * 10_000.0).round() / 10_000.0));
+        doc.insert("ingest_ms".into(), serde_json::json!(ingest_ms));
+        let payload = serde_json::Value::Object(doc).to_string();
+        let doc_key = format!("doc:{{{article_id}}}");
+        let stream_key = format!("topic:{topic}");
+        if let Err(e) = deliver(ctx, &topic, &doc_key, &stream_key, &payload, entry_id.clone(), ingest_ms) {
+            metrics::PIPELINE_FAILURES.incr();
+            ffi::log_warning(&format!("agentic: pipeline could not deliver {entry_id}: {e}"));
+            let mut s = state();
+            s.inflight.remove(&entry_id);
+            if s.pending_from.is_none() {
+                s.pending_from = Some(String::new());
+            }
+        }
+    }
+}
+
+fn deliver(ctx: &Context, topic: &str, doc_key: &str, stream_key: &str, payload: &str, entry_id: String, ingest_ms: u64) -> Result<(), String> {
+    crate::commands::fanout::store_document(ctx, doc_key.as_bytes(), payload.as_bytes()).map_err(|e| format!("{e:?}"))?;
+    topic_stream::append_and_trim(ctx, stream_key.as_bytes(), doc_key.as_bytes(), payload.as_bytes()).map_err(|e| format!("{e:?}"))?;
+    let spec = DeliverySpec {
+        doc: Arc::new(DocRef { topic: topic.as_bytes().into(), key: doc_key.as_bytes().into() }),
+        hash: DocHash::of(doc_key.as_bytes()),
+        ts_ms: ffi::now_ms(),
+        feed_len: configs::feed_len(),
+        seen: configs::seen_params(),
+    };
+    let (subscribers, generation) = index::with(|ix| ix.snapshot(topic.as_bytes()));
+    let job = fanout::Job::subscribers(spec, subscribers, generation);
+    fanout::start_internal(
+        ctx,
+        job,
+        Box::new(move |ctx: &Context, delivered: u64, _duplicates: u64| {
+            ack(ctx, &entry_id);
+            state().inflight.remove(&entry_id);
+            metrics::PIPELINE_DELIVERED.incr();
+            metrics::PIPELINE_DELIVERIES.add(delivered);
+            metrics::PIPELINE_LAG_MS.record(ffi::now_ms().saturating_sub(ingest_ms));
+        }),
+    );
+    Ok(())
+}
+
+fn ack(ctx: &Context, entry_id: &str) {
+    match ctx.call_ext::<_, CallResult>("XACK", &write_opts(), &[STREAM.as_bytes(), GROUP.as_bytes(), entry_id.as_bytes()]) {
+        Ok(_) => metrics::PIPELINE_ACKED.incr(),
+        Err(e) => {
+            metrics::PIPELINE_FAILURES.incr();
+            ffi::log_warning(&format!("agentic: pipeline XACK {entry_id} failed: {e}"));
+        }
+    }
+    if let Err(e) = topic_stream::trim(ctx, STREAM.as_bytes(), configs::pipeline_stream_maxlen(), 0) {
+        ffi::log_warning(&format!("agentic: trimming {STREAM} failed: {e:?}"));
+    }
+}
+
+/// Entries of `news_raw` the group has not finished: not yet read (the group's lag) plus read and
+/// not yet acknowledged (pending).
+fn update_backlog(ctx: &Context) {
+    let Ok(CallReply::Array(groups)) = ctx.call_ext::<_, CallResult>("XINFO", &read_opts(), &[&b"GROUPS"[..], STREAM.as_bytes()]) else {
+        return;
+    };
+    for g in groups.iter().flatten() {
+        let CallReply::Array(fields) = g else { continue };
+        let items: Vec<CallReply> = fields.iter().flatten().collect();
+        let mut name = Vec::new();
+        let (mut lag, mut pending) = (0i64, 0i64);
+        for kv in items.chunks(2) {
+            if kv.len() < 2 {
+                continue;
+            }
+            match bytes(&kv[0]).as_slice() {
+                b"name" => name = bytes(&kv[1]),
+                b"lag" => lag = i64_of(&kv[1]),
+                b"pending" => pending = i64_of(&kv[1]),
+                _ => {}
+            }
+        }
+        if name == GROUP.as_bytes() {
+            metrics::PIPELINE_BACKLOG.set(lag + pending);
+        }
+    }
+}
+
+fn i64_of(r: &CallReply) -> i64 {
+    match r {
+        CallReply::I64(i) => i.to_i64(),
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&str, &str)]) -> Fields {
+        pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect()
+    }
+
+    #[test]
+    fn articles_parse_into_id_document_and_text() {
+        let (id, doc, text) = parse_article(&fields(&[("id", "a1"), ("data", r#"{"title":"Cup final","text":"Home side wins."}"#)])).unwrap();
+        assert_eq!((id.as_str(), text.as_str()), ("a1", "Cup final. Home side wins."));
+        assert_eq!(doc["title"], "Cup final");
+        let (id, _, text) = parse_article(&fields(&[("data", r#"{"id":"x-2","summary":"Only a summary"}"#)])).unwrap();
+        assert_eq!((id.as_str(), text.as_str()), ("x-2", "Only a summary"));
+        for bad in [
+            fields(&[("id", "a")]),
+            fields(&[("id", "a"), ("data", "not json")]),
+            fields(&[("id", "a"), ("data", "[1]")]),
+            fields(&[("id", "a"), ("data", r#"{"title":""}"#)]),
+            fields(&[("id", "has space"), ("data", r#"{"title":"t"}"#)]),
+            fields(&[("id", "a}b"), ("data", r#"{"title":"t"}"#)]),
+            fields(&[("data", r#"{"title":"no id"}"#)]),
+        ] {
+            assert!(parse_article(&bad).is_err(), "{bad:?}");
+        }
+    }
+}
