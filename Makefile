@@ -4,7 +4,7 @@ CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
 
-.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica bench-classify eval
+.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -70,3 +70,8 @@ bench-classify: build model
 # AG News accuracy through the module: zero-shot and few-shot (k = 8, 64).
 eval: build model
 	$(CARGO) run --release -p agentic-bench --bin classify_eval
+
+# The whole ingest path: fetcher replay -> news_raw -> in-server pipeline -> 10,000 users' feeds.
+bench-pipeline: build model
+	$(CARGO) build --release -p agentic-fetcher -p agentic-bench
+	$(CARGO) run --release -p agentic-bench --bin pipeline_bench

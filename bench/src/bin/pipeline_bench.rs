@@ -1,0 +1,223 @@
+//! pipeline_bench: the whole ingest path on one server. 10,000 users with 2-4 interests; the
+//! fetcher replays AG News items into news_raw at 250 articles/s for 60 s; the in-server pipeline
+//! classifies, stores, appends to topic streams and fans out. Prints ingest-to-feed latency
+//! (p50/p99, seen by blocked AGENT.FEED readers), the pipeline's own XADD-to-ack lag, backlog over
+//! time, deliveries/s, server CPU and used_memory, and lost / duplicated counts.
+//!
+//!     cargo run --release -p agentic-bench --bin pipeline_bench -- [--users N] [--rate R]
+//!         [--seconds S] [--model DIR] [--readers N] [--module-arg NAME VALUE ...]
+//!
+//! Uses the real model when `make model` has built it, else the tiny test model (said in the
+//! output). Needs target/release/agentic-fetcher (cargo build --release -p agentic-fetcher) and
+//! ../shared/data/ag_news (skips without it).
+
+use std::collections::HashSet;
+use std::process::{exit, Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use agentic_bench::{ag_news_dir, latency_summary, server_cpu_s, used_memory, wait_model_ready, Workload, TOPICS};
+use agentic_tests::{workspace_dir, Server};
+use redis::{Connection, Value};
+
+const TARGET_P99_MS: f64 = 50.0;
+
+fn fail(msg: &str) -> ! {
+    eprintln!("pipeline_bench: {msg}");
+    exit(2)
+}
+
+fn stat(c: &mut Connection, name: &str) -> i64 {
+    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
+    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(0)
+}
+
+/// Kills the fetcher when the benchmark ends, also on panic.
+struct Fetcher(Child);
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A user following every topic, blocked on its feed; records now - ingest_ms of each arrival.
+fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mutex<Vec<String>>>) -> thread::JoinHandle<Vec<u64>> {
+    thread::spawn(move || {
+        let mut c = redis::Client::open(url).and_then(|c| c.get_connection()).expect("reader connection");
+        let mut lat = Vec::new();
+        let mut after = "$".to_string();
+        while !stop.load(Ordering::Relaxed) {
+            let v: Value = match redis::cmd("AGENT.FEED").arg(&user).arg("COUNT").arg(1000).arg("AFTER").arg(&after).arg("BLOCK").arg(200).query(&mut c) {
+                Ok(v) => v,
+                Err(_) => continue,
+            };
+            let now = SystemNow::ms();
+            let Value::Array(entries) = v else { continue };
+            for e in entries {
+                let Value::Array(f) = e else { continue };
+                if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) = (f.first(), f.get(2), f.get(3)) {
+                    after = String::from_utf8_lossy(id).into_owned();
+                    seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
+                    if let Ok(j) = serde_json::from_slice::<serde_json::Value>(payload) {
+                        if let Some(ingest) = j["ingest_ms"].as_u64() {
+                            lat.push(now.saturating_sub(ingest) * 1_000_000);
+                        }
+                    }
+                }
+            }
+        }
+        lat
+    })
+}
+
+struct SystemNow;
+impl SystemNow {
+    fn ms() -> u64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    }
+}
+
+fn main() {
+    let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 250u64, 60u64, 20usize);
+    let mut model = workspace_dir().join("model/out/real");
+    let mut module_args: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut v = || args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
+        match a.as_str() {
+            "--users" => users = v().parse().unwrap_or_else(|_| fail("--users")),
+            "--rate" => rate = v().parse().unwrap_or_else(|_| fail("--rate")),
+            "--seconds" => seconds = v().parse().unwrap_or_else(|_| fail("--seconds")),
+            "--readers" => readers = v().parse().unwrap_or_else(|_| fail("--readers")),
+            "--model" => model = v().into(),
+            "--module-arg" => {
+                module_args.push(v());
+                module_args.push(v());
+            }
+            _ => fail(&format!("unknown option {a}")),
+        }
+    }
+    let news = ag_news_dir().join("ag_news_test.jsonl");
+    if !news.is_file() {
+        println!("pipeline_bench: skipped: AG News is not available ({})", news.display());
+        return;
+    }
+    let fetcher_bin = workspace_dir().join("target/release/agentic-fetcher");
+    if !fetcher_bin.is_file() {
+        fail("target/release/agentic-fetcher is missing: cargo build --release -p agentic-fetcher");
+    }
+    let which = if model.join("model.onnx").is_file() {
+        "real all-MiniLM-L6-v2"
+    } else {
+        model = workspace_dir().join("model/out/tiny");
+        if !model.join("model.onnx").is_file() {
+            fail("no model: make model (or make tiny-model)");
+        }
+        "TINY TEST MODEL (the real one is not built: make model)"
+    };
+    let model_arg = model.display().to_string();
+    let mut margs: Vec<&str> = vec!["model-dir", &model_arg, "pipeline", "yes"];
+    margs.extend(module_args.iter().map(String::as_str));
+    let server = Server::builder().module_args(&margs).start();
+    let mut c = server.conn();
+    wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
+    println!("pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}");
+
+    // Users: 2-4 random interests each, plus `readers` users following everything.
+    let w = Workload::generate(42, users, 0, 0);
+    let mut pipe = redis::pipe();
+    for u in &w.users {
+        let mut cmd = redis::cmd("AGENT.SUBSCRIBE");
+        cmd.arg(format!("user:{{{}}}", u.uid));
+        for &t in &u.topics {
+            cmd.arg(TOPICS[t]);
+        }
+        pipe.add_command(cmd).ignore();
+    }
+    let reader_keys: Vec<String> = (0..readers).map(|i| format!("reader:{{{i}}}")).collect();
+    for r in &reader_keys {
+        pipe.cmd("AGENT.SUBSCRIBE").arg(r).arg(&TOPICS[..]).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("seeding users");
+    // Warm the topic vectors before the clock starts.
+    let _: Value = redis::cmd("AGENT.CLASSIFY").arg("warm-up").query(&mut c).expect("warm-up");
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Vec<Arc<Mutex<Vec<String>>>> = reader_keys.iter().map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
+    let reader_threads: Vec<_> =
+        reader_keys.iter().zip(&seen).map(|(k, s)| spawn_reader(server.url(), k.clone(), stop.clone(), s.clone())).collect();
+    thread::sleep(Duration::from_millis(300));
+    let cpu0 = server_cpu_s(&mut c);
+    let deliveries0 = stat(&mut c, "pipeline_deliveries");
+    let limit = (rate * seconds).to_string();
+    let fetcher = Fetcher(
+        Command::new(&fetcher_bin)
+            .args(["--valkey", &server.url(), "--metrics-addr", "", "replay", "--file", &news.display().to_string(), "--rate", &rate.to_string(), "--loop", "--limit", &limit])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| fail(&format!("cannot start the fetcher: {e}"))),
+    );
+    let t0 = Instant::now();
+    let mut backlog_series = Vec::new();
+    let mut fetcher = fetcher;
+    loop {
+        thread::sleep(Duration::from_secs(1));
+        backlog_series.push(stat(&mut c, "pipeline_backlog"));
+        if let Ok(Some(_)) = fetcher.0.try_wait() {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(seconds * 3 + 60) {
+            println!("  the fetcher did not finish in time; stopping it");
+            break;
+        }
+    }
+    let ingest_s = t0.elapsed().as_secs_f64();
+    drop(fetcher);
+    // Drain: wait until everything written was processed.
+    let drain0 = Instant::now();
+    while stat(&mut c, "pipeline_backlog") > 0 && drain0.elapsed() < Duration::from_secs(600) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    let total_s = t0.elapsed().as_secs_f64();
+    thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let lat: Vec<u64> = reader_threads.into_iter().flat_map(|t| t.join().expect("reader")).collect();
+    let latency = latency_summary(lat);
+    let cpu = server_cpu_s(&mut c) - cpu0;
+    let deliveries = stat(&mut c, "pipeline_deliveries") - deliveries0;
+    let written: i64 = {
+        let v: Value = redis::cmd("XINFO").arg("STREAM").arg("news_raw").query(&mut c).expect("XINFO STREAM");
+        let Value::Array(f) = v else { fail("XINFO STREAM reply") };
+        f.chunks(2).find(|p| matches!(&p[0], Value::BulkString(b) if b == b"entries-added")).and_then(|p| if let Value::Int(n) = p[1] { Some(n) } else { None }).unwrap_or(0)
+    };
+    let delivered = stat(&mut c, "pipeline_delivered");
+    let malformed = stat(&mut c, "pipeline_malformed");
+    let lost = written - delivered - malformed;
+    let mut duplicated = 0usize;
+    let mut reader_docs = 0usize;
+    for s in &seen {
+        let docs = s.lock().unwrap();
+        let unique: HashSet<&String> = docs.iter().collect();
+        duplicated += docs.len() - unique.len();
+        reader_docs = reader_docs.max(unique.len());
+    }
+    let lag = (stat(&mut c, "pipeline_lag_ms_p50"), stat(&mut c, "pipeline_lag_ms_p99"), stat(&mut c, "pipeline_lag_ms_max"));
+    println!("\nResults ({which}):");
+    println!("  articles written {written} in {ingest_s:.1} s ({:.1}/s), processed {delivered}, malformed {malformed}", written as f64 / ingest_s);
+    println!("  ingest-to-feed latency (blocked AGENT.FEED readers): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)", latency.p50_us / 1e3, latency.p99_us / 1e3, latency.max_us / 1e3, latency.count);
+    println!("  pipeline XADD-to-ack lag: p50 {} ms  p99 {} ms  max {} ms", lag.0, lag.1, lag.2);
+    println!("  backlog every second: {:?}", backlog_series);
+    println!("  deliveries/s {:.0} ({deliveries} feed entries in {total_s:.1} s)", deliveries as f64 / total_s);
+    println!("  server CPU {:.1} s ({:.0}% of one core); used_memory {:.1} MB", cpu, 100.0 * cpu / total_s, used_memory(&mut c) as f64 / 1e6);
+    println!("  lost {lost}; duplicated {duplicated} (in {} readers' feeds, {reader_docs} distinct articles each)", seen.len());
+    println!("\nTargets: p99 ingest-to-feed < {TARGET_P99_MS} ms with the real model: {:.1} ms: {}; lost 0: {}; duplicated 0: {}",
+        latency.p99_us / 1e3,
+        if latency.p99_us / 1e3 < TARGET_P99_MS && which.starts_with("real") { "met" } else { "MISSED (or not the real model)" },
+        if lost == 0 { "met" } else { "MISSED" },
+        if duplicated == 0 { "met" } else { "MISSED" });
+}
