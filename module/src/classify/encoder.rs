@@ -251,13 +251,20 @@ impl Encoder {
     /// padded batches on the general plan.
     pub fn embed_many(&self, tokens: Vec<Tokens>, batch_max: usize, max_plans: usize) -> Result<Vec<Vec<f32>>, String> {
         let mut out: Vec<Vec<f32>> = vec![Vec::new(); tokens.len()];
+        self.embed_each(tokens, batch_max, max_plans, |i, v| out[i] = v)?;
+        Ok(out)
+    }
+
+    /// Like `embed_many`, handing each vector to `done(index, vector)` as soon as it is computed,
+    /// so a text does not wait for the texts taken with it.
+    pub fn embed_each(&self, tokens: Vec<Tokens>, batch_max: usize, max_plans: usize, mut done: impl FnMut(usize, Vec<f32>)) -> Result<(), String> {
         let mut rest: Vec<usize> = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
             let bucket = t.len().div_ceil(LENGTH_BUCKET) * LENGTH_BUCKET;
             match (max_plans > 0).then(|| self.length_plan(bucket, max_plans)).flatten() {
                 Some(plan) => {
                     let v = self.run_plan(&plan, std::slice::from_ref(t), bucket)?;
-                    out[i] = v.into_iter().next().ok_or("no output")?;
+                    done(i, v.into_iter().next().ok_or("no output")?);
                 }
                 None => rest.push(i),
             }
@@ -267,10 +274,10 @@ impl Encoder {
         for group in rest.chunks(batch_max.max(1)) {
             let batch: Vec<Tokens> = group.iter().filter_map(|&i| slots[i].take()).collect();
             for (&i, v) in group.iter().zip(self.embed_tokens(&batch)?) {
-                out[i] = v;
+                done(i, v);
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

@@ -256,55 +256,67 @@ fn run_batch(jobs: Vec<Box<dyn Job>>) {
     }
     metrics::CLASSIFY_BATCHES.incr();
     metrics::CLASSIFY_BATCH_SIZE.record(jobs.len() as u64);
-    let texts: Vec<&str> = jobs.iter().map(|j| j.text()).collect();
+    let texts: Vec<String> = jobs.iter().map(|j| j.text().to_string()).collect();
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let choices: Vec<(Arc<Catalog>, Option<Vec<String>>)> = jobs.iter().map(|j| (j.catalog().clone(), j.topics().map(<[String]>::to_vec))).collect();
     let started = Instant::now();
-    let results = classify_texts(&texts, jobs.iter().map(|j| (j.catalog().clone(), j.topics().map(<[String]>::to_vec))).collect());
+    let mut slots: Vec<Option<Box<dyn Job>>> = jobs.into_iter().map(Some).collect();
+    // Each request is answered as soon as its own text is done.
+    classify_each(&text_refs, &choices, |i, result| {
+        if let Some(job) = slots[i].take() {
+            job.finish(result);
+        }
+    });
     metrics::CLASSIFY_INFERENCE_US.record(started.elapsed().as_micros() as u64);
-    for (job, result) in jobs.into_iter().zip(results) {
-        job.finish(result);
-    }
 }
 
 /// Classifies texts, each against its own catalog and topic subset, sharing forward passes. Used by
 /// the workers and, for MULTI and Lua, inline on the main thread.
 pub fn classify_texts(texts: &[&str], choices: Vec<(Arc<Catalog>, Option<Vec<String>>)>) -> Vec<Result<Classification, String>> {
-    let fail = |e: String| texts.iter().map(|_| Err(e.clone())).collect();
+    let mut out: Vec<Option<Result<Classification, String>>> = texts.iter().map(|_| None).collect();
+    classify_each(texts, &choices, |i, r| out[i] = Some(r));
+    out.into_iter().map(|r| r.unwrap_or_else(|| Err("no result".into()))).collect()
+}
+
+/// Hands each text's result to `done(index, result)` as soon as it is known, every index once.
+pub fn classify_each(texts: &[&str], choices: &[(Arc<Catalog>, Option<Vec<String>>)], mut done: impl FnMut(usize, Result<Classification, String>)) {
+    let mut answered = vec![false; texts.len()];
+    let mut answer = |i: usize, r: Result<Classification, String>, answered: &mut Vec<bool>| {
+        if !answered[i] {
+            answered[i] = true;
+            done(i, r);
+        }
+    };
     let encoder = match model::encoder() {
         Ok(e) => e,
-        Err(e) => return fail(e),
+        Err(e) => {
+            (0..texts.len()).for_each(|i| answer(i, Err(e.clone()), &mut answered));
+            return;
+        }
     };
     let max_tokens = configs::classify_max_tokens();
     let mut tokens = Vec::with_capacity(texts.len());
-    let mut token_errors: Vec<Option<String>> = Vec::with_capacity(texts.len());
-    for t in texts {
+    let mut index = Vec::with_capacity(texts.len());
+    for (i, t) in texts.iter().enumerate() {
         match encoder.tokenize(t, max_tokens) {
             Ok(tok) => {
                 metrics::CLASSIFY_TOKENS.add(tok.len() as u64);
                 tokens.push(tok);
-                token_errors.push(None);
+                index.push(i);
             }
-            Err(e) => {
-                tokens.push(encoder.tokenize(".", 4).unwrap_or(super::encoder::Tokens { ids: vec![0], type_ids: vec![0] }));
-                token_errors.push(Some(e));
-            }
+            Err(e) => answer(i, Err(e), &mut answered),
         }
     }
-    let vectors = match encoder.embed_many(tokens, configs::classify_batch(), configs::classify_length_plans()) {
-        Ok(v) => v,
-        Err(e) => return fail(e),
-    };
-    metrics::CLASSIFY_TEXTS.add(texts.len() as u64);
     let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
-    let mut out = Vec::with_capacity(texts.len());
-    for ((vector, (catalog, topics)), token_error) in vectors.iter().zip(choices).zip(token_errors) {
-        if let Some(e) = token_error {
-            out.push(Err(e));
-            continue;
-        }
-        let scorer = scorers.entry(catalog.id).or_insert_with(|| scorer_for(&catalog, &encoder)).clone();
-        out.push(scorer.map(|s| rank(&s, vector, topics.as_deref())));
-    }
-    out
+    let outcome = encoder.embed_each(tokens, configs::classify_batch(), configs::classify_length_plans(), |k, vector| {
+        let i = index[k];
+        let (catalog, topics) = &choices[i];
+        let scorer = scorers.entry(catalog.id).or_insert_with(|| scorer_for(catalog, &encoder)).clone();
+        metrics::CLASSIFY_TEXTS.incr();
+        answer(i, scorer.map(|s| rank(&s, &vector, topics.as_deref())), &mut answered);
+    });
+    let failure = outcome.err().unwrap_or_else(|| "no result".into());
+    (0..texts.len()).for_each(|i| answer(i, Err(failure.clone()), &mut answered));
 }
 
 fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>) -> Classification {
