@@ -82,7 +82,7 @@ struct ModuleRun {
 }
 
 fn run_module(o: &Opts, texts: &Arc<Vec<String>>) -> ModuleRun {
-    let mut args = vec!["model-dir".to_string(), o.model.display().to_string(), "classify-max-tokens".into(), o.max_tokens.to_string()];
+    let mut args = vec!["model-dir".to_string(), std::fs::canonicalize(&o.model).unwrap_or(o.model.clone()).display().to_string(), "classify-max-tokens".into(), o.max_tokens.to_string()];
     args.extend(o.module_args.iter().cloned());
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::builder().module_args(&arg_refs).start();

@@ -155,7 +155,7 @@ fn main() {
     if !model.join("model.onnx").is_file() {
         fail(&format!("no model in {} - build it first: make model", model.display()));
     }
-    let model_arg = model.display().to_string();
+    let model_arg = std::fs::canonicalize(&model).unwrap_or(model.clone()).display().to_string();
     let max_tokens = max_tokens.to_string();
     let server = Server::builder().module_args(&["model-dir", &model_arg, "classify-max-tokens", &max_tokens]).start();
     let mut c = server.conn();

@@ -110,16 +110,16 @@ fn main() {
     if !fetcher_bin.is_file() {
         fail("target/release/agentic-fetcher is missing: cargo build --release -p agentic-fetcher");
     }
-    let which = if model.join("model.onnx").is_file() {
-        "real all-MiniLM-L6-v2"
-    } else {
+    if !model.join("model.onnx").is_file() {
         model = workspace_dir().join("model/out/tiny");
         if !model.join("model.onnx").is_file() {
             fail("no model: make model (or make tiny-model)");
         }
-        "TINY TEST MODEL (the real one is not built: make model)"
-    };
-    let model_arg = model.display().to_string();
+        println!("pipeline_bench: the real model is not built (make model): using the tiny test model");
+    }
+    let is_real = std::fs::canonicalize(&model).ok() == std::fs::canonicalize(workspace_dir().join("model/out/real")).ok();
+    let which = if is_real { "real all-MiniLM-L6-v2" } else { "TINY TEST MODEL (not the real one)" };
+    let model_arg = std::fs::canonicalize(&model).unwrap_or(model.clone()).display().to_string();
     let mut margs: Vec<&str> = vec!["model-dir", &model_arg, "pipeline", "yes"];
     margs.extend(module_args.iter().map(String::as_str));
     let server = Server::builder().module_args(&margs).start();
