@@ -19,12 +19,13 @@ dev: build model
 	@echo "valkey-server with libagentic.so on 127.0.0.1:$(PORT) (data in .dev-data/). Try:"
 	@echo "  valkey-cli -p $(PORT) AGENT.CLASSIFY 'Oil prices fell 3% after OPEC agreed to raise output'"
 	@echo "  valkey-cli -p $(PORT) AGENT.TOPIC.LIST"
+	@echo "  target/release/agentic-fetcher --valkey redis://127.0.0.1:$(PORT) generate --rate 20   # articles into news_raw; the pipeline fans them out"
 	@echo "  valkey-cli -p $(PORT) AGENT.SUBSCRIBE 'user:{42}' technology sports"
 	@echo "  valkey-cli -p $(PORT) AGENT.FANOUT technology 'doc:{1}' '{\"title\":\"hello\"}' STREAM topic:technology"
 	@echo "  valkey-cli -p $(PORT) AGENT.FEED 'user:{42}'"
 	@echo "  valkey-cli -p $(PORT) INFO agentic_stats"
 	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
-	  --loadmodule $(CURDIR)/$(MODULE) model-dir $(CURDIR)/model/out/real
+	  --loadmodule $(CURDIR)/$(MODULE) model-dir $(CURDIR)/model/out/real pipeline yes
 
 test: build test-unit tiny-model test-integration test-model
 
