@@ -567,13 +567,21 @@ pub fn schedule_next_slice(ctx: &Context) {
     }
 }
 
+/// The pipeline's one pending timer: re-arming replaces it, so there is never more than one.
+static PIPELINE_TIMER: std::sync::Mutex<Option<raw::RedisModuleTimerID>> = std::sync::Mutex::new(None);
+
 pub fn schedule_pipeline_tick(ctx: &Context, ms: i64) {
+    let mut pending = PIPELINE_TIMER.lock().unwrap_or_else(|p| p.into_inner());
     unsafe {
-        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut());
+        if let Some(id) = pending.take() {
+            raw::RedisModule_StopTimer.unwrap()(ctx.ctx, id, ptr::null_mut());
+        }
+        *pending = Some(raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut()));
     }
 }
 
 unsafe extern "C" fn on_pipeline_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    *PIPELINE_TIMER.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let ctx = Context::new(ctx);
     guard("pipeline tick", (), || crate::pipeline::tick(&ctx));
 }
@@ -813,7 +821,7 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 29] = unsafe {
+    let present: [(&str, bool); 30] = unsafe {
         [
             ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
@@ -838,6 +846,7 @@ pub fn missing_api() -> Option<&'static str> {
             ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
             ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
             ("SignalModifiedKey", { raw::RedisModule_SignalModifiedKey }.is_some()),
+            ("StopTimer", { raw::RedisModule_StopTimer }.is_some()),
             ("StreamIteratorNextField", { raw::RedisModule_StreamIteratorNextField }.is_some()),
             ("StreamIteratorNextID", { raw::RedisModule_StreamIteratorNextID }.is_some()),
             ("StreamIteratorStart", { raw::RedisModule_StreamIteratorStart }.is_some()),

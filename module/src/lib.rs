@@ -87,6 +87,7 @@ valkey_module! {
     commands: [],
     event_handlers: [
         [@GENERIC @EXPIRED @EVICTED @STRING: events::on_keyspace_event],
+        [@STREAM: pipeline::on_stream_event],
     ],
     configurations: [
         i64: [

@@ -68,6 +68,14 @@ pub fn start_ticking(ctx: &Context) {
     }
 }
 
+/// An XADD to news_raw wakes the pipeline at once instead of at its next idle tick (only a timer
+/// is created here: writing from a keyspace notification would break replication order).
+pub fn on_stream_event(ctx: &Context, _kind: valkey_module::NotifyEvent, event: &str, key: &[u8]) {
+    if event == "xadd" && key == STREAM.as_bytes() && configs::pipeline_enabled() {
+        ffi::guard("pipeline wake-up", (), || ffi::schedule_pipeline_tick(ctx, 0));
+    }
+}
+
 /// One pipeline step; re-arms itself: 1 ms while work is in flight, 20 ms when idle.
 pub fn tick(ctx: &Context) {
     let busy = ffi::guard("pipeline", false, || step(ctx));
