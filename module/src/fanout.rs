@@ -26,6 +26,9 @@ pub enum Targets {
     Explicit,
 }
 
+/// Called on the main thread with (delivered, duplicates) when an internal job finished.
+pub type OnDone = Box<dyn FnOnce(&Context, u64, u64) + Send>;
+
 pub struct Job {
     pub spec: DeliverySpec,
     targets: Vec<Target>,
@@ -39,7 +42,7 @@ pub struct Job {
     fp_expected: f64,
     client: Option<BlockedClient>,
     /// Called on the main thread when the job finished (internal callers such as the pipeline).
-    on_done: Option<Box<dyn FnOnce(&Context, u64, u64) + Send>>,
+    on_done: Option<OnDone>,
     started: Instant,
 }
 
@@ -213,7 +216,7 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
 
 /// Starts a fan-out for an internal caller (no client): `on_done(ctx, delivered, duplicates)` runs
 /// on the main thread once every target is served, in fan-out order with every other job.
-pub fn start_internal(ctx: &Context, mut job: Job, on_done: Box<dyn FnOnce(&Context, u64, u64) + Send>) {
+pub fn start_internal(ctx: &Context, mut job: Job, on_done: OnDone) {
     metrics::FANOUT_CALLS.incr();
     job.on_done = Some(on_done);
     let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());

@@ -58,6 +58,10 @@ impl Tokens {
     pub fn len(&self) -> usize {
         self.ids.len()
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
 }
 
 /// Largest sequence the encoder is asked to run (BERT-style position tables hold 512).
