@@ -381,7 +381,9 @@ pub fn load_ag_news(file: &str) -> Result<Vec<NewsItem>, String> {
         .enumerate()
         .map(|(i, line)| {
             let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
-            let field = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| format!("{}:{}: no {k}", path.display(), i + 1));
+            let field = |k: &str| {
+                v.get(k).and_then(|x| x.as_str()).map(str::to_string).ok_or_else(|| format!("{}:{}: no {k}", path.display(), i + 1))
+            };
             Ok(NewsItem { text: format!("{}. {}", field("title")?, field("text")?), label: field("label")? })
         })
         .collect()
@@ -435,7 +437,9 @@ pub fn wait_model_ready(conn: &mut Connection, within: Duration) -> Result<(), S
     loop {
         match info_field(conn, "agentic_classify", "agentic_model_status").as_deref() {
             Some("ready") => return Ok(()),
-            Some("failed") => return Err(format!("model failed to load: {:?}", info_field(conn, "agentic_classify", "agentic_model_error"))),
+            Some("failed") => {
+                return Err(format!("model failed to load: {:?}", info_field(conn, "agentic_classify", "agentic_model_error")))
+            }
             _ if started.elapsed() > within => return Err(format!("model did not load within {within:?}")),
             _ => thread::sleep(Duration::from_millis(50)),
         }

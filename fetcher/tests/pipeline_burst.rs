@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use agentic_tests::{wait_for, workspace_dir, Server};
 use common::*;
 
-const TOPICS: [&str; 10] = ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
+const TOPICS: [&str; 10] =
+    ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
 fn stat(c: &mut redis::Connection, name: &str) -> i64 {
     let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
@@ -25,7 +26,24 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     // seen_false_positive_expected) would otherwise skip a few of the 6,000 deliveries.
     // A deliberately slow classifier: 2 workers x 1 text per 50 ms = ~40 articles/s of capacity.
     let server = Server::builder()
-        .module_args(&["model-dir", tiny.to_str().unwrap(), "pipeline", "yes", "debug-commands", "yes", "classify-batch", "1", "pipeline-max-inflight", "8", "pipeline-stream-maxlen", "10", "feed-len", "1000", "seen-fp-ppm", "1"])
+        .module_args(&[
+            "model-dir",
+            tiny.to_str().unwrap(),
+            "pipeline",
+            "yes",
+            "debug-commands",
+            "yes",
+            "classify-batch",
+            "1",
+            "pipeline-max-inflight",
+            "8",
+            "pipeline-stream-maxlen",
+            "10",
+            "feed-len",
+            "1000",
+            "seen-fp-ppm",
+            "1",
+        ])
         .start();
     let mut c = server.conn();
     assert!(wait_for(|| redis::cmd("AGENT.CLASSIFY").arg("ready?").query::<redis::Value>(&mut c).is_ok(), Duration::from_secs(20)));
@@ -38,7 +56,17 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     let n = 300;
     let mut fetcher = Fetcher::start(
         &server.url(),
-        &["--max-backlog", &max_backlog.to_string(), "generate", "--rate", &(steady * 10).to_string(), "--count", &n.to_string(), "--seed", "7"],
+        &[
+            "--max-backlog",
+            &max_backlog.to_string(),
+            "generate",
+            "--rate",
+            &(steady * 10).to_string(),
+            "--count",
+            &n.to_string(),
+            "--seed",
+            "7",
+        ],
     );
     let t0 = Instant::now();
     let mut peak_unread = 0i64;
@@ -57,9 +85,14 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     // A 10x burst of 300 at 200/s would take 1.5 s; held back to the pipeline's pace it takes longer.
     assert!(burst_s > 3.0, "the fetcher did not wait for the pipeline ({burst_s:.1} s)");
     assert!(peak_unread <= max_backlog + 10, "unread backlog peaked at {peak_unread} (max-backlog {max_backlog})");
-    assert!(wait_for(|| stat(&mut c, "pipeline_delivered") == n as i64, Duration::from_secs(60)), "delivered {}", stat(&mut c, "pipeline_delivered"));
+    assert!(
+        wait_for(|| stat(&mut c, "pipeline_delivered") == n as i64, Duration::from_secs(60)),
+        "delivered {}",
+        stat(&mut c, "pipeline_delivered")
+    );
     for u in 0..20 {
-        let v: Vec<redis::Value> = redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(1000).query(&mut c).expect("feed");
+        let v: Vec<redis::Value> =
+            redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(1000).query(&mut c).expect("feed");
         let docs: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
         let mut unique = docs.clone();
         unique.sort();

@@ -39,5 +39,9 @@ fn main() {
         .collect();
     handles.into_iter().for_each(|h| h.join().expect("thread"));
     let s = t0.elapsed().as_secs_f64();
-    println!("{} texts, {threads} threads, max {max_tokens} tokens, {plans} length plans: {:.1} texts/s", texts.len(), texts.len() as f64 / s);
+    println!(
+        "{} texts, {threads} threads, max {max_tokens} tokens, {plans} length plans: {:.1} texts/s",
+        texts.len(),
+        texts.len() as f64 / s
+    );
 }

@@ -10,7 +10,10 @@ use std::time::Instant;
 use tract_onnx::prelude::*;
 
 fn rss_mb() -> u64 {
-    std::fs::read_to_string("/proc/self/statm").ok().and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok())).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|x| x.parse::<u64>().ok()))
+        .unwrap_or(0)
         * 4096
         / (1 << 20)
 }
@@ -44,7 +47,10 @@ fn main() -> TractResult<()> {
     for (batch, len) in [(1usize, 32usize), (1, 54), (4, 54), (8, 54), (1, 100)] {
         let general_ms = ms_per_text(&general, batch, len)?;
         let fixed_ms = ms_per_text(&fixed(batch as i64, len as i64)?, batch, len)?;
-        println!("  batch {batch:>2}, {len:>3} tokens: general plan {general_ms:.2}, fixed-shape plan {fixed_ms:.2} ({:.2}x)", general_ms / fixed_ms);
+        println!(
+            "  batch {batch:>2}, {len:>3} tokens: general plan {general_ms:.2}, fixed-shape plan {fixed_ms:.2} ({:.2}x)",
+            general_ms / fixed_ms
+        );
     }
     let before = rss_mb();
     let plans: Vec<_> = (1..=8).map(|k| fixed(1, 8 * k)).collect::<TractResult<_>>()?;

@@ -234,7 +234,11 @@ unsafe extern "C" fn catalog_free(value: *mut c_void) {
     guard("free", (), || drop(Box::from_raw(value as *mut Arc<Catalog>)))
 }
 
-unsafe extern "C" fn catalog_copy(_from: *mut raw::RedisModuleString, _to: *mut raw::RedisModuleString, value: *const c_void) -> *mut c_void {
+unsafe extern "C" fn catalog_copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
     guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Arc<Catalog>)).clone())).cast())
 }
 
@@ -717,7 +721,11 @@ impl<T: BlockedAnswer> Drop for Blocked<T> {
     }
 }
 
-unsafe extern "C" fn blocked_reply<T: BlockedAnswer>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+unsafe extern "C" fn blocked_reply<T: BlockedAnswer>(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
     guard("blocked reply", raw::REDISMODULE_OK as c_int, || {
         let context = Context::new(ctx);
         // The answer is boxed as Option<T>: taken here, the empty box freed by `blocked_free`.
@@ -731,7 +739,11 @@ unsafe extern "C" fn blocked_reply<T: BlockedAnswer>(ctx: *mut raw::RedisModuleC
     })
 }
 
-unsafe extern "C" fn blocked_timeout<T: BlockedAnswer>(ctx: *mut raw::RedisModuleCtx, _argv: *mut *mut raw::RedisModuleString, _argc: c_int) -> c_int {
+unsafe extern "C" fn blocked_timeout<T: BlockedAnswer>(
+    ctx: *mut raw::RedisModuleCtx,
+    _argv: *mut *mut raw::RedisModuleString,
+    _argc: c_int,
+) -> c_int {
     guard("blocked timeout", raw::REDISMODULE_OK as c_int, || {
         let context = Context::new(ctx);
         context.reply(T::timed_out(&context));

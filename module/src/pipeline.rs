@@ -109,7 +109,8 @@ fn ensure_group(ctx: &Context) -> bool {
         return true;
     }
     // From id 0, so articles written before the pipeline started are processed too.
-    match ctx.call_ext::<_, CallResult>("XGROUP", &write_opts(), &[&b"CREATE"[..], STREAM.as_bytes(), GROUP.as_bytes(), b"0", b"MKSTREAM"]) {
+    match ctx.call_ext::<_, CallResult>("XGROUP", &write_opts(), &[&b"CREATE"[..], STREAM.as_bytes(), GROUP.as_bytes(), b"0", b"MKSTREAM"])
+    {
         Ok(_) => {}
         Err(e) if e.to_string().contains("BUSYGROUP") => {}
         Err(e) => {
@@ -141,7 +142,8 @@ fn read_more(ctx: &Context) {
         Some(f) => f.clone(),
         None => ">".to_string(),
     };
-    let args: [&[u8]; 8] = [b"GROUP", GROUP.as_bytes(), CONSUMER.as_bytes(), b"COUNT", count.as_bytes(), b"STREAMS", STREAM.as_bytes(), id.as_bytes()];
+    let args: [&[u8]; 8] =
+        [b"GROUP", GROUP.as_bytes(), CONSUMER.as_bytes(), b"COUNT", count.as_bytes(), b"STREAMS", STREAM.as_bytes(), id.as_bytes()];
     let entries = match ctx.call_ext::<_, CallResult>("XREADGROUP", &write_opts(), &args[..]) {
         Ok(reply) => entries_of(&reply),
         Err(e) => {
@@ -242,7 +244,9 @@ fn parse_article(fields: &Fields) -> Result<(String, serde_json::Map<String, ser
     if title.is_empty() && body.is_empty() {
         return Err("no title and no text".into());
     }
-    let id = field(b"id").map(|v| String::from_utf8_lossy(v).into_owned()).or_else(|| doc.get("id").and_then(|v| v.as_str()).map(str::to_string));
+    let id = field(b"id")
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .or_else(|| doc.get("id").and_then(|v| v.as_str()).map(str::to_string));
     let id = id.filter(|i| valid_id(i)).ok_or("no usable id (1-200 printable ASCII characters without spaces)")?;
     let text = match (title.is_empty(), body.is_empty()) {
         (false, false) => format!("{title}. {body}"),
@@ -342,7 +346,15 @@ fn finish_classified(ctx: &Context) {
     }
 }
 
-fn deliver(ctx: &Context, topic: &str, doc_key: &str, stream_key: &str, payload: &str, entry_id: String, ingest_ms: u64) -> Result<(), String> {
+fn deliver(
+    ctx: &Context,
+    topic: &str,
+    doc_key: &str,
+    stream_key: &str,
+    payload: &str,
+    entry_id: String,
+    ingest_ms: u64,
+) -> Result<(), String> {
     crate::commands::fanout::store_document(ctx, doc_key.as_bytes(), payload.as_bytes()).map_err(|e| format!("{e:?}"))?;
     topic_stream::append_and_trim(ctx, stream_key.as_bytes(), doc_key.as_bytes(), payload.as_bytes()).map_err(|e| format!("{e:?}"))?;
     let spec = DeliverySpec {
@@ -426,7 +438,8 @@ mod tests {
 
     #[test]
     fn articles_parse_into_id_document_and_text() {
-        let (id, doc, text) = parse_article(&fields(&[("id", "a1"), ("data", r#"{"title":"Cup final","text":"Home side wins."}"#)])).unwrap();
+        let (id, doc, text) =
+            parse_article(&fields(&[("id", "a1"), ("data", r#"{"title":"Cup final","text":"Home side wins."}"#)])).unwrap();
         assert_eq!((id.as_str(), text.as_str()), ("a1", "Cup final. Home side wins."));
         assert_eq!(doc["title"], "Cup final");
         let (id, _, text) = parse_article(&fields(&[("data", r#"{"id":"x-2","summary":"Only a summary"}"#)])).unwrap();

@@ -137,7 +137,16 @@ impl Default for ServerBuilder {
 
 impl ServerBuilder {
     pub fn new() -> Self {
-        Self { with_module: true, module: None, module_args: Vec::new(), extra: Vec::new(), dir: None, remove_dir: false, replica_of: None, port: None }
+        Self {
+            with_module: true,
+            module: None,
+            module_args: Vec::new(),
+            extra: Vec::new(),
+            dir: None,
+            remove_dir: false,
+            replica_of: None,
+            port: None,
+        }
     }
 
     /// Arguments passed to the module, after `--loadmodule <path>`.

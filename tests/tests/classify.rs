@@ -41,7 +41,11 @@ fn model_status(c: &mut Connection) -> String {
 }
 
 fn wait_ready(c: &mut Connection) {
-    assert!(wait_for(|| model_status(c) == "ready", Duration::from_secs(30)), "model not ready: {:?}", info_field(c, "agentic_classify", "agentic_model_error"));
+    assert!(
+        wait_for(|| model_status(c) == "ready", Duration::from_secs(30)),
+        "model not ready: {:?}",
+        info_field(c, "agentic_classify", "agentic_model_error")
+    );
 }
 
 fn start_tiny(extra: &[&str]) -> (Server, Connection) {
@@ -174,10 +178,20 @@ fn a_corrupt_model_is_reported_and_can_be_replaced_at_runtime() {
     assert!(stat(&mut c, "classify_failures") >= 1);
 
     // A missing tokenizer is reported as such.
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("agentic.model-dir").arg(make_temp_dir("empty-model").to_str().unwrap()).query(&mut c).expect("CONFIG SET");
-    assert!(wait_for(|| model_status(&mut c) == "failed" && info_field(&mut c, "agentic_classify", "agentic_model_error").unwrap_or_default().contains("cannot read"), Duration::from_secs(30)));
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("agentic.model-dir")
+        .arg(make_temp_dir("empty-model").to_str().unwrap())
+        .query(&mut c)
+        .expect("CONFIG SET");
+    assert!(wait_for(
+        || model_status(&mut c) == "failed"
+            && info_field(&mut c, "agentic_classify", "agentic_model_error").unwrap_or_default().contains("cannot read"),
+        Duration::from_secs(30)
+    ));
 
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("agentic.model-dir").arg(tiny_model().to_str().unwrap()).query(&mut c).expect("CONFIG SET");
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("agentic.model-dir").arg(tiny_model().to_str().unwrap()).query(&mut c).expect("CONFIG SET");
     wait_ready(&mut c);
     classify(&mut c, &["hello again"]);
     let _ = std::fs::remove_dir_all(dir);
@@ -194,7 +208,10 @@ fn topics_are_data_defined_listed_extended_and_removed() {
     expected.sort();
     assert_eq!(topic_slugs(&mut c), expected, "the first write keeps the defaults and adds the new topic");
     assert_eq!(as_string(&topic_field(&mut c, "sports", "default")), "0");
-    assert_eq!(as_string(&run(&mut c, &["AGENT.TOPIC.ADDEXAMPLES", "world", "Troops withdraw from the border", "Summit ends in Geneva"])), "2");
+    assert_eq!(
+        as_string(&run(&mut c, &["AGENT.TOPIC.ADDEXAMPLES", "world", "Troops withdraw from the border", "Summit ends in Geneva"])),
+        "2"
+    );
     let Value::Array(got) = run(&mut c, &["AGENT.TOPIC.GET", "world"]) else { panic!() };
     assert_eq!(as_string(&got[3]), "International news: diplomacy, wars and governments abroad.");
     let Value::Array(ex) = &got[5] else { panic!() };
@@ -204,7 +221,10 @@ fn topics_are_data_defined_listed_extended_and_removed() {
     assert_eq!(as_string(&topic_field(&mut c, "world", "examples")), "2");
     run(&mut c, &["AGENT.TOPIC.SET", "world", "World news.", "EXAMPLES", "Elections abroad"]);
     assert_eq!(as_string(&topic_field(&mut c, "world", "examples")), "1");
-    assert!(wait_for(|| as_string(&topic_field(&mut c, "world", "ready")) == "1", Duration::from_secs(10)), "vectors get prepared in the background");
+    assert!(
+        wait_for(|| as_string(&topic_field(&mut c, "world", "ready")) == "1", Duration::from_secs(10)),
+        "vectors get prepared in the background"
+    );
     assert!(stat(&mut c, "topic_texts_embedded") > 0);
 
     // Classification sees the new topic.
@@ -283,9 +303,15 @@ fn bad_topic_input_changes_nothing() {
 fn inside_multi_and_lua_it_computes_inline_or_refuses() {
     let (_server, mut c) = start_tiny(&[]);
     let expected = classify(&mut c, &["Parliament passes the budget"]);
-    let replies: Vec<Value> = redis::pipe().atomic().cmd("AGENT.CLASSIFY").arg("Parliament passes the budget").query(&mut c).expect("MULTI/EXEC");
+    let replies: Vec<Value> =
+        redis::pipe().atomic().cmd("AGENT.CLASSIFY").arg("Parliament passes the budget").query(&mut c).expect("MULTI/EXEC");
     assert_eq!(parse_classification(&replies[0]), expected);
-    let lua: Value = redis::cmd("EVAL").arg("return server.call('AGENT.CLASSIFY', ARGV[1])").arg(0).arg("Parliament passes the budget").query(&mut c).expect("EVAL");
+    let lua: Value = redis::cmd("EVAL")
+        .arg("return server.call('AGENT.CLASSIFY', ARGV[1])")
+        .arg(0)
+        .arg("Parliament passes the budget")
+        .query(&mut c)
+        .expect("EVAL");
     assert_eq!(parse_classification(&lua), expected);
     assert_eq!(stat(&mut c, "classify_inline_calls"), 2);
 
@@ -385,13 +411,18 @@ fn a_worker_that_panics_still_answers_its_client() {
 
 #[test]
 fn topics_survive_restarts_and_aof_rewrite() {
-    let builder = with_model(&tiny_model(), &[]).arg("--appendonly", "yes").arg("--appendfsync", "always").arg("--aof-use-rdb-preamble", "no");
+    let builder =
+        with_model(&tiny_model(), &[]).arg("--appendonly", "yes").arg("--appendfsync", "always").arg("--aof-use-rdb-preamble", "no");
     let server = builder.clone().start();
     let mut c = server.conn();
     run(&mut c, &["AGENT.TOPIC.SET", "world", "World news.", "EXAMPLES", "Summit ends", "Troops withdraw"]);
     run(&mut c, &["AGENT.TOPIC.DEL", "climate"]);
     let _: String = redis::cmd("BGREWRITEAOF").query(&mut c).expect("BGREWRITEAOF");
-    assert!(wait_for(|| info_field(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0") && info_field(&mut c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0"), Duration::from_secs(20)));
+    assert!(wait_for(
+        || info_field(&mut c, "persistence", "aof_rewrite_in_progress").as_deref() == Some("0")
+            && info_field(&mut c, "persistence", "aof_rewrite_scheduled").as_deref() == Some("0"),
+        Duration::from_secs(20)
+    ));
     run(&mut c, &["AGENT.TOPIC.ADDEXAMPLES", "world", "After the rewrite"]);
     let before = (digest(&mut c), topic_slugs(&mut c));
     let _: String = redis::cmd("DEBUG").arg("RELOAD").query(&mut c).expect("DEBUG RELOAD");

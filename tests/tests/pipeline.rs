@@ -11,7 +11,8 @@ use agentic_tests::{info_field, wait_for, workspace_dir, Server, ServerBuilder};
 use common::*;
 use redis::{Connection, Value};
 
-const TOPICS: [&str; 10] = ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
+const TOPICS: [&str; 10] =
+    ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
 fn tiny_model() -> PathBuf {
     let dir = workspace_dir().join("model/out/tiny");
@@ -98,7 +99,8 @@ fn without_a_model_articles_wait_in_the_stream() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(stat(&mut c, "pipeline_acked"), 0, "nothing is acknowledged while nothing can be classified");
     assert!(wait_for(|| stat(&mut c, "pipeline_backlog") == 5, Duration::from_secs(5)), "backlog {}", stat(&mut c, "pipeline_backlog"));
-    let _: () = redis::cmd("CONFIG").arg("SET").arg("agentic.model-dir").arg(tiny_model().to_str().unwrap()).query(&mut c).expect("CONFIG SET");
+    let _: () =
+        redis::cmd("CONFIG").arg("SET").arg("agentic.model-dir").arg(tiny_model().to_str().unwrap()).query(&mut c).expect("CONFIG SET");
     wait_acked(&mut c, 5);
     assert_eq!(feed_docs(&mut c, "user:{0}").len(), 5);
 }

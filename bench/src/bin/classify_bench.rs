@@ -82,7 +82,12 @@ struct ModuleRun {
 }
 
 fn run_module(o: &Opts, texts: &Arc<Vec<String>>) -> ModuleRun {
-    let mut args = vec!["model-dir".to_string(), std::fs::canonicalize(&o.model).unwrap_or(o.model.clone()).display().to_string(), "classify-max-tokens".into(), o.max_tokens.to_string()];
+    let mut args = vec![
+        "model-dir".to_string(),
+        std::fs::canonicalize(&o.model).unwrap_or(o.model.clone()).display().to_string(),
+        "classify-max-tokens".into(),
+        o.max_tokens.to_string(),
+    ];
     args.extend(o.module_args.iter().cloned());
     let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::builder().module_args(&arg_refs).start();
@@ -163,7 +168,14 @@ fn run_ort(o: &Opts, texts: &[String]) -> Result<(String, Vec<OrtRun>), String> 
     let script = workspace_dir().join("bench/python/ort_baseline.py");
     let out = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
         .arg(&script)
-        .args(["--model-dir", &o.model.display().to_string(), "--texts", &file.display().to_string(), "--max-tokens", &o.max_tokens.to_string()])
+        .args([
+            "--model-dir",
+            &o.model.display().to_string(),
+            "--texts",
+            &file.display().to_string(),
+            "--max-tokens",
+            &o.max_tokens.to_string(),
+        ])
         .output()
         .map_err(|e| format!("cannot run python3: {e}"))?;
     let _ = std::fs::remove_dir_all(&dir);
@@ -219,10 +231,18 @@ fn main() {
     let m = run_module(&o, &texts);
     println!("\nAGENT.CLASSIFY (tract-onnx, classify pool):");
     println!("  articles/s           {:.1}  ({} texts in {:.2} s, {} errors)", m.articles_per_s, texts.len(), m.wall_s, m.errors);
-    println!("  call latency         p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms", m.latency.p50_us / 1e3, m.latency.p99_us / 1e3, m.latency.max_us / 1e3);
+    println!(
+        "  call latency         p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
+        m.latency.p50_us / 1e3,
+        m.latency.p99_us / 1e3,
+        m.latency.max_us / 1e3
+    );
     println!("  server CPU           {:.2} s ({:.0}% of one core)", m.cpu_s, 100.0 * m.cpu_s / m.wall_s);
     println!("  requests per batch   mean {:.2}  p99 {:.0}", m.mean_batch, m.batch_p99);
-    println!("  PING while saturated p50 {:.0} us  p99 {:.0} us  max {:.0} us ({} pings)", m.ping.p50_us, m.ping.p99_us, m.ping.max_us, m.ping.count);
+    println!(
+        "  PING while saturated p50 {:.0} us  p99 {:.0} us  max {:.0} us ({} pings)",
+        m.ping.p50_us, m.ping.p99_us, m.ping.max_us, m.ping.count
+    );
     println!("  used_memory          {:.1} MB", m.used_memory as f64 / 1e6);
 
     let mut best_ort = None::<OrtRun>;
@@ -259,5 +279,9 @@ fn main() {
             verdict(ratio >= TARGET_ORT_RATIO)
         );
     }
-    println!("  PING p99 while the pool is saturated {:.0} us: target < {TARGET_PING_P99_US:.0} us: {}", m.ping.p99_us, verdict(m.ping.p99_us < TARGET_PING_P99_US));
+    println!(
+        "  PING p99 while the pool is saturated {:.0} us: target < {TARGET_PING_P99_US:.0} us: {}",
+        m.ping.p99_us,
+        verdict(m.ping.p99_us < TARGET_PING_P99_US)
+    );
 }

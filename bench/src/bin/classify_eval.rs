@@ -108,7 +108,8 @@ fn evaluate(url: &str, test: &[NewsItem], texts: &Arc<Vec<String>>, clients: usi
     let answers = classify_all(url, texts, &topics, clients);
     let mut acc = Accuracy { correct: 0, total: test.len(), errors: 0, per_class: BTreeMap::new(), seconds: t0.elapsed().as_secs_f64() };
     for (item, (answer, _)) in test.iter().zip(answers) {
-        let slug = CLASSES.iter().find(|c| c.0 == item.label).map(|c| c.1).unwrap_or_else(|| fail(&format!("unknown label {}", item.label)));
+        let slug =
+            CLASSES.iter().find(|c| c.0 == item.label).map(|c| c.1).unwrap_or_else(|| fail(&format!("unknown label {}", item.label)));
         let e = acc.per_class.entry(item.label.clone()).or_default();
         e.1 += 1;
         match answer {
@@ -161,12 +162,7 @@ fn main() {
     let mut c = server.conn();
     wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
     let texts: Arc<Vec<String>> = Arc::new(test.iter().map(|i| i.text.clone()).collect());
-    println!(
-        "classify_eval: AG News test set, {} items, 4 classes; model {}; max {} tokens",
-        test.len(),
-        model.display(),
-        max_tokens
-    );
+    println!("classify_eval: AG News test set, {} items, 4 classes; model {}; max {} tokens", test.len(), model.display(), max_tokens);
 
     // The few-shot pool: rows 0..6429 of the training prefix (the rest served as the development
     // split when the recipe and descriptions were chosen).

@@ -51,7 +51,16 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
         let mut lat = Vec::new();
         let mut after = "$".to_string();
         while !stop.load(Ordering::Relaxed) {
-            let v: Value = match redis::cmd("AGENT.FEED").arg(&user).arg("COUNT").arg(1000).arg("AFTER").arg(&after).arg("BLOCK").arg(200).query(&mut c) {
+            let v: Value = match redis::cmd("AGENT.FEED")
+                .arg(&user)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("AFTER")
+                .arg(&after)
+                .arg("BLOCK")
+                .arg(200)
+                .query(&mut c)
+            {
                 Ok(v) => v,
                 Err(_) => continue,
             };
@@ -59,7 +68,9 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
             let Value::Array(entries) = v else { continue };
             for e in entries {
                 let Value::Array(f) = e else { continue };
-                if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) = (f.first(), f.get(2), f.get(3)) {
+                if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) =
+                    (f.first(), f.get(2), f.get(3))
+                {
                     after = String::from_utf8_lossy(id).into_owned();
                     seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
                     if let Ok(j) = serde_json::from_slice::<serde_json::Value>(payload) {
@@ -156,7 +167,20 @@ fn main() {
     let limit = (rate * seconds).to_string();
     let fetcher = Fetcher(
         Command::new(&fetcher_bin)
-            .args(["--valkey", &server.url(), "--metrics-addr", "", "replay", "--file", &news.display().to_string(), "--rate", &rate.to_string(), "--loop", "--limit", &limit])
+            .args([
+                "--valkey",
+                &server.url(),
+                "--metrics-addr",
+                "",
+                "replay",
+                "--file",
+                &news.display().to_string(),
+                "--rate",
+                &rate.to_string(),
+                "--loop",
+                "--limit",
+                &limit,
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -193,7 +217,10 @@ fn main() {
     let written: i64 = {
         let v: Value = redis::cmd("XINFO").arg("STREAM").arg("news_raw").query(&mut c).expect("XINFO STREAM");
         let Value::Array(f) = v else { fail("XINFO STREAM reply") };
-        f.chunks(2).find(|p| matches!(&p[0], Value::BulkString(b) if b == b"entries-added")).and_then(|p| if let Value::Int(n) = p[1] { Some(n) } else { None }).unwrap_or(0)
+        f.chunks(2)
+            .find(|p| matches!(&p[0], Value::BulkString(b) if b == b"entries-added"))
+            .and_then(|p| if let Value::Int(n) = p[1] { Some(n) } else { None })
+            .unwrap_or(0)
     };
     let delivered = stat(&mut c, "pipeline_delivered");
     let malformed = stat(&mut c, "pipeline_malformed");
@@ -208,16 +235,32 @@ fn main() {
     }
     let lag = (stat(&mut c, "pipeline_lag_ms_p50"), stat(&mut c, "pipeline_lag_ms_p99"), stat(&mut c, "pipeline_lag_ms_max"));
     println!("\nResults ({which}):");
-    println!("  articles written {written} in {ingest_s:.1} s ({:.1}/s), processed {delivered}, malformed {malformed}", written as f64 / ingest_s);
-    println!("  ingest-to-feed latency (blocked AGENT.FEED readers): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)", latency.p50_us / 1e3, latency.p99_us / 1e3, latency.max_us / 1e3, latency.count);
+    println!(
+        "  articles written {written} in {ingest_s:.1} s ({:.1}/s), processed {delivered}, malformed {malformed}",
+        written as f64 / ingest_s
+    );
+    println!(
+        "  ingest-to-feed latency (blocked AGENT.FEED readers): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)",
+        latency.p50_us / 1e3,
+        latency.p99_us / 1e3,
+        latency.max_us / 1e3,
+        latency.count
+    );
     println!("  pipeline XADD-to-ack lag: p50 {} ms  p99 {} ms  max {} ms", lag.0, lag.1, lag.2);
     println!("  backlog every second: {:?}", backlog_series);
     println!("  deliveries/s {:.0} ({deliveries} feed entries in {total_s:.1} s)", deliveries as f64 / total_s);
-    println!("  server CPU {:.1} s ({:.0}% of one core); used_memory {:.1} MB", cpu, 100.0 * cpu / total_s, used_memory(&mut c) as f64 / 1e6);
+    println!(
+        "  server CPU {:.1} s ({:.0}% of one core); used_memory {:.1} MB",
+        cpu,
+        100.0 * cpu / total_s,
+        used_memory(&mut c) as f64 / 1e6
+    );
     println!("  lost {lost}; duplicated {duplicated} (in {} readers' feeds, {reader_docs} distinct articles each)", seen.len());
-    println!("\nTargets: p99 ingest-to-feed < {TARGET_P99_MS} ms with the real model: {:.1} ms: {}; lost 0: {}; duplicated 0: {}",
+    println!(
+        "\nTargets: p99 ingest-to-feed < {TARGET_P99_MS} ms with the real model: {:.1} ms: {}; lost 0: {}; duplicated 0: {}",
         latency.p99_us / 1e3,
         if latency.p99_us / 1e3 < TARGET_P99_MS && which.starts_with("real") { "met" } else { "MISSED (or not the real model)" },
         if lost == 0 { "met" } else { "MISSED" },
-        if duplicated == 0 { "met" } else { "MISSED" });
+        if duplicated == 0 { "met" } else { "MISSED" }
+    );
 }

@@ -47,7 +47,11 @@ impl Catalog {
                 Arc::new(Catalog::new(
                     super::defaults::TOPICS
                         .iter()
-                        .map(|(slug, description)| TopicDef { slug: slug.to_string(), description: description.to_string(), examples: vec![] })
+                        .map(|(slug, description)| TopicDef {
+                            slug: slug.to_string(),
+                            description: description.to_string(),
+                            examples: vec![],
+                        })
                         .collect(),
                 ))
             })
@@ -72,7 +76,10 @@ impl Catalog {
                 if topics.len() >= MAX_TOPICS {
                     return Err(format!("there are already {MAX_TOPICS} topics"));
                 }
-                topics.insert(i, TopicDef { slug: slug.to_string(), description: description.to_string(), examples: examples.unwrap_or_default() });
+                topics.insert(
+                    i,
+                    TopicDef { slug: slug.to_string(), description: description.to_string(), examples: examples.unwrap_or_default() },
+                );
             }
         }
         let t = &topics[topics.binary_search_by(|t| t.slug.as_str().cmp(slug)).map_err(|_| "topic vanished")?];
@@ -85,7 +92,9 @@ impl Catalog {
 
     pub fn with_examples(&self, slug: &str, examples: Vec<String>) -> Result<Catalog, String> {
         let mut topics = self.topics.clone();
-        let i = topics.binary_search_by(|t| t.slug.as_str().cmp(slug)).map_err(|_| format!("no topic '{slug}'; define it with AGENT.TOPIC.SET first"))?;
+        let i = topics
+            .binary_search_by(|t| t.slug.as_str().cmp(slug))
+            .map_err(|_| format!("no topic '{slug}'; define it with AGENT.TOPIC.SET first"))?;
         if topics[i].examples.len() + examples.len() > MAX_EXAMPLES_PER_TOPIC {
             return Err(format!("a topic holds at most {MAX_EXAMPLES_PER_TOPIC} examples ('{slug}' has {})", topics[i].examples.len()));
         }
@@ -173,7 +182,8 @@ pub fn decode(buf: &[u8]) -> Result<Catalog, String> {
         if topics.last().is_some_and(|t| t.slug >= slug) {
             return Err("corrupt topic catalog: slugs out of order".into());
         }
-        let description = check_text(r.bytes()?, "description", MAX_DESCRIPTION_BYTES).map_err(|e| format!("corrupt topic catalog: {e}"))?;
+        let description =
+            check_text(r.bytes()?, "description", MAX_DESCRIPTION_BYTES).map_err(|e| format!("corrupt topic catalog: {e}"))?;
         let m = r.count(4)?;
         if m > MAX_EXAMPLES_PER_TOPIC {
             return Err(format!("corrupt topic catalog: {m} examples"));

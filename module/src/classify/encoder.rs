@@ -74,13 +74,15 @@ impl Encoder {
         let tok_path = dir.join("tokenizer.json");
         let onnx_bytes = std::fs::read(&onnx_path).map_err(|e| format!("cannot read {}: {e}", onnx_path.display()))?;
         let tok_bytes = std::fs::read(&tok_path).map_err(|e| format!("cannot read {}: {e}", tok_path.display()))?;
-        let mut tokenizer = Tokenizer::from_bytes(&tok_bytes).map_err(|e| format!("{} is not a usable tokenizer: {e}", tok_path.display()))?;
+        let mut tokenizer =
+            Tokenizer::from_bytes(&tok_bytes).map_err(|e| format!("{} is not a usable tokenizer: {e}", tok_path.display()))?;
         // Lengths stay dynamic: the pool pads each batch to its own longest text.
         tokenizer.with_padding(None);
         tokenizer.with_truncation(None).map_err(|e| format!("tokenizer: {e}"))?;
 
-        let mut model =
-            tract_onnx::onnx().model_for_read(&mut &onnx_bytes[..]).map_err(|e| format!("{} is not a usable ONNX graph: {e}", onnx_path.display()))?;
+        let mut model = tract_onnx::onnx()
+            .model_for_read(&mut &onnx_bytes[..])
+            .map_err(|e| format!("{} is not a usable ONNX graph: {e}", onnx_path.display()))?;
         let mut feeds = Vec::new();
         let batch = model.sym("B");
         let seq = model.sym("S");
@@ -198,7 +200,6 @@ impl Encoder {
         Some(plan)
     }
 
-
     fn run_plan(&self, plan: &Arc<TypedRunnableModel>, batch: &[Tokens], s: usize) -> Result<Vec<Vec<f32>>, String> {
         let b = batch.len();
         if b == 0 {
@@ -261,7 +262,13 @@ impl Encoder {
 
     /// Like `embed_many`, handing each vector to `done(index, vector)` as soon as it is computed,
     /// so a text does not wait for the texts taken with it.
-    pub fn embed_each(&self, tokens: Vec<Tokens>, batch_max: usize, max_plans: usize, mut done: impl FnMut(usize, Vec<f32>)) -> Result<(), String> {
+    pub fn embed_each(
+        &self,
+        tokens: Vec<Tokens>,
+        batch_max: usize,
+        max_plans: usize,
+        mut done: impl FnMut(usize, Vec<f32>),
+    ) -> Result<(), String> {
         let mut rest: Vec<usize> = Vec::new();
         for (i, t) in tokens.iter().enumerate() {
             let bucket = t.len().div_ceil(LENGTH_BUCKET) * LENGTH_BUCKET;

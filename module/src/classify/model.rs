@@ -37,7 +37,8 @@ struct Slot {
     generation: u64,
 }
 
-static SLOT: Mutex<Slot> = Mutex::new(Slot { dir: String::new(), status: Status::Absent, encoder: None, error: String::new(), generation: 0 });
+static SLOT: Mutex<Slot> =
+    Mutex::new(Slot { dir: String::new(), status: Status::Absent, encoder: None, error: String::new(), generation: 0 });
 
 fn slot() -> std::sync::MutexGuard<'static, Slot> {
     SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -119,7 +120,9 @@ pub fn encoder() -> Result<Arc<Encoder>, String> {
     let s = slot();
     match (&s.encoder, s.status) {
         (Some(e), Status::Ready) => Ok(e.clone()),
-        (_, Status::Absent) => Err("no model configured: set agentic.model-dir to a folder with model.onnx and tokenizer.json (make model builds one)".into()),
+        (_, Status::Absent) => {
+            Err("no model configured: set agentic.model-dir to a folder with model.onnx and tokenizer.json (make model builds one)".into())
+        }
         (_, Status::Loading) => Err(format!("the model in '{}' is still loading; retry shortly", s.dir)),
         _ => Err(format!("the model in '{}' failed to load: {}", s.dir, s.error)),
     }

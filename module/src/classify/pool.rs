@@ -12,7 +12,7 @@ use super::catalog::Catalog;
 use super::encoder::Encoder;
 use super::scorer::{self, Scorer};
 use super::{model, Classification};
-use crate::ffi::{BlockedAnswer, Blocked};
+use crate::ffi::{Blocked, BlockedAnswer};
 use crate::{configs, metrics};
 
 pub struct Request<A: BlockedAnswer> {
@@ -258,7 +258,8 @@ fn run_batch(jobs: Vec<Box<dyn Job>>) {
     metrics::CLASSIFY_BATCH_SIZE.record(jobs.len() as u64);
     let texts: Vec<String> = jobs.iter().map(|j| j.text().to_string()).collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let choices: Vec<(Arc<Catalog>, Option<Vec<String>>)> = jobs.iter().map(|j| (j.catalog().clone(), j.topics().map(<[String]>::to_vec))).collect();
+    let choices: Vec<(Arc<Catalog>, Option<Vec<String>>)> =
+        jobs.iter().map(|j| (j.catalog().clone(), j.topics().map(<[String]>::to_vec))).collect();
     let started = Instant::now();
     let mut slots: Vec<Option<Box<dyn Job>>> = jobs.into_iter().map(Some).collect();
     // Each request is answered as soon as its own text is done.
@@ -279,7 +280,11 @@ pub fn classify_texts(texts: &[&str], choices: Vec<(Arc<Catalog>, Option<Vec<Str
 }
 
 /// Hands each text's result to `done(index, result)` as soon as it is known, every index once.
-pub fn classify_each(texts: &[&str], choices: &[(Arc<Catalog>, Option<Vec<String>>)], mut done: impl FnMut(usize, Result<Classification, String>)) {
+pub fn classify_each(
+    texts: &[&str],
+    choices: &[(Arc<Catalog>, Option<Vec<String>>)],
+    mut done: impl FnMut(usize, Result<Classification, String>),
+) {
     let mut answered = vec![false; texts.len()];
     let mut answer = |i: usize, r: Result<Classification, String>, answered: &mut Vec<bool>| {
         if !answered[i] {
@@ -360,7 +365,8 @@ pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Score
             .collect()
     };
     if !missing.is_empty() {
-        let vectors = encoder.embed_texts(&missing, configs::classify_max_tokens(), configs::classify_batch(), configs::classify_length_plans())?;
+        let vectors =
+            encoder.embed_texts(&missing, configs::classify_max_tokens(), configs::classify_batch(), configs::classify_length_plans())?;
         metrics::TOPIC_TEXTS_EMBEDDED.add(missing.len() as u64);
         let mut cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
         let cache = cache.get_or_insert_with(HashMap::new);

@@ -86,7 +86,8 @@ impl Scorer {
         let mut scatter = vec![0f64; dim * dim];
         let (mut n_total, mut topics_with_examples) = (0usize, 0usize);
         for (t, desc) in catalog.topics.iter().zip(&descriptions) {
-            let examples: Vec<Vec<f32>> = t.examples.iter().map(|e| embedding(e).ok_or("missing example embedding")).collect::<Result<_, _>>()?;
+            let examples: Vec<Vec<f32>> =
+                t.examples.iter().map(|e| embedding(e).ok_or("missing example embedding")).collect::<Result<_, _>>()?;
             let n = examples.len() as f64;
             let mut m = vec![0f64; dim];
             for e in &examples {

@@ -54,7 +54,8 @@ impl BlockedAnswer for Answer {
 
 fn render(result: Result<Classification, String>) -> ValkeyResult {
     let c = result.map_err(|e| ValkeyError::String(format!("ERR {}", validate::printable(e.as_bytes()))))?;
-    let scores = c.scores.iter().flat_map(|(slug, s)| [ValkeyValue::BulkString(slug.clone()), ValkeyValue::BulkString(format!("{s:.4}"))]).collect();
+    let scores =
+        c.scores.iter().flat_map(|(slug, s)| [ValkeyValue::BulkString(slug.clone()), ValkeyValue::BulkString(format!("{s:.4}"))]).collect();
     Ok(ValkeyValue::Array(vec![ValkeyValue::BulkString(c.best), ValkeyValue::Array(scores)]))
 }
 
@@ -73,8 +74,10 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 i += 2;
             }
             "TOPICS" => {
-                let slugs: Vec<String> =
-                    args[i + 1..].iter().map(|a| validate::topic(a).map(|b| String::from_utf8_lossy(b).into_owned())).collect::<Result<_, _>>()?;
+                let slugs: Vec<String> = args[i + 1..]
+                    .iter()
+                    .map(|a| validate::topic(a).map(|b| String::from_utf8_lossy(b).into_owned()))
+                    .collect::<Result<_, _>>()?;
                 if slugs.is_empty() {
                     return Err(ValkeyError::Str("ERR TOPICS needs at least one topic"));
                 }
@@ -91,7 +94,9 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     }
     let catalog: Arc<Catalog> = super::topic::current_catalog(ctx)?;
     if catalog.topics.is_empty() {
-        return Err(ValkeyError::Str("ERR no topics are defined: add one with AGENT.TOPIC.SET or restore the defaults with AGENT.TOPIC.RESET"));
+        return Err(ValkeyError::Str(
+            "ERR no topics are defined: add one with AGENT.TOPIC.SET or restore the defaults with AGENT.TOPIC.RESET",
+        ));
     }
     if let Some(t) = &topics {
         if let Some(missing) = t.iter().find(|s| catalog.get(s).is_none()) {
@@ -120,7 +125,9 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let waiting = pool::queue_depth();
     if waiting >= configs::classify_queue_max() {
         metrics::CLASSIFY_REJECTED.incr();
-        return Err(validate::err(format!("ERR classify queue is full ({waiting} requests waiting, agentic.classify-queue-max); retry later")));
+        return Err(validate::err(format!(
+            "ERR classify queue is full ({waiting} requests waiting, agentic.classify-queue-max); retry later"
+        )));
     }
     let client = ffi::block_client::<Answer>(ctx, timeout_ms).ok_or(ValkeyError::Str("ERR the server refused to block this client"))?;
     let now = Instant::now();

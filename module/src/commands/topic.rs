@@ -19,7 +19,9 @@ pub fn current_catalog(ctx: &Context) -> Result<Arc<Catalog>, ValkeyError> {
     match key.get_value::<Arc<Catalog>>(&CATALOG_TYPE) {
         Ok(Some(c)) => Ok(c.clone()),
         Ok(None) => Ok(Catalog::defaults()),
-        Err(_) => Err(ValkeyError::String(format!("ERR {CATALOG_KEY} holds a value that is not a topic catalog; delete it or use AGENT.TOPIC.RESET"))),
+        Err(_) => Err(ValkeyError::String(format!(
+            "ERR {CATALOG_KEY} holds a value that is not a topic catalog; delete it or use AGENT.TOPIC.RESET"
+        ))),
     }
 }
 
@@ -67,7 +69,12 @@ fn topic_set(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let examples = match args.get(3) {
         None => None,
         Some(kw) if validate::keyword(kw) == "EXAMPLES" => Some(examples(&args[4..])?),
-        Some(other) => return Err(validate::err(format!("ERR unexpected argument '{}': expected EXAMPLES text ...", validate::printable(other.as_slice())))),
+        Some(other) => {
+            return Err(validate::err(format!(
+                "ERR unexpected argument '{}': expected EXAMPLES text ...",
+                validate::printable(other.as_slice())
+            )))
+        }
     };
     let next = current_catalog(ctx)?.with_topic(&slug, &description, examples).map_err(|e| validate::err(format!("ERR {e}")))?;
     store(ctx, next)?;
