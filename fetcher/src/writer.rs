@@ -278,30 +278,15 @@ impl Writer {
                 let metrics = metrics.clone();
                 async move {
                     let t = Instant::now();
-                    let r: RedisResult<Option<String>> = redis::cmd("EVALSHA")
-                        .arg(&sha)
-                        .arg(2)
-                        .arg(&stream)
-                        .arg(&seen)
-                        .arg(&id)
-                        .arg(&json)
-                        .arg(ttl)
-                        .query_async(&mut conn)
-                        .await;
+                    // EVALSHA, or on first use / after a server restart EVAL (which caches it).
+                    let script = |cmd: &str, body: &str| {
+                        let mut c = redis::cmd(cmd);
+                        c.arg(body).arg(2).arg(&stream).arg(&seen).arg(&id).arg(&json).arg(ttl);
+                        c
+                    };
+                    let r: RedisResult<Option<String>> = script("EVALSHA", &sha).query_async(&mut conn).await;
                     let r = match r {
-                        Err(e) if e.kind() == ErrorKind::NoScriptError => {
-                            // first use, or the server restarted: EVAL also caches the script
-                            redis::cmd("EVAL")
-                                .arg(WRITE_SCRIPT)
-                                .arg(2)
-                                .arg(&stream)
-                                .arg(&seen)
-                                .arg(&id)
-                                .arg(&json)
-                                .arg(ttl)
-                                .query_async(&mut conn)
-                                .await
-                        }
+                        Err(e) if e.kind() == ErrorKind::NoScriptError => script("EVAL", WRITE_SCRIPT).query_async(&mut conn).await,
                         r => r,
                     };
                     if r.is_ok() {

@@ -22,8 +22,9 @@ use crate::classify::Classification;
 use crate::fanout;
 use crate::feed::DocRef;
 use crate::seen::DocHash;
+use crate::topic_stream::{self, reply_bytes};
 use crate::user::DeliverySpec;
-use crate::{configs, ffi, index, metrics, topic_stream};
+use crate::{configs, ffi, index, metrics};
 
 pub const STREAM: &str = "news_raw";
 pub const GROUP: &str = "agentic";
@@ -136,6 +137,7 @@ fn read_more(ctx: &Context) {
     if crate::classify::model::encoder().is_err() {
         return; // nothing can be classified yet; entries wait in the stream
     }
+    let Some(catalog) = catalog(ctx) else { return };
     let count = room.min(configs::pipeline_batch()).to_string();
     let id = match &from {
         Some(f) if f.is_empty() => "0".to_string(),
@@ -158,7 +160,6 @@ fn read_more(ctx: &Context) {
         // Pending entries come back in id order; an empty page means they are all in hand.
         s.pending_from = entries.last().map(|(id, _)| id.clone());
     }
-    let catalog = catalog(ctx);
     for (entry_id, fields) in entries {
         if state().inflight.contains(&entry_id) {
             continue;
@@ -174,7 +175,7 @@ fn read_more(ctx: &Context) {
             Ok((article_id, doc, text)) => {
                 state().inflight.insert(entry_id.clone());
                 let job = PipelineJob { entry_id: entry_id.clone(), article_id, doc: Some(doc), text, catalog: catalog.clone() };
-                if !pool::submit_job(Box::new(job)) {
+                if !pool::submit(Box::new(job)) {
                     // Queue full: leave it pending, it is re-read later.
                     let mut s = state();
                     s.inflight.remove(&entry_id);
@@ -193,8 +194,24 @@ fn read_more(ctx: &Context) {
     }
 }
 
-fn catalog(ctx: &Context) -> Arc<Catalog> {
-    crate::commands::topic::current_catalog(ctx).unwrap_or_else(|_| Catalog::defaults())
+static CATALOG_WARNED: AtomicBool = AtomicBool::new(false);
+
+/// The topic catalog to classify against; None (logged once, counted) while the catalog key
+/// holds something else, so articles wait in the stream instead of being classified wrongly.
+fn catalog(ctx: &Context) -> Option<Arc<Catalog>> {
+    match crate::commands::topic::current_catalog(ctx) {
+        Ok(c) => {
+            CATALOG_WARNED.store(false, Ordering::Relaxed);
+            Some(c)
+        }
+        Err(e) => {
+            metrics::PIPELINE_FAILURES.incr();
+            if !CATALOG_WARNED.swap(true, Ordering::Relaxed) {
+                ffi::log_warning(&format!("agentic: pipeline paused: {e:?}"));
+            }
+            None
+        }
+    }
 }
 
 type Fields = Vec<(Vec<u8>, Vec<u8>)>;
@@ -209,10 +226,10 @@ fn entries_of(reply: &CallReply) -> Vec<(String, Option<Fields>)> {
         for item in items.iter().flatten() {
             let CallReply::Array(entry) = item else { continue };
             let Some(Ok(id)) = entry.get(0) else { continue };
-            let id = String::from_utf8_lossy(&bytes(&id)).into_owned();
+            let id = String::from_utf8_lossy(&reply_bytes(&id)).into_owned();
             let fields = match entry.get(1) {
                 Some(Ok(CallReply::Array(f))) => {
-                    let flat: Vec<Vec<u8>> = f.iter().flatten().map(|x| bytes(&x)).collect();
+                    let flat: Vec<Vec<u8>> = f.iter().flatten().map(|x| reply_bytes(&x)).collect();
                     Some(flat.chunks(2).filter(|c| c.len() == 2).map(|c| (c[0].clone(), c[1].clone())).collect())
                 }
                 _ => None,
@@ -221,15 +238,6 @@ fn entries_of(reply: &CallReply) -> Vec<(String, Option<Fields>)> {
         }
     }
     out
-}
-
-fn bytes(r: &CallReply) -> Vec<u8> {
-    match r {
-        CallReply::String(s) => s.as_bytes().to_vec(),
-        CallReply::VerbatimString(s) => s.as_parts().map(|(_, d)| d.to_vec()).unwrap_or_default(),
-        CallReply::I64(i) => i.to_i64().to_string().into_bytes(),
-        _ => Vec::new(),
-    }
 }
 
 /// (article id, JSON document, text to classify) of an entry `id <article-id> data <json>`.
@@ -408,8 +416,8 @@ fn update_backlog(ctx: &Context) {
             if kv.len() < 2 {
                 continue;
             }
-            match bytes(&kv[0]).as_slice() {
-                b"name" => name = bytes(&kv[1]),
+            match reply_bytes(&kv[0]).as_slice() {
+                b"name" => name = reply_bytes(&kv[1]),
                 b"lag" => lag = i64_of(&kv[1]),
                 b"pending" => pending = i64_of(&kv[1]),
                 _ => {}

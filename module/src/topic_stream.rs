@@ -119,10 +119,12 @@ fn processed_boundary(ctx: &Context, stream: &[u8]) -> Result<Option<StreamId>, 
     Ok(boundary)
 }
 
-fn reply_bytes(r: &CallReply) -> Vec<u8> {
+/// The bytes of a string-like call reply (integers as their decimal text); empty otherwise.
+pub fn reply_bytes(r: &CallReply) -> Vec<u8> {
     match r {
         CallReply::String(s) => s.as_bytes().to_vec(),
         CallReply::VerbatimString(s) => s.as_parts().map(|(_, d)| d.to_vec()).unwrap_or_default(),
+        CallReply::I64(i) => i.to_i64().to_string().into_bytes(),
         _ => Vec::new(),
     }
 }

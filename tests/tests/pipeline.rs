@@ -177,3 +177,19 @@ fn news_raw_is_never_trimmed_past_unprocessed_entries() {
     assert!(wait_for(|| xlen(&mut c, "news_raw") <= 10, Duration::from_secs(5)), "trimmed once processed: {}", xlen(&mut c, "news_raw"));
     assert_eq!(stat(&mut c, "stream_forced_drops"), 0);
 }
+
+#[test]
+fn a_foreign_value_under_the_catalog_key_pauses_the_pipeline_without_losing_articles() {
+    let server = builder(&[]).start();
+    let mut c = server.conn();
+    subscribe_all(&mut c, &users(0..1));
+    run(&mut c, &["SET", "agentic:topics", "not a catalog"]);
+    for i in 0..3 {
+        add_article(&mut c, &format!("p{i}"), "Paused");
+    }
+    assert!(wait_for(|| stat(&mut c, "pipeline_failures") > 0, Duration::from_secs(5)));
+    assert_eq!(stat(&mut c, "pipeline_read"), 0, "nothing is read while the catalog is unusable");
+    run(&mut c, &["DEL", "agentic:topics"]);
+    wait_acked(&mut c, 3);
+    assert_eq!(feed_docs(&mut c, "user:{0}").len(), 3);
+}

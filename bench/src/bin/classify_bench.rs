@@ -9,12 +9,11 @@
 //! Needs the real model (`make model`) and ../shared/data/ag_news (skips with a message without it).
 
 use std::process::{exit, Command};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
-use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready};
+use agentic_bench::{agent_stat, classify_all, latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready};
 use agentic_tests::{make_temp_dir, workspace_dir, Server};
 
 const TARGET_ARTICLES_PER_S: f64 = 250.0;
@@ -64,11 +63,6 @@ fn fail(msg: &str) -> ! {
     exit(2)
 }
 
-fn stat(c: &mut redis::Connection, name: &str) -> f64 {
-    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
-    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(f64::NAN)
-}
-
 struct ModuleRun {
     articles_per_s: f64,
     latency: agentic_bench::Latency,
@@ -96,59 +90,32 @@ fn run_module(o: &Opts, texts: &Arc<Vec<String>>) -> ModuleRun {
     for t in texts.iter().take(32) {
         let _: redis::Value = redis::cmd("AGENT.CLASSIFY").arg(t).query(&mut c).expect("warm-up AGENT.CLASSIFY");
     }
-    let batches0 = stat(&mut c, "classify_batches");
-    let texts0 = stat(&mut c, "classify_texts");
+    let batches0 = agent_stat(&mut c, "classify_batches");
+    let texts0 = agent_stat(&mut c, "classify_texts");
     let cpu0 = server_cpu_s(&mut c);
 
     let stop = Arc::new(AtomicBool::new(false));
-    let ready = Arc::new(Barrier::new(o.clients + 2));
+    let ready = Arc::new(Barrier::new(2));
     let pinger = spawn_pinger(server.url(), Duration::from_millis(1), stop.clone(), ready.clone());
-    let next = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..o.clients)
-        .map(|_| {
-            let (url, texts, next, ready) = (server.url(), texts.clone(), next.clone(), ready.clone());
-            thread::spawn(move || {
-                let mut conn = redis::Client::open(url).and_then(|c| c.get_connection()).expect("client connection");
-                let (mut lat, mut errors) = (Vec::new(), 0usize);
-                ready.wait();
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(t) = texts.get(i) else { break };
-                    let t0 = Instant::now();
-                    let r: redis::RedisResult<redis::Value> = redis::cmd("AGENT.CLASSIFY").arg(t).query(&mut conn);
-                    lat.push(t0.elapsed().as_nanos() as u64);
-                    if r.is_err() {
-                        errors += 1;
-                    }
-                }
-                (lat, errors)
-            })
-        })
-        .collect();
     ready.wait();
     let t0 = Instant::now();
-    let mut lat = Vec::new();
-    let mut errors = 0;
-    for w in workers {
-        let (l, e) = w.join().expect("client thread");
-        lat.extend(l);
-        errors += e;
-    }
+    let answers = classify_all(&server.url(), texts, &[], o.clients);
     let wall_s = t0.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
     let ping = latency_summary(pinger.join().expect("pinger"));
     let cpu_s = server_cpu_s(&mut c) - cpu0;
-    let batches = stat(&mut c, "classify_batches") - batches0;
-    let classified = stat(&mut c, "classify_texts") - texts0;
+    let batches = agent_stat(&mut c, "classify_batches") - batches0;
+    let classified = agent_stat(&mut c, "classify_texts") - texts0;
+    let errors = answers.iter().filter(|(r, _)| r.is_err()).count();
     ModuleRun {
         articles_per_s: texts.len() as f64 / wall_s,
-        latency: latency_summary(lat),
+        latency: latency_summary(answers.iter().map(|(_, ns)| *ns).collect()),
         ping,
         errors,
         cpu_s,
         wall_s,
         mean_batch: classified / batches,
-        batch_p99: stat(&mut c, "classify_batch_size_p99"),
+        batch_p99: agent_stat(&mut c, "classify_batch_size_p99"),
         used_memory: used_memory(&mut c),
     }
 }

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{ag_news_dir, latency_summary, server_cpu_s, used_memory, wait_model_ready, Workload, TOPICS};
+use agentic_bench::{ag_news_dir, agent_stat, latency_summary, server_cpu_s, used_memory, wait_model_ready, Workload, TOPICS};
 use agentic_tests::{workspace_dir, Server};
 use redis::{Connection, Value};
 
@@ -30,8 +30,12 @@ fn fail(msg: &str) -> ! {
 }
 
 fn stat(c: &mut Connection, name: &str) -> i64 {
-    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
-    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(0)
+    let v = agent_stat(c, name);
+    if v.is_nan() {
+        0
+    } else {
+        v as i64
+    }
 }
 
 /// Kills the fetcher when the benchmark ends, also on panic.

@@ -81,24 +81,9 @@ fn queue() -> MutexGuard<'static, Queue> {
     QUEUE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Queues a request; gives it back when the queue is full.
-pub fn submit<A: FromOutcome>(req: Request<A>) -> Result<(), Request<A>> {
-    ensure_workers();
-    {
-        let mut q = queue();
-        if q.classify_waiting >= configs::classify_queue_max() {
-            return Err(req);
-        }
-        q.work.push_back(Work::Classify(Box::new(req)));
-        q.classify_waiting += 1;
-        metrics::CLASSIFY_QUEUE_DEPTH.set(q.classify_waiting as i64);
-    }
-    WORK_READY.notify_one();
-    Ok(())
-}
-
-/// Queues an internal job (no client); false when the queue is full.
-pub fn submit_job(job: Box<dyn Job>) -> bool {
+/// Queues a request (a blocked client's or the pipeline's); false when the queue is full, in
+/// which case the dropped job answers for itself.
+pub fn submit(job: Box<dyn Job>) -> bool {
     ensure_workers();
     {
         let mut q = queue();

@@ -132,7 +132,7 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let client = ffi::block_client::<Answer>(ctx, timeout_ms).ok_or(ValkeyError::Str("ERR the server refused to block this client"))?;
     let now = Instant::now();
     let deadline = (timeout_ms > 0).then(|| now + Duration::from_millis(timeout_ms as u64));
-    if pool::submit(Request { text, topics, catalog, deadline, enqueued: now, client }).is_err() {
+    if !pool::submit(Box::new(Request { text, topics, catalog, deadline, enqueued: now, client })) {
         // Only the main thread submits and it checked the depth just above; the dropped request
         // still answers its client.
         metrics::CLASSIFY_REJECTED.incr();

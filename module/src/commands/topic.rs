@@ -25,14 +25,21 @@ pub fn current_catalog(ctx: &Context) -> Result<Arc<Catalog>, ValkeyError> {
     }
 }
 
+/// A topic change: written, then replicated as the fully specified new catalog.
 fn store(ctx: &Context, c: Catalog) -> ValkeyResult<()> {
+    let blob = catalog::encode(&c);
+    put(ctx, c)?;
+    ctx.replicate("AGENT.LOADTOPICS", &[CATALOG_KEY.as_bytes(), blob.as_slice()][..]);
+    Ok(())
+}
+
+/// Replaces the catalog value, tells watchers and keyspace listeners, and prepares its vectors.
+fn put(ctx: &Context, c: Catalog) -> ValkeyResult<()> {
     let name = ValkeyString::create(None, CATALOG_KEY);
     let arc = Arc::new(c);
-    let blob = catalog::encode(&arc);
     ctx.open_key_writable(&name).set_value(&CATALOG_TYPE, arc.clone())?;
     ffi::signal_modified(ctx, name.inner);
     ctx.notify_keyspace_event(NotifyEvent::MODULE, "agent.topics", &name);
-    ctx.replicate("AGENT.LOADTOPICS", &[CATALOG_KEY.as_bytes(), blob.as_slice()][..]);
     metrics::TOPIC_WRITES.incr();
     pool::prepare(arc);
     Ok(())
@@ -245,13 +252,7 @@ fn loadtopics(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         metrics::LOAD_ERRORS.incr();
         validate::err(format!("ERR invalid topic catalog encoding: {e}"))
     })?;
-    let name = ValkeyString::create(None, CATALOG_KEY);
-    let arc = Arc::new(c);
-    ctx.open_key_writable(&name).set_value(&CATALOG_TYPE, arc.clone())?;
-    ffi::signal_modified(ctx, name.inner);
-    ctx.notify_keyspace_event(NotifyEvent::MODULE, "agent.topics", &name);
+    put(ctx, c)?;
     ctx.replicate_verbatim();
-    metrics::TOPIC_WRITES.incr();
-    pool::prepare(arc);
     Ok(ValkeyValue::SimpleStringStatic("OK"))
 }

@@ -86,11 +86,7 @@ unsafe extern "C" fn user_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_v
 
 unsafe extern "C" fn user_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
     guard("aof_rewrite", (), || {
-        let u = &*(value as *const UserState);
-        let blob = user::encode(u);
-        if let Some(emit) = raw::RedisModule_EmitAOF {
-            emit(aof, c"AGENT.LOADUSER".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr() as *const c_char, blob.len());
-        }
+        emit_load_command(aof, c"AGENT.LOADUSER", key, &user::encode(&*(value as *const UserState)));
     })
 }
 
@@ -100,11 +96,7 @@ unsafe extern "C" fn user_mem_usage(value: *const c_void) -> usize {
 
 unsafe extern "C" fn user_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     guard("digest", (), || {
-        let blob = user::encode(&*(value as *const UserState));
-        if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
-            add(md, blob.as_ptr() as *const c_char, blob.len());
-            end(md);
-        }
+        digest_blob(md, &user::encode(&*(value as *const UserState)));
     })
 }
 
@@ -186,10 +178,7 @@ unsafe extern "C" fn catalog_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut 
 
 unsafe extern "C" fn catalog_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
     guard("aof_rewrite", (), || {
-        let blob = catalog::encode(&*(value as *const Arc<Catalog>));
-        if let Some(emit) = raw::RedisModule_EmitAOF {
-            emit(aof, c"AGENT.LOADTOPICS".as_ptr(), c"sb".as_ptr(), key, blob.as_ptr() as *const c_char, blob.len());
-        }
+        emit_load_command(aof, c"AGENT.LOADTOPICS", key, &catalog::encode(&*(value as *const Arc<Catalog>)));
     })
 }
 
@@ -199,11 +188,7 @@ unsafe extern "C" fn catalog_mem_usage(value: *const c_void) -> usize {
 
 unsafe extern "C" fn catalog_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
     guard("digest", (), || {
-        let blob = catalog::encode(&*(value as *const Arc<Catalog>));
-        if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
-            add(md, blob.as_ptr() as *const c_char, blob.len());
-            end(md);
-        }
+        digest_blob(md, &catalog::encode(&*(value as *const Arc<Catalog>)));
     })
 }
 
@@ -217,4 +202,20 @@ unsafe extern "C" fn catalog_copy(
     value: *const c_void,
 ) -> *mut c_void {
     guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Arc<Catalog>)).clone())).cast())
+}
+
+// Both types persist as one encoded blob: AOF rewrite emits `<load command> key blob` and the
+// digest covers the same bytes.
+
+unsafe fn emit_load_command(aof: *mut raw::RedisModuleIO, command: &std::ffi::CStr, key: *mut raw::RedisModuleString, blob: &[u8]) {
+    if let Some(emit) = raw::RedisModule_EmitAOF {
+        emit(aof, command.as_ptr(), c"sb".as_ptr(), key, blob.as_ptr() as *const c_char, blob.len());
+    }
+}
+
+unsafe fn digest_blob(md: *mut raw::RedisModuleDigest, blob: &[u8]) {
+    if let (Some(add), Some(end)) = (raw::RedisModule_DigestAddStringBuffer, raw::RedisModule_DigestEndSequence) {
+        add(md, blob.as_ptr() as *const c_char, blob.len());
+        end(md);
+    }
 }
