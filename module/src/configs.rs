@@ -64,6 +64,10 @@ pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);
 /// in the background whenever it changes.
 pub static MODEL_DIR: Mutex<String> = Mutex::new(String::new());
 
+/// Pub/Sub channel announcing each fan-out slice's deliveries to gateways; empty = off.
+pub static DELIVERY_CHANNEL: Mutex<String> = Mutex::new(String::new());
+pub const DELIVERY_CHANNEL_DEFAULT: &str = "agentic:deliveries";
+
 /// Pool threads running the model. Can change at runtime.
 pub const CLASSIFY_THREADS_DEFAULT: i64 = 2;
 pub const CLASSIFY_THREADS_MIN: i64 = 1;
@@ -222,6 +226,10 @@ pub fn classify_timeout_ms() -> i64 {
 
 pub fn classify_inline() -> bool {
     CLASSIFY_INLINE.load(Ordering::Relaxed)
+}
+
+pub fn delivery_channel() -> Option<String> {
+    DELIVERY_CHANNEL.lock().ok().map(|s| s.clone()).filter(|s| !s.is_empty())
 }
 
 pub fn model_dir() -> String {

@@ -16,7 +16,8 @@ use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue}
 
 use crate::ffi::{self, KeyName, OpenUser, Target, UserSlot};
 use crate::user::{Delivery, DeliverySpec, UserState};
-use crate::{index, metrics};
+use crate::feed::EntryId;
+use crate::{delivery_channel, index, metrics};
 
 pub enum Targets {
     /// Subscribers from the index: only existing users still following the topic get it.
@@ -309,6 +310,7 @@ fn prepare_batch(targets: &[Target], spec: &DeliverySpec) {
 pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let slice_start = Instant::now();
     let mut delivered_keys: Vec<*mut raw::RedisModuleString> = Vec::new();
+    let mut delivered_ids: Vec<(Target, EntryId)> = Vec::new();
     let mut stale: Vec<Target> = Vec::new();
     let mut evicted = 0u64;
     let mut bytes_delta = 0i64;
@@ -383,7 +385,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         match outcome {
             None => stale.push(target),
             Some(Delivery::Duplicate) => job.duplicates += 1,
-            Some(Delivery::Delivered { evicted: e, fp_probability, .. }) => {
+            Some(Delivery::Delivered { id, evicted: e, fp_probability, .. }) => {
                 job.delivered += 1;
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
@@ -393,6 +395,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 }
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
                 delivered_keys.push(raw_name);
+                delivered_ids.push((target, id));
             }
         }
     }
@@ -408,6 +411,8 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     }
     let s = &job.spec;
     ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &delivered_keys);
+    let announced: Vec<(&[u8], EntryId)> = delivered_ids.iter().map(|(t, id)| (t.key().as_bytes(), *id)).collect();
+    delivery_channel::publish(ctx, &s.doc.topic, &s.doc.key, &announced);
     metrics::FANOUT_SLICES.incr();
     metrics::FANOUT_SLICE_US.record(slice_start.elapsed().as_micros() as u64);
 }

@@ -5,6 +5,7 @@ pub mod classify;
 mod codec;
 mod commands;
 mod configs;
+mod delivery_channel;
 mod events;
 mod fanout;
 pub mod feed;
@@ -112,6 +113,7 @@ valkey_module! {
         ],
         string: [
             ["model-dir", &MODEL_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_model_dir_changed))],
+            ["delivery-channel", &DELIVERY_CHANNEL, DELIVERY_CHANNEL_DEFAULT, ConfigurationFlags::DEFAULT, None],
         ],
         bool: [
             ["debug-commands", &DEBUG_COMMANDS, false, ConfigurationFlags::IMMUTABLE, None],

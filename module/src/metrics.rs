@@ -144,6 +144,9 @@ pub static FEED_MISSING_DOCS: Counter = Counter::new();
 /// Estimated bytes held by user values (feeds, seen filters, interests).
 pub static USER_BYTES: Gauge = Gauge::new();
 pub static USER_KEYS: Gauge = Gauge::new();
+/// Delivery announcements published on `delivery-channel` (one per fan-out slice) and their bytes.
+pub static DELIVERY_MESSAGES: Counter = Counter::new();
+pub static DELIVERY_MESSAGE_BYTES: Counter = Counter::new();
 pub static PANICS_CAUGHT: Counter = Counter::new();
 pub static LOAD_ERRORS: Counter = Counter::new();
 
@@ -256,6 +259,8 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("pipeline_failures".into(), c(&PIPELINE_FAILURES)),
         ("pipeline_inflight".into(), Int(PIPELINE_INFLIGHT.get())),
         ("pipeline_backlog".into(), Int(PIPELINE_BACKLOG.get())),
+        ("delivery_messages".into(), c(&DELIVERY_MESSAGES)),
+        ("delivery_message_bytes".into(), c(&DELIVERY_MESSAGE_BYTES)),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];

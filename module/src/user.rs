@@ -21,6 +21,7 @@ pub struct UserState {
 pub enum Delivery {
     /// `grew`: change of the value's heap footprint, for the memory gauge.
     Delivered {
+        id: EntryId,
         evicted: usize,
         fp_probability: f64,
         grew: i64,
@@ -61,9 +62,9 @@ impl UserState {
         let fp_probability = self.seen.false_positive_probability(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms);
         let seen_grew = self.seen.insert(spec.hash, self.salt, spec.ts_ms, spec.seen);
         let capacity = self.feed.entries.capacity();
-        let (_, evicted) = self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len);
+        let (id, evicted) = self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len);
         let feed_grew = (self.feed.entries.capacity() as i64 - capacity as i64) * std::mem::size_of::<FeedEntry>() as i64;
-        Delivery::Delivered { evicted, fp_probability, grew: seen_grew + feed_grew }
+        Delivery::Delivered { id, evicted, fp_probability, grew: seen_grew + feed_grew }
     }
 
     /// Asks for what a delivery reads after this struct: topics, the seen-filter's layer table

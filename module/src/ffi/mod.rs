@@ -57,6 +57,20 @@ pub fn notify_raw(ctx: &Context, event: &std::ffi::CStr, name: *mut raw::RedisMo
     }
 }
 
+/// PUBLISH from the module: reaches this node's subscribers (and, in a cluster, the other
+/// nodes'), never the replication stream or the AOF.
+pub fn publish(ctx: &Context, channel: &[u8], message: &[u8]) {
+    unsafe {
+        let create = raw::RedisModule_CreateString.unwrap();
+        let free = raw::RedisModule_FreeString.unwrap();
+        let c = create(ctx.ctx, channel.as_ptr() as *const std::os::raw::c_char, channel.len());
+        let m = create(ctx.ctx, message.as_ptr() as *const std::os::raw::c_char, message.len());
+        raw::RedisModule_PublishMessage.unwrap()(ctx.ctx, c, m);
+        free(ctx.ctx, c);
+        free(ctx.ctx, m);
+    }
+}
+
 /// What closing a written key does: WATCH and client tracking learn about the change.
 pub fn signal_modified(ctx: &Context, name: *mut raw::RedisModuleString) {
     unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, name) };
@@ -135,7 +149,7 @@ pub fn replicate_deliver(
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 30] = unsafe {
+    let present: [(&str, bool); 31] = unsafe {
         [
             ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
@@ -156,6 +170,7 @@ pub fn missing_api() -> Option<&'static str> {
             ("ModuleTypeSetValue", { raw::RedisModule_ModuleTypeSetValue }.is_some()),
             ("NotifyKeyspaceEvent", { raw::RedisModule_NotifyKeyspaceEvent }.is_some()),
             ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
+            ("PublishMessage", { raw::RedisModule_PublishMessage }.is_some()),
             ("Replicate", { raw::RedisModule_Replicate }.is_some()),
             ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
             ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),

@@ -1,0 +1,74 @@
+//! Every setting of the gateway, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "agentic-gateway", version, about = "WebSocket/HTTP gateway for valkey-agentic feeds, and the feed UI")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: Config,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Prints a token for one user, signed with the secret (for --auth-secret deployments).
+    Token {
+        #[arg(long, env = "AGENTIC_GATEWAY_SECRET")]
+        secret: String,
+        #[arg(long)]
+        user: String,
+        /// Seconds until it expires.
+        #[arg(long, default_value_t = 86_400)]
+        ttl: u64,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct Config {
+    /// Valkey with the agentic module loaded.
+    #[arg(long, env = "VALKEY_URL", default_value = "redis://127.0.0.1:6379")]
+    pub valkey: String,
+    /// HTTP and WebSocket address.
+    #[arg(long, env = "AGENTIC_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Folder of the built UI (gateway/ui/dist); without one the API still works.
+    #[arg(long, env = "AGENTIC_GATEWAY_UI_DIR")]
+    pub ui_dir: Option<PathBuf>,
+    /// Origins (scheme://host:port) allowed for CORS and cross-origin WebSockets; repeat or
+    /// comma-separate. Default: none, only same-origin pages.
+    #[arg(long = "cors-origin", env = "AGENTIC_GATEWAY_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// When set, user feeds and interests need a token for that user (see `token`).
+    #[arg(long, env = "AGENTIC_GATEWAY_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<String>,
+    /// Entries a new socket receives before live ones.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub backlog: u64,
+    /// Live entries queued per socket before it is resynced from Valkey instead.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub socket_queue: u64,
+    /// Seconds a write to a browser may take before the socket is closed.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_timeout_s: u64,
+    /// The module's `delivery-channel`.
+    #[arg(long, env = "AGENTIC_DELIVERY_CHANNEL", default_value = "agentic:deliveries")]
+    pub delivery_channel: String,
+    /// Shared multiplexed Valkey connections for reads and API calls.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub valkey_connections: u64,
+    /// User ids the UI's home page offers (comma-separated).
+    #[arg(long, env = "AGENTIC_DEMO_USERS", value_delimiter = ',')]
+    pub demo_users: Vec<String>,
+}
+
+impl Config {
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_secs(self.write_timeout_s)
+    }
+}

@@ -1,0 +1,180 @@
+//! Who is listening: every open socket has an outbox, registered under its user key or topic.
+//! The delivery router and the topic readers push live items into outboxes; each socket's task
+//! drains its own. An outbox is bounded: when a browser cannot keep up, its queue is dropped and
+//! the socket re-reads its feed from Valkey instead (a resync), so memory never grows with a
+//! slow reader and nothing is lost.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use tokio::sync::Notify;
+
+use crate::entry::Item;
+use crate::metrics;
+
+pub struct Outbox {
+    state: Mutex<OutboxState>,
+    wake: Notify,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct OutboxState {
+    items: VecDeque<Item>,
+    resync: bool,
+}
+
+/// What a socket does next.
+pub enum Work {
+    Send(Vec<Item>),
+    /// Items were dropped or missed: re-read the feed after the last id sent.
+    Resync,
+}
+
+impl Outbox {
+    pub fn new(capacity: usize) -> Arc<Outbox> {
+        Arc::new(Outbox { state: Mutex::new(OutboxState::default()), wake: Notify::new(), capacity: capacity.max(1) })
+    }
+
+    pub fn push(&self, item: Item) {
+        let Ok(mut s) = self.state.lock() else { return };
+        if s.resync {
+            // Already behind: the resync read will include this item.
+            metrics::ENTRIES_DROPPED.incr();
+        } else if s.items.len() >= self.capacity {
+            metrics::ENTRIES_DROPPED.add(s.items.len() as u64 + 1);
+            metrics::RESYNCS_SLOW.incr();
+            s.items = VecDeque::new();
+            s.resync = true;
+        } else {
+            s.items.push_back(item);
+        }
+        drop(s);
+        self.wake.notify_one();
+    }
+
+    /// After the live source lost messages (a reconnect): re-read, keep nothing queued.
+    pub fn request_resync(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if !s.resync {
+                metrics::RESYNCS_RECONNECT.incr();
+            }
+            s.items = VecDeque::new();
+            s.resync = true;
+        }
+        self.wake.notify_one();
+    }
+
+    /// Waits for work: every queued item at once (one frame), or a resync.
+    pub async fn next(&self) -> Work {
+        loop {
+            if let Ok(mut s) = self.state.lock() {
+                if s.resync {
+                    s.resync = false;
+                    return Work::Resync;
+                }
+                if !s.items.is_empty() {
+                    return Work::Send(s.items.drain(..).collect());
+                }
+            }
+            self.wake.notified().await;
+        }
+    }
+}
+
+/// Outboxes by key (a user key, or a topic slug). Keys are bytes so the router can look up the
+/// key names straight from a delivery announcement.
+#[derive(Default)]
+pub struct Registry {
+    map: RwLock<HashMap<Box<[u8]>, Vec<Arc<Outbox>>>>,
+}
+
+impl Registry {
+    pub fn add(&self, key: &[u8], outbox: &Arc<Outbox>) {
+        if let Ok(mut m) = self.map.write() {
+            m.entry(key.into()).or_default().push(outbox.clone());
+        }
+    }
+
+    /// Returns whether the key has no listener left.
+    pub fn remove(&self, key: &[u8], outbox: &Arc<Outbox>) -> bool {
+        let Ok(mut m) = self.map.write() else { return false };
+        let Some(list) = m.get_mut(key) else { return true };
+        list.retain(|o| !Arc::ptr_eq(o, outbox));
+        if list.is_empty() {
+            m.remove(key);
+            return true;
+        }
+        false
+    }
+
+    pub fn has(&self, key: &[u8]) -> bool {
+        self.map.read().map(|m| m.contains_key(key)).unwrap_or(false)
+    }
+
+    /// Runs `f` with a read view, so a whole announcement is routed under one lock.
+    pub fn with<R>(&self, f: impl FnOnce(&HashMap<Box<[u8]>, Vec<Arc<Outbox>>>) -> R) -> Option<R> {
+        self.map.read().ok().map(|m| f(&m))
+    }
+
+    pub fn for_each(&self, f: impl Fn(&Arc<Outbox>)) {
+        if let Ok(m) = self.map.read() {
+            m.values().flatten().for_each(f);
+        }
+    }
+}
+
+/// Unregisters a socket's outbox when the socket ends, however it ends.
+pub struct Registration {
+    pub registry: Arc<Registry>,
+    pub key: Box<[u8]>,
+    pub outbox: Arc<Outbox>,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.remove(&self.key, &self.outbox);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::DocBody;
+    use crate::ids::EntryId;
+
+    fn item(ms: u64) -> Item {
+        Item { id: EntryId { ms, seq: 0 }, body: Arc::new(DocBody::new("t", "d", None)) }
+    }
+
+    #[tokio::test]
+    async fn a_full_outbox_turns_into_a_resync() {
+        let o = Outbox::new(2);
+        o.push(item(1));
+        o.push(item(2));
+        match o.next().await {
+            Work::Send(v) => assert_eq!(v.iter().map(|i| i.id.ms).collect::<Vec<_>>(), vec![1, 2]),
+            Work::Resync => panic!("expected items"),
+        }
+        let dropped = metrics::ENTRIES_DROPPED.get();
+        for ms in 3..=6 {
+            o.push(item(ms));
+        }
+        assert!(matches!(o.next().await, Work::Resync));
+        assert!(metrics::ENTRIES_DROPPED.get() >= dropped + 4);
+        o.push(item(7));
+        assert!(matches!(o.next().await, Work::Send(v) if v.len() == 1));
+    }
+
+    #[test]
+    fn registry_removes_empty_keys() {
+        let r = Registry::default();
+        let (a, b) = (Outbox::new(1), Outbox::new(1));
+        r.add(b"k", &a);
+        r.add(b"k", &b);
+        assert!(!r.remove(b"k", &a));
+        assert!(r.has(b"k"));
+        assert!(r.remove(b"k", &b));
+        assert!(!r.has(b"k"));
+    }
+}

@@ -1,0 +1,204 @@
+//! The live path of user feeds: one subscription to the module's delivery channel. Each
+//! announcement names a document and the (user key, entry id) pairs it was delivered to; the
+//! router reads the document once (cached), and queues an item to every open socket of those
+//! users. No read per user, however many sockets are open.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+
+use crate::entry::{DocBody, Item};
+use crate::hub::{Outbox, Registry};
+use crate::ids::EntryId;
+use crate::metrics;
+use crate::valkey::Valkey;
+
+const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
+/// Documents kept for announcements of the same document (one per fan-out slice).
+const DOC_CACHE: usize = 4096;
+/// Announcements whose documents are read concurrently; routing stays in arrival order.
+const IN_FLIGHT: usize = 64;
+
+#[derive(Debug, PartialEq)]
+pub struct Announcement {
+    pub topic: Vec<u8>,
+    pub doc_key: Vec<u8>,
+    pub deliveries: Vec<(Vec<u8>, EntryId)>,
+}
+
+fn netstring<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let colon = input.iter().position(|&b| b == b':')?;
+    let len: usize = std::str::from_utf8(&input[..colon]).ok()?.parse().ok()?;
+    let rest = &input[colon + 1..];
+    if rest.len() < len + 1 || rest[len] != b',' {
+        return None;
+    }
+    let (field, after) = (&rest[..len], &rest[len + 1..]);
+    *input = after;
+    Some(field)
+}
+
+/// Parses the module's `agentic-deliveries/1` message (netstrings: tag, topic, document key,
+/// then user key / entry id pairs).
+pub fn parse(mut msg: &[u8]) -> Option<Announcement> {
+    if netstring(&mut msg)? != FORMAT_TAG {
+        return None;
+    }
+    let topic = netstring(&mut msg)?.to_vec();
+    let doc_key = netstring(&mut msg)?.to_vec();
+    let mut deliveries = Vec::new();
+    while !msg.is_empty() {
+        let user = netstring(&mut msg)?.to_vec();
+        let id = EntryId::parse(std::str::from_utf8(netstring(&mut msg)?).ok()?)?;
+        deliveries.push((user, id));
+    }
+    Some(Announcement { topic, doc_key, deliveries })
+}
+
+#[derive(Default)]
+struct DocCache {
+    map: HashMap<(Vec<u8>, Vec<u8>), Arc<DocBody>>,
+    order: VecDeque<(Vec<u8>, Vec<u8>)>,
+}
+
+impl DocCache {
+    fn get(&self, key: &(Vec<u8>, Vec<u8>)) -> Option<Arc<DocBody>> {
+        self.map.get(key).cloned()
+    }
+
+    fn put(&mut self, key: (Vec<u8>, Vec<u8>), body: Arc<DocBody>) {
+        if self.map.insert(key.clone(), body).is_none() {
+            self.order.push_back(key);
+            if self.order.len() > DOC_CACHE {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// The outboxes an announcement concerns, found when it arrives.
+type Targets = Vec<(Arc<Outbox>, EntryId)>;
+
+fn targets_of(users: &Registry, a: &Announcement) -> Targets {
+    users
+        .with(|m| {
+            let mut t = Vec::new();
+            for (user, id) in &a.deliveries {
+                if let Some(list) = m.get(user.as_slice()) {
+                    t.extend(list.iter().map(|o| (o.clone(), *id)));
+                }
+            }
+            t
+        })
+        .unwrap_or_default()
+}
+
+async fn body_for(valkey: &Valkey, cache: &Mutex<DocCache>, topic: Vec<u8>, doc_key: Vec<u8>) -> Option<Arc<DocBody>> {
+    let key = (topic, doc_key);
+    if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key)) {
+        metrics::DOC_CACHE_HITS.incr();
+        return Some(b);
+    }
+    metrics::DOC_FETCHES.incr();
+    let payload = valkey.get_doc(&key.1).await.ok()?;
+    if payload.is_none() {
+        metrics::DOCS_MISSING.incr();
+    }
+    let body = Arc::new(DocBody::new(&String::from_utf8_lossy(&key.0), &String::from_utf8_lossy(&key.1), payload.as_deref()));
+    if let Ok(mut c) = cache.lock() {
+        c.put(key, body.clone());
+    }
+    Some(body)
+}
+
+/// Follows the delivery channel forever, reconnecting with backoff. After every (re)connect all
+/// user sockets resync: announcements published while nobody listened are gone.
+pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String) {
+    let cache = Mutex::new(DocCache::default());
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match valkey.client().get_async_pubsub().await {
+            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                Ok(()) => {
+                    metrics::PUBSUB_CONNECTS.incr();
+                    backoff = Duration::from_millis(100);
+                    log::info!("following deliveries on channel {channel}");
+                    users.for_each(|o| o.request_resync());
+                    let messages = pubsub.into_on_message();
+                    let mut routed = messages
+                        .map(|msg| {
+                            metrics::DELIVERY_MESSAGES.incr();
+                            let parsed = parse(msg.get_payload_bytes());
+                            let targets = match &parsed {
+                                Some(a) => {
+                                    metrics::DELIVERY_ENTRIES.add(a.deliveries.len() as u64);
+                                    targets_of(&users, a)
+                                }
+                                None => {
+                                    metrics::DELIVERY_MALFORMED.incr();
+                                    Vec::new()
+                                }
+                            };
+                            let (valkey, cache) = (&valkey, &cache);
+                            async move {
+                                let a = parsed.filter(|_| !targets.is_empty())?;
+                                let body = body_for(valkey, cache, a.topic, a.doc_key).await;
+                                Some((targets, body))
+                            }
+                        })
+                        .buffered(IN_FLIGHT);
+                    while let Some(next) = routed.next().await {
+                        let Some((targets, body)) = next else { continue };
+                        match body {
+                            Some(body) => {
+                                metrics::DELIVERY_ENTRIES_ROUTED.add(targets.len() as u64);
+                                for (outbox, id) in targets {
+                                    outbox.push(Item { id, body: body.clone() });
+                                }
+                            }
+                            // The document could not be read: those sockets re-read their feeds.
+                            None => targets.iter().for_each(|(o, _)| o.request_resync()),
+                        }
+                    }
+                    log::warn!("delivery channel connection lost; reconnecting");
+                    metrics::PUBSUB_ERRORS.incr();
+                }
+                Err(e) => {
+                    metrics::PUBSUB_ERRORS.incr();
+                    log::warn!("cannot subscribe to {channel}: {e}");
+                }
+            },
+            Err(e) => {
+                metrics::PUBSUB_ERRORS.incr();
+                log::warn!("cannot connect for the delivery channel: {e}");
+            }
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_module_format() {
+        let msg = b"20:agentic-deliveries/1,6:sports,7:doc:{7},13:user:{a,b:1}\n,6:1700-2,2:u2,6:1700-0,";
+        let a = parse(msg).unwrap();
+        assert_eq!(a.topic, b"sports");
+        assert_eq!(a.doc_key, b"doc:{7}");
+        assert_eq!(a.deliveries, vec![(b"user:{a,b:1}\n".to_vec(), EntryId { ms: 1700, seq: 2 }), (b"u2".to_vec(), EntryId { ms: 1700, seq: 0 })]);
+    }
+
+    #[test]
+    fn rejects_damaged_messages() {
+        for bad in [&b"19:agentic-deliveries/2,1:a,1:b,"[..], b"20:agentic-deliveries/1,6:sports,", b"20:agentic-deliveries/1,1:a,1:b,2:u1,1:x,", b"20:agentic-deliveries/1,1:a,1:b,9:u1,"] {
+            assert!(parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! agentic-gateway: serves every user's feed live to browsers over WebSockets, an HTTP API for
+//! interests, topics and stats, Prometheus metrics, and the built feed UI. Many sockets share a
+//! few Valkey connections: live user entries come from the module's delivery channel.
+
+mod api;
+mod auth;
+mod config;
+mod entry;
+mod hub;
+mod ids;
+mod live;
+mod metrics;
+mod session;
+mod topics;
+mod valkey;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{HeaderValue, Method};
+use axum::routing::get;
+use axum::Router;
+use clap::Parser;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::services::{ServeDir, ServeFile};
+
+use api::AppState;
+use config::{Cli, Command, Config};
+
+/// Thousands of sockets need thousands of descriptors: raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit only read and write the struct passed.
+    unsafe {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::prometheus))
+        .route("/api/config", get(api::config))
+        .route("/api/topics", get(api::topics))
+        .route("/api/topics/{slug}/feed", get(api::topic_feed))
+        .route("/api/users/{id}/interests", get(api::get_interests).put(api::put_interests))
+        .route("/api/users/{id}/feed", get(api::user_feed))
+        .route("/api/stats", get(api::stats))
+        .route("/ws/users/{id}", get(api::ws_user))
+        .route("/ws/topics/{slug}", get(api::ws_topic));
+    let mut app = match &state.config.ui_dir {
+        // Client-side routes (/u/alice, /ops) get index.html.
+        Some(dir) => api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
+        None => api.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no UI here: start the gateway with --ui-dir gateway/ui/dist (make ui builds it)") }),
+    };
+    let origins: Vec<HeaderValue> = state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    if !origins.is_empty() {
+        app = app.layer(CorsLayer::new().allow_origin(AllowOrigin::list(origins)).allow_methods([Method::GET, Method::PUT]).allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION]));
+    }
+    app.with_state(state)
+}
+
+async fn connect(config: &Config) -> valkey::Valkey {
+    let mut logged = false;
+    loop {
+        match valkey::Valkey::connect(&config.valkey, config.valkey_connections as usize).await {
+            Ok(v) => return v,
+            Err(e) => {
+                if !logged {
+                    log::warn!("waiting for Valkey at {}: {e}", config.valkey);
+                    logged = true;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => return ctrl_c.await.unwrap_or(()),
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn serve(config: Config) -> Result<(), String> {
+    for o in &config.cors_origins {
+        if o == "*" {
+            return Err("--cors-origin '*' is not allowed: list the origins".into());
+        }
+        axum::http::HeaderValue::from_str(o).map_err(|_| format!("invalid --cors-origin {o:?}"))?;
+    }
+    for u in &config.demo_users {
+        ids::UserId::parse(u).map_err(|e| format!("--demo-users: {e}"))?;
+    }
+    if let Some(dir) = &config.ui_dir {
+        if !dir.join("index.html").is_file() {
+            log::warn!("{} has no index.html: build the UI (make ui)", dir.display());
+        }
+    }
+    raise_fd_limit();
+    let valkey = connect(&config).await;
+    let users: Arc<hub::Registry> = Arc::default();
+    tokio::spawn(live::run(valkey.clone(), users.clone(), config.delivery_channel.clone()));
+    let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    log::info!("agentic-gateway on http://{addr} (Valkey {})", config.valkey);
+    let state = AppState { topics: topics::TopicFeeds::new(valkey.clone()), valkey, users, config: Arc::new(config) };
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+fn main() {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    if let Some(Command::Token { secret, user, ttl }) = cli.command {
+        if let Err(e) = ids::UserId::parse(&user) {
+            eprintln!("agentic-gateway: {e}");
+            std::process::exit(2);
+        }
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        println!("{}", auth::mint(secret.as_bytes(), &user, now + ttl));
+        return;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("agentic-gateway: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(serve(cli.serve)) {
+        eprintln!("agentic-gateway: {e}");
+        std::process::exit(2);
+    }
+}

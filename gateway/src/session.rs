@@ -1,0 +1,171 @@
+//! One WebSocket: first the backlog (or everything after the client's last id), then live items
+//! from its outbox, coalesced into one frame per wake-up. Ids only increase on a socket: an item
+//! at or below the last id sent was already sent by a read and is skipped.
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message, WebSocket};
+use redis::RedisResult;
+
+use crate::entry::{error_frame, frame, Item, Mode};
+use crate::hub::{Registration, Work};
+use crate::ids::{EntryId, Slug, UserId};
+use crate::metrics;
+use crate::valkey::Valkey;
+
+const PING_EVERY: Duration = Duration::from_secs(20);
+
+/// The feed a socket follows.
+pub enum Feed {
+    User(UserId),
+    Topic(Slug),
+}
+
+impl Feed {
+    async fn newest(&self, valkey: &Valkey, count: usize) -> RedisResult<Vec<Item>> {
+        match self {
+            Feed::User(u) => valkey.feed_newest(u, count, None).await,
+            Feed::Topic(t) => valkey.topic_newest(t, count, None).await,
+        }
+    }
+
+    async fn after(&self, valkey: &Valkey, after: EntryId) -> RedisResult<(Vec<Item>, bool)> {
+        match self {
+            Feed::User(u) => valkey.feed_after(u, after).await,
+            Feed::Topic(t) => valkey.topic_after(t, after).await,
+        }
+    }
+
+    fn gauge(&self) -> &'static metrics::Gauge {
+        match self {
+            Feed::User(_) => &metrics::USER_SOCKETS,
+            Feed::Topic(_) => &metrics::TOPIC_SOCKETS,
+        }
+    }
+}
+
+pub struct Session {
+    pub socket: WebSocket,
+    pub valkey: Valkey,
+    pub feed: Feed,
+    pub registration: Registration,
+    pub backlog: usize,
+    pub write_timeout: Duration,
+}
+
+struct Open<'a>(&'a metrics::Gauge);
+
+impl Drop for Open<'_> {
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
+}
+
+impl Session {
+    /// Runs until the browser leaves, a write times out, or Valkey fails a read.
+    pub async fn run(mut self, after: Option<EntryId>) {
+        let gauge = self.feed.gauge();
+        gauge.add(1);
+        let _open = Open(gauge);
+        metrics::SOCKETS_OPENED.incr();
+        let mut last = EntryId::ZERO;
+        let first = match after {
+            Some(a) => {
+                last = a;
+                self.feed.after(&self.valkey, a).await.map(|(items, truncated)| (Mode::Resume, items, truncated))
+            }
+            None => self.feed.newest(&self.valkey, self.backlog).await.map(|mut items| {
+                items.reverse();
+                (Mode::Backlog, items, false)
+            }),
+        };
+        match first {
+            Ok((mode, items, truncated)) => {
+                if !self.send(mode, truncated, &items, &mut last).await {
+                    return;
+                }
+            }
+            Err(e) => {
+                let _ = self.socket.send(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
+                return;
+            }
+        }
+        let mut ping = tokio::time::interval(PING_EVERY);
+        ping.tick().await;
+        loop {
+            tokio::select! {
+                work = self.registration.outbox.next() => {
+                    let ok = match work {
+                        Work::Send(items) => {
+                            let queued = items.len();
+                            let fresh: Vec<Item> = items.into_iter().filter(|i| i.id > last).collect();
+                            metrics::ENTRIES_SKIPPED_DUPLICATE.add((queued - fresh.len()) as u64);
+                            self.send(Mode::Live, false, &fresh, &mut last).await
+                        }
+                        Work::Resync => match self.feed.after(&self.valkey, last).await {
+                            Ok((items, truncated)) => self.send(Mode::Resync, truncated, &items, &mut last).await,
+                            Err(e) => {
+                                let _ = self.socket.send(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
+                                false
+                            }
+                        },
+                    };
+                    if !ok {
+                        return;
+                    }
+                }
+                incoming = self.socket.recv() => match incoming {
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                    Some(Ok(_)) => {}
+                },
+                _ = ping.tick() => {
+                    if !self.write(Message::Ping(Default::default())).await {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends one frame of items (none: nothing to send); false when the socket is gone.
+    async fn send(&mut self, mode: Mode, truncated: bool, items: &[Item], last: &mut EntryId) -> bool {
+        if items.is_empty() && !matches!(mode, Mode::Backlog | Mode::Resume) && !truncated {
+            return true;
+        }
+        let text = frame(mode, truncated, items);
+        if !self.write(Message::Text(text.into())).await {
+            return false;
+        }
+        metrics::FRAMES_SENT.incr();
+        let n = items.len() as u64;
+        match mode {
+            Mode::Backlog => metrics::ENTRIES_SENT_BACKLOG.add(n),
+            Mode::Resume => metrics::ENTRIES_SENT_RESUME.add(n),
+            Mode::Resync => metrics::ENTRIES_SENT_RESYNC.add(n),
+            Mode::Live => {
+                metrics::ENTRIES_SENT_LIVE.add(n);
+                let now = metrics::now_ms();
+                for i in items {
+                    if let Some(t) = i.body.ingest_ms {
+                        metrics::DELIVERY_LATENCY.record(now.saturating_sub(t));
+                    }
+                }
+            }
+        }
+        if let Some(newest) = items.last() {
+            *last = (*last).max(newest.id);
+        }
+        true
+    }
+
+    async fn write(&mut self, msg: Message) -> bool {
+        match tokio::time::timeout(self.write_timeout, self.socket.send(msg)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(_)) => false,
+            Err(_) => {
+                metrics::SOCKETS_TIMED_OUT.incr();
+                false
+            }
+        }
+    }
+}
