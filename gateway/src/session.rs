@@ -5,6 +5,8 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket};
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt, StreamExt};
 use redis::RedisResult;
 
 use crate::entry::{error_frame, frame, Item, Mode};
@@ -61,32 +63,59 @@ impl Drop for Open<'_> {
     }
 }
 
+/// The sending half of a socket, with the write timeout.
+struct Writer {
+    sink: SplitSink<WebSocket, Message>,
+    timeout: Duration,
+}
+
 impl Session {
-    /// Runs until the browser leaves, a write times out, or Valkey fails a read.
-    pub async fn run(mut self, after: Option<EntryId>) {
+    /// Runs until the browser leaves, a write times out, or Valkey fails a read. Reading the
+    /// browser's side runs in a task of its own, so a wake-up for new items polls only the outbox.
+    pub async fn run(self, after: Option<EntryId>) {
         let gauge = self.feed.gauge();
         gauge.add(1);
         let _open = Open(gauge);
         metrics::SOCKETS_OPENED.incr();
+        let Session { socket, valkey, feed, registration, backlog, write_timeout } = self;
+        let (sink, mut stream) = socket.split();
+        let mut w = Writer { sink, timeout: write_timeout };
+        let (closed_tx, mut closed) = tokio::sync::oneshot::channel::<()>();
+        let reader = tokio::spawn(async move {
+            while let Some(Ok(msg)) = stream.next().await {
+                if matches!(msg, Message::Close(_)) {
+                    break;
+                }
+            }
+            let _ = closed_tx.send(());
+        });
+        run_feed(&mut w, &valkey, &feed, &registration, backlog, after, &mut closed).await;
+        reader.abort();
+        let _ = w.sink.close().await;
+    }
+}
+
+async fn run_feed(w: &mut Writer, valkey: &Valkey, feed: &Feed, registration: &Registration, backlog: usize, after: Option<EntryId>, closed: &mut tokio::sync::oneshot::Receiver<()>) {
+    {
         let mut last = EntryId::ZERO;
         let first = match after {
             Some(a) => {
                 last = a;
-                self.feed.after(&self.valkey, a).await.map(|(items, truncated)| (Mode::Resume, items, truncated))
+                feed.after(valkey, a).await.map(|(items, truncated)| (Mode::Resume, items, truncated))
             }
-            None => self.feed.newest(&self.valkey, self.backlog).await.map(|mut items| {
+            None => feed.newest(valkey, backlog).await.map(|mut items| {
                 items.reverse();
                 (Mode::Backlog, items, false)
             }),
         };
         match first {
             Ok((mode, items, truncated)) => {
-                if !self.send(mode, truncated, &items, &mut last).await {
+                if !w.send(mode, truncated, &items, &mut last).await {
                     return;
                 }
             }
             Err(e) => {
-                let _ = self.socket.send(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
+                w.write(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
                 return;
             }
         }
@@ -94,18 +123,18 @@ impl Session {
         ping.tick().await;
         loop {
             tokio::select! {
-                work = self.registration.outbox.next() => {
+                work = registration.outbox.next() => {
                     let ok = match work {
                         Work::Send(items) => {
                             let queued = items.len();
                             let fresh: Vec<Item> = items.into_iter().filter(|i| i.id > last).collect();
                             metrics::ENTRIES_SKIPPED_DUPLICATE.add((queued - fresh.len()) as u64);
-                            self.send(Mode::Live, false, &fresh, &mut last).await
+                            w.send(Mode::Live, false, &fresh, &mut last).await
                         }
-                        Work::Resync => match self.feed.after(&self.valkey, last).await {
-                            Ok((items, truncated)) => self.send(Mode::Resync, truncated, &items, &mut last).await,
+                        Work::Resync => match feed.after(valkey, last).await {
+                            Ok((items, truncated)) => w.send(Mode::Resync, truncated, &items, &mut last).await,
                             Err(e) => {
-                                let _ = self.socket.send(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
+                                w.write(Message::Text(error_frame(&format!("cannot read the feed: {e}")).into())).await;
                                 false
                             }
                         },
@@ -114,19 +143,18 @@ impl Session {
                         return;
                     }
                 }
-                incoming = self.socket.recv() => match incoming {
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
-                    Some(Ok(_)) => {}
-                },
+                _ = &mut *closed => return,
                 _ = ping.tick() => {
-                    if !self.write(Message::Ping(Default::default())).await {
+                    if !w.write(Message::Ping(Default::default())).await {
                         return;
                     }
                 }
             }
         }
     }
+}
 
+impl Writer {
     /// Sends one frame of items (none: nothing to send); false when the socket is gone.
     async fn send(&mut self, mode: Mode, truncated: bool, items: &[Item], last: &mut EntryId) -> bool {
         if items.is_empty() && !matches!(mode, Mode::Backlog | Mode::Resume) && !truncated {
@@ -159,7 +187,7 @@ impl Session {
     }
 
     async fn write(&mut self, msg: Message) -> bool {
-        match tokio::time::timeout(self.write_timeout, self.socket.send(msg)).await {
+        match tokio::time::timeout(self.timeout, self.sink.send(msg)).await {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
