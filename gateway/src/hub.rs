@@ -38,6 +38,9 @@ impl Outbox {
 
     pub fn push(&self, item: Item) {
         let Ok(mut s) = self.state.lock() else { return };
+        // Only the first item after a drain wakes the socket: the task takes everything queued
+        // when it runs, so further wake-ups would be wasted work for the router.
+        let wake = s.items.is_empty() && !s.resync;
         if s.resync {
             // Already behind: the resync read will include this item.
             metrics::ENTRIES_DROPPED.incr();
@@ -50,7 +53,9 @@ impl Outbox {
             s.items.push_back(item);
         }
         drop(s);
-        self.wake.notify_one();
+        if wake {
+            self.wake.notify_one();
+        }
     }
 
     /// After the live source lost messages (a reconnect): re-read, keep nothing queued.

@@ -6,7 +6,7 @@
 //! during the run must reach its browser exactly once.
 //!
 //!     cargo run --release -p agentic-bench --bin gateway_bench -- [--clients N] [--rate R]
-//!         [--seconds S] [--model DIR] [--one-topic]
+//!         [--seconds S] [--model DIR] [--one-topic] [--gateway-arg ARG ...]
 //!
 //! Uses the tiny test model unless --model is given (the real model's ~200 articles/s on this
 //! machine cannot carry 250/s; see pipeline_bench). Needs target/release/agentic-gateway and
@@ -186,6 +186,7 @@ fn gateway_metric(port: u16, name: &str) -> f64 {
 fn main() {
     let (mut clients, mut rate, mut seconds, mut one_topic) = (10_000usize, 250u64, 30u64, false);
     let mut model = workspace_dir().join("model/out/tiny");
+    let mut gateway_args: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
@@ -195,6 +196,7 @@ fn main() {
             "--seconds" => seconds = v().parse().unwrap_or_else(|_| fail("--seconds")),
             "--model" => model = v().into(),
             "--one-topic" => one_topic = true,
+            "--gateway-arg" => gateway_args.push(v()),
             _ => fail(&format!("unknown option {a}")),
         }
     }
@@ -236,6 +238,7 @@ fn main() {
     let gateway = Proc(
         Command::new(&gateway_bin)
             .args(["--valkey", &server.url(), "--listen", &format!("127.0.0.1:{gport}")])
+            .args(&gateway_args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -252,7 +255,7 @@ fn main() {
     }
     let source = if ag_news_dir().join("ag_news_test.jsonl").is_file() { "AG News replay" } else { "synthetic generator" };
     println!(
-        "gateway_bench: {clients} WebSocket clients ({} per user), pipeline fed at {rate} articles/s for {seconds} s ({source}), model: {which}",
+        "gateway_bench: {clients} WebSocket clients ({} per user), pipeline fed at {rate} articles/s for {seconds} s ({source}), model: {which}, gateway args {gateway_args:?}",
         if one_topic { "1 topic" } else { "2-4 topics" }
     );
 
