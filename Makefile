@@ -6,7 +6,7 @@ MODULE := target/release/libagentic.so
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser build ui dev test test-unit test-integration test-model test-ui test-e2e model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
+.PHONY: deps deps-browser build ui dev test test-unit test-integration test-model test-ui test-e2e test-agents model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -32,7 +32,7 @@ ui: $(UI)/node_modules/.package-lock.json
 dev: build model ui
 	PORT=$(PORT) bash scripts/dev.sh
 
-test: build test-unit tiny-model test-integration test-model test-ui test-e2e
+test: build test-unit tiny-model test-integration test-model test-agents test-ui test-e2e
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
@@ -41,6 +41,14 @@ test-unit:
 test-integration:
 	$(CARGO) build --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
 	$(CARGO) test --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
+
+# The reference's Python agents on the module (agents-py-compat/): pytest against a real server.
+AGENTS_VENV := agents-py-compat/.venv
+
+test-agents: build tiny-model
+	@[ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV)
+	$(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e 'agents-py-compat[test]'
+	$(AGENTS_VENV)/bin/pytest agents-py-compat -q
 
 # UI unit tests (vitest, jsdom).
 test-ui: ui
