@@ -219,6 +219,20 @@ fn ws_refusal(status: StatusCode, message: String) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
+/// A browser cannot read the body of a refused upgrade: accept it, say why, and close.
+fn refuse_in_band(ws: WebSocketUpgrade, message: String) -> Response {
+    metrics::SOCKETS_REFUSED.incr();
+    tune(ws).on_upgrade(move |mut socket| async move {
+        let _ = socket.send(axum::extract::ws::Message::Text(crate::entry::error_frame(&message).into())).await;
+        let _ = socket.send(axum::extract::ws::Message::Close(None)).await;
+    })
+}
+
+/// Unknown API paths get JSON, not the UI's index.html.
+pub async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(json!({ "error": "no such endpoint (see gateway/API.md)" }))).into_response()
+}
+
 fn tune(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     // Tens of thousands of sockets: small buffers (tungstenite's read default is 128 KiB each).
     ws.read_buffer_size(4 * 1024).write_buffer_size(0).max_message_size(64 * 1024).max_frame_size(64 * 1024)
@@ -228,16 +242,13 @@ pub async fn ws_user(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw):
     if !origin_allowed(&s, &headers) {
         return ws_refusal(StatusCode::FORBIDDEN, "origin not allowed".into());
     }
-    let u = match user_id(&raw) {
-        Ok(u) => u,
-        Err(e) => return ws_refusal(e.status, e.message),
-    };
-    if let Err(e) = authorize(&s, &u, &headers, q.get("token")) {
-        return ws_refusal(e.status, e.message);
-    }
-    let after = match entry_id(q.get("after"), "after") {
-        Ok(a) => a,
-        Err(e) => return ws_refusal(e.status, e.message),
+    let checked = user_id(&raw).and_then(|u| {
+        authorize(&s, &u, &headers, q.get("token"))?;
+        Ok((u, entry_id(q.get("after"), "after")?))
+    });
+    let (u, after) = match checked {
+        Ok(v) => v,
+        Err(e) => return refuse_in_band(ws, e.message),
     };
     let outbox = Outbox::new(s.config.socket_queue as usize);
     let key = u.key().into_bytes().into_boxed_slice();
@@ -254,13 +265,9 @@ pub async fn ws_topic(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw)
     if !origin_allowed(&s, &headers) {
         return ws_refusal(StatusCode::FORBIDDEN, "origin not allowed".into());
     }
-    let t = match slug(&raw) {
-        Ok(t) => t,
-        Err(e) => return ws_refusal(e.status, e.message),
-    };
-    let after = match entry_id(q.get("after"), "after") {
-        Ok(a) => a,
-        Err(e) => return ws_refusal(e.status, e.message),
+    let (t, after) = match slug(&raw).and_then(|t| Ok((t, entry_id(q.get("after"), "after")?))) {
+        Ok(v) => v,
+        Err(e) => return refuse_in_band(ws, e.message),
     };
     let outbox = Outbox::new(s.config.socket_queue as usize);
     tune(ws).on_upgrade(move |mut socket| async move {

@@ -50,7 +50,9 @@ fn router(state: AppState) -> Router {
         .route("/api/users/{id}/feed", get(api::user_feed))
         .route("/api/stats", get(api::stats))
         .route("/ws/users/{id}", get(api::ws_user))
-        .route("/ws/topics/{slug}", get(api::ws_topic));
+        .route("/ws/topics/{slug}", get(api::ws_topic))
+        .route("/api/{*rest}", axum::routing::any(api::not_found))
+        .route("/ws/{*rest}", axum::routing::any(api::not_found));
     let mut app = match &state.config.ui_dir {
         // Client-side routes (/u/alice, /ops) get index.html.
         Some(dir) => api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),

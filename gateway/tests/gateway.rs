@@ -181,9 +181,11 @@ async fn a_reconnecting_client_resumes_without_gaps_or_duplicates() {
     let f = next_frame(&mut ws, WAIT).await.unwrap();
     assert_eq!((f["mode"].as_str(), f["truncated"].as_bool()), (Some("resume"), Some(true)));
     assert_eq!(f["entries"].as_array().unwrap().len(), 2);
-    // Bad resume points are refused before the upgrade.
-    assert!(connect(&g.ws_url("/ws/users/carol?after=last-week"), None).await.is_err());
-    assert!(connect(&g.ws_url("/ws/users/no%20pe"), None).await.is_err());
+    // Bad resume points and ids: the socket says why, then closes.
+    for path in ["/ws/users/carol?after=last-week", "/ws/users/no%20pe"] {
+        let mut ws = connect(&g.ws_url(path), None).await.unwrap();
+        assert_refused(&mut ws, "invalid").await;
+    }
 }
 
 #[tokio::test]
@@ -259,7 +261,8 @@ async fn a_topic_socket_follows_the_topic_stream() {
     let mut again = connect(&g.ws_url(&format!("/ws/topics/technology?after={last}")), None).await.unwrap();
     let (resumed, modes) = collect(&mut again, 1, WAIT).await;
     assert_eq!((modes[0].as_str(), resumed[0]["article"]["title"].as_str()), ("resume", Some("Article 4")));
-    assert!(connect(&g.ws_url("/ws/topics/Not-A-Slug"), None).await.is_err());
+    let mut bad = connect(&g.ws_url("/ws/topics/Not-A-Slug"), None).await.unwrap();
+    assert_refused(&mut bad, "invalid topic").await;
 }
 
 #[tokio::test]
@@ -286,8 +289,10 @@ async fn tokens_keep_users_out_of_each_others_feeds() {
     assert_eq!(get(Some(alice.clone())).await.unwrap().status(), 200);
     let put = http.put(g.url("/api/users/alice/interests")).bearer_auth(&bob).json(&json!({ "interests": ["sports"] })).send().await.unwrap();
     assert_eq!(put.status(), 401);
-    assert!(connect(&g.ws_url("/ws/users/alice"), None).await.is_err());
-    assert!(connect(&g.ws_url(&format!("/ws/users/alice?token={bob}")), None).await.is_err());
+    let mut ws = connect(&g.ws_url("/ws/users/alice"), None).await.unwrap();
+    assert_refused(&mut ws, "needs a token").await;
+    let mut ws = connect(&g.ws_url(&format!("/ws/users/alice?token={bob}")), None).await.unwrap();
+    assert_refused(&mut ws, "another user").await;
     let mut ws = connect(&g.ws_url(&format!("/ws/users/alice?token={alice}")), None).await.unwrap();
     assert_eq!(next_frame(&mut ws, WAIT).await.unwrap()["mode"], "backlog");
     assert!(g.metric("gateway_auth_failures_total").await >= 5.0);
@@ -350,6 +355,9 @@ async fn the_ui_is_served_with_client_side_routes() {
     std::fs::create_dir_all(dir.join("assets")).unwrap();
     std::fs::write(dir.join("assets/app.js"), "console.log(1)").unwrap();
     let g = Gateway::start(&s, &["--ui-dir", dir.to_str().unwrap()]).await;
+    let missing = reqwest::get(g.url("/api/nothing")).await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("no such endpoint"));
     for path in ["/", "/u/alice", "/ops"] {
         let body = reqwest::get(g.url(path)).await.unwrap().text().await.unwrap();
         assert!(body.contains("<title>feeds</title>"), "{path}: {body}");

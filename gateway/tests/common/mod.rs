@@ -127,3 +127,11 @@ pub fn assert_increasing(ids: &[String]) {
 pub async fn close(mut ws: Ws) {
     let _ = ws.send(Message::Close(None)).await;
 }
+
+/// The socket's first frame is an error naming `reason`, then it closes.
+pub async fn assert_refused(ws: &mut Ws, reason: &str) {
+    let f = next_frame(ws, Duration::from_secs(5)).await.expect("an error frame");
+    assert_eq!(f["type"], "error", "{f}");
+    assert!(f["message"].as_str().unwrap_or("").contains(reason), "{f}");
+    assert!(next_frame(ws, Duration::from_secs(2)).await.is_none(), "closed after the error");
+}

@@ -33,18 +33,54 @@ const AUTH_SECRET = 'e2e-secret';
 // Invented articles on different subjects; the tiny model assigns each a topic (arbitrary but
 // deterministic), which the test asks Valkey for before ingesting anything.
 const CANDIDATES = [
-  ['Harbour City win the cup final on penalties', 'The home side came from behind twice before their goalkeeper saved the decisive kick in front of a sold-out stadium.'],
-  ['Central bank leaves its key rate unchanged', 'Policymakers held borrowing costs steady and signalled that cuts may follow if inflation keeps easing over the summer.'],
-  ['New vaccine trial reports strong protection', 'Researchers said the two-dose schedule prevented most severe infections among the ten thousand volunteers in the study.'],
-  ['Record heatwave grips the southern coast', 'Temperatures passed 44 degrees for a third day as authorities opened cooling centres and warned of wildfire risk.'],
-  ['Chipmaker unveils a faster laptop processor', 'The company says the new design doubles battery life and speeds up machine learning tasks on thin notebooks.'],
-  ['Parliament passes the budget after a long night', 'Opposition members walked out before the final vote on spending for schools, hospitals and the armed forces.'],
-  ['Telescope spots water vapour on a distant planet', 'Astronomers measured the atmosphere as the planet crossed its star, a first for a world of that size.'],
-  ['Teachers vote to accept a new pay offer', 'The union said the deal ends months of strikes and gives schools money to hire more classroom assistants.'],
-  ['Summer blockbuster breaks opening weekend record', 'The animated sequel earned more at the box office than any film this year, delighting cinema owners.'],
-  ['Carmaker to cut two thousand jobs as sales slow', 'The group will close one assembly plant and merge two divisions, its chief executive told shareholders.'],
-  ['Marathon runner sets a new course record', 'She finished more than a minute ahead of the field despite strong winds along the river for the final ten kilometres.'],
-  ['Oil prices fall as producers agree to pump more', 'Brent crude dropped four percent after the cartel raised output targets for the rest of the year.'],
+  [
+    'Harbour City win the cup final on penalties',
+    'The home side came from behind twice before their goalkeeper saved the decisive kick in front of a sold-out stadium.',
+  ],
+  [
+    'Central bank leaves its key rate unchanged',
+    'Policymakers held borrowing costs steady and signalled that cuts may follow if inflation keeps easing over the summer.',
+  ],
+  [
+    'New vaccine trial reports strong protection',
+    'Researchers said the two-dose schedule prevented most severe infections among the ten thousand volunteers in the study.',
+  ],
+  [
+    'Record heatwave grips the southern coast',
+    'Temperatures passed 44 degrees for a third day as authorities opened cooling centres and warned of wildfire risk.',
+  ],
+  [
+    'Chipmaker unveils a faster laptop processor',
+    'The company says the new design doubles battery life and speeds up machine learning tasks on thin notebooks.',
+  ],
+  [
+    'Parliament passes the budget after a long night',
+    'Opposition members walked out before the final vote on spending for schools, hospitals and the armed forces.',
+  ],
+  [
+    'Telescope spots water vapour on a distant planet',
+    'Astronomers measured the atmosphere as the planet crossed its star, a first for a world of that size.',
+  ],
+  [
+    'Teachers vote to accept a new pay offer',
+    'The union said the deal ends months of strikes and gives schools money to hire more classroom assistants.',
+  ],
+  [
+    'Summer blockbuster breaks opening weekend record',
+    'The animated sequel earned more at the box office than any film this year, delighting cinema owners.',
+  ],
+  [
+    'Carmaker to cut two thousand jobs as sales slow',
+    'The group will close one assembly plant and merge two divisions, its chief executive told shareholders.',
+  ],
+  [
+    'Marathon runner sets a new course record',
+    'She finished more than a minute ahead of the field despite strong winds along the river for the final ten kilometres.',
+  ],
+  [
+    'Oil prices fall as producers agree to pump more',
+    'Brent crude dropped four percent after the cartel raised output targets for the rest of the year.',
+  ],
 ];
 
 let failures = 0;
@@ -58,6 +94,9 @@ function check(condition, text, detail = '') {
     throw new Error(`check failed: ${text}`);
   }
 }
+
+/** `{ port: 1 }` -> `['--port', '1']`. */
+const flags = (options) => Object.entries(options).flatMap(([name, value]) => [`--${name}`, String(value)]);
 
 /** The text the pipeline classifies: trimmed title, ". ", trimmed text (module/src/pipeline.rs). */
 const textToClassify = ({ title, text }) => [title.trim(), text.trim()].filter(Boolean).join('. ');
@@ -90,17 +129,22 @@ async function main() {
 
     step('start valkey-server with the module, the tiny model and the pipeline');
     processes.push(
-      start('valkey-server', 'valkey-server', [
-        '--port', String(valkeyPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', tmp,
-        '--loadmodule', paths.module, 'model-dir', paths.model, 'pipeline', 'yes', 'seen-fp-ppm', '1',
-      ], path.join(tmp, 'valkey.log')),
+      start(
+        'valkey-server',
+        'valkey-server',
+        [
+          ...flags({ port: valkeyPort, bind: '127.0.0.1', save: '', appendonly: 'no', dir: tmp }),
+          ...['--loadmodule', paths.module, 'model-dir', paths.model, 'pipeline', 'yes', 'seen-fp-ppm', '1'],
+        ],
+        path.join(tmp, 'valkey.log'),
+      ),
     );
     valkey = await waitFor('valkey-server to accept connections', () => RespClient.connect(valkeyPort), 10_000, 100);
     check((await valkey.command('PING')) === 'PONG', `valkey-server answers on port ${valkeyPort}`);
     await waitFor('the model to load', async () => Array.isArray(await valkey.command('AGENT.CLASSIFY', 'warm up')), 20_000, 200);
     check(true, 'AGENT.CLASSIFY works (model loaded)');
 
-    step('classify the candidate articles to know each one\'s topic');
+    step("classify the candidate articles to know each one's topic");
     const byTopic = new Map();
     for (const [i, [title, text]] of CANDIDATES.entries()) {
       const [topic] = await valkey.command('AGENT.CLASSIFY', textToClassify({ title, text }));
@@ -109,27 +153,40 @@ async function main() {
     }
     const ranked = [...byTopic.entries()].sort((a, b) => b[1].length - a[1].length);
     console.log(`topics: ${ranked.map(([topic, list]) => `${topic} x${list.length}`).join(', ')}`);
-    check(ranked.length >= 2 && ranked[0][1].length >= 2, 'the candidates cover two topics, one of them twice');
-    const [topicA, [articleA1, articleA2]] = ranked[0];
-    const [topicB, [articleB1]] = ranked[1];
-    console.log(`topic A = ${topicA} (${articleA1.id}, ${articleA2.id}), topic B = ${topicB} (${articleB1.id})`);
+    check(ranked.length >= 2, 'the candidates cover at least two topics');
+    // The n-th article of a topic; past the candidates, the same text under a new id (same topic).
+    const nth = ([, list], n) => list[n] ?? { ...list[0], id: `${list[0].id}-copy${n}` };
+    const topicA = ranked[0][0];
+    const topicB = ranked[1][0];
+    const [articleA1, articleA2] = [nth(ranked[0], 0), nth(ranked[0], 1)];
+    const [articleB1, articleB2] = [nth(ranked[1], 0), nth(ranked[1], 1)];
+    console.log(`topic A = ${topicA} (${articleA1.id}, ${articleA2.id}), topic B = ${topicB} (${articleB1.id}, ${articleB2.id})`);
 
     step('start agentic-gateway serving the built UI');
-    processes.push(
-      start('agentic-gateway', paths.gateway, [
-        '--valkey', valkeyUrl, '--listen', `127.0.0.1:${gatewayPort}`, '--ui-dir', paths.dist, '--demo-users', USER,
-      ], path.join(tmp, 'gateway.log')),
-    );
-    await waitFor('the gateway /healthz to answer 200', async () => (await fetch(`${base}/healthz`)).ok, 15_000, 200);
+    const startGateway = async () => {
+      const gateway = start(
+        'agentic-gateway',
+        paths.gateway,
+        ['--valkey', valkeyUrl, '--listen', `127.0.0.1:${gatewayPort}`, '--ui-dir', paths.dist, '--demo-users', USER],
+        path.join(tmp, `gateway-${processes.length}.log`),
+      );
+      processes.push(gateway);
+      await waitFor('the gateway /healthz to answer 200', async () => (await fetch(`${base}/healthz`)).ok, 15_000, 200);
+      return gateway;
+    };
+    let gateway = await startGateway();
     check(true, `gateway healthy on ${base}`);
 
     let replays = 0;
     const ingest = async (...articles) => {
       const file = path.join(tmp, `articles-${++replays}.jsonl`);
       await writeFile(file, articles.map((a) => JSON.stringify(a)).join('\n') + '\n');
-      const fetcher = start('agentic-fetcher', paths.fetcher, [
-        'replay', '--valkey', valkeyUrl, '--file', file, '--rate', '50', '--metrics-addr', '',
-      ], path.join(tmp, `fetcher-${replays}.log`));
+      const fetcher = start(
+        'agentic-fetcher',
+        paths.fetcher,
+        ['replay', '--valkey', valkeyUrl, '--file', file, '--rate', '50', '--metrics-addr', ''],
+        path.join(tmp, `fetcher-${replays}.log`),
+      );
       processes.push(fetcher);
       const { code } = await fetcher.exited;
       check(code === 0, `fetcher replayed ${articles.map((a) => a.id).join(', ')}`, `exit ${code}\n${logTail(fetcher)}`);
@@ -143,6 +200,8 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     const pageErrors = [];
     page.on('pageerror', (error) => pageErrors.push(error.message));
+    const socketUrls = [];
+    page.on('websocket', (socket) => socketUrls.push(socket.url()));
     page.on('console', (message) => {
       if (message.type() === 'error') console.log(`     (browser console error: ${message.text()})`);
     });
@@ -213,10 +272,50 @@ async function main() {
     await entry(articleB1).waitFor();
     const ids = await page.locator('[data-testid="feed-entry"]').evaluateAll((els) => els.map((el) => el.getAttribute('data-entry-id')));
     const expected = await userFeedDocs();
-    check(ids.length === expected.length && ids.length === 2, `${ids.length} entries shown, as many as the feed holds`, `shown ${ids}, feed ${expected}`);
+    check(
+      ids.length === expected.length && ids.length === 2,
+      `${ids.length} entries shown, as many as the feed holds`,
+      `shown ${ids}, feed ${expected}`,
+    );
     check(new Set(ids).size === ids.length, 'no entry id is shown twice', ids.join(', '));
     const shownDocs = await page.locator('[data-testid="feed-entry"]').evaluateAll((els) => els.map((el) => el.getAttribute('data-doc')));
-    check(JSON.stringify(shownDocs) === JSON.stringify([docKey(articleB1), docKey(articleA1)]), 'newest first: B1 above A1', shownDocs.join(', '));
+    check(
+      JSON.stringify(shownDocs) === JSON.stringify([docKey(articleB1), docKey(articleA1)]),
+      'newest first: B1 above A1',
+      shownDocs.join(', '),
+    );
+
+    step('gateway restart: the page reconnects and resumes, missing nothing, repeating nothing');
+    const newestBeforeStop = await entry(articleB1).getAttribute('data-entry-id');
+    await stop(gateway);
+    await page.locator('[data-testid="connection-status"][data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+    check(true, 'connection status says reconnecting while the gateway is down');
+    await ingest(articleB2);
+    await waitFor(
+      `${articleB2.id} to reach ${USER}'s feed in Valkey`,
+      async () => {
+        const docs = await valkey.command('AGENT.FEED', `user:{${USER}}`, 'COUNT', '10');
+        return docs.some(([, , doc]) => doc === docKey(articleB2));
+      },
+      10_000,
+      100,
+    );
+    gateway = await startGateway();
+    await waitLive();
+    check(true, 'live again after the gateway restarted');
+    check(
+      socketUrls.at(-1).endsWith(`/ws/users/${USER}?after=${newestBeforeStop}`),
+      'it reconnected with after=<newest id seen>',
+      socketUrls.at(-1),
+    );
+    await entry(articleB2).waitFor({ timeout: 10_000 });
+    const resumedDocs = await page.locator('[data-testid="feed-entry"]').evaluateAll((els) => els.map((el) => el.getAttribute('data-doc')));
+    const expectedDocs = [docKey(articleB2), docKey(articleB1), docKey(articleA1)];
+    check(
+      JSON.stringify(resumedDocs) === JSON.stringify(expectedDocs),
+      `the entry written while disconnected arrived, once: ${resumedDocs.join(', ')}`,
+      `expected ${expectedDocs.join(', ')}`,
+    );
 
     step(`topic page /t/${topicA}`);
     await page.goto(`${base}/t/${topicA}`);
@@ -228,9 +327,12 @@ async function main() {
     const authPort = await freePort();
     const authBase = `http://127.0.0.1:${authPort}`;
     processes.push(
-      start('agentic-gateway --auth-secret', paths.gateway, [
-        '--valkey', valkeyUrl, '--listen', `127.0.0.1:${authPort}`, '--ui-dir', paths.dist, '--auth-secret', AUTH_SECRET,
-      ], path.join(tmp, 'gateway-auth.log')),
+      start(
+        'agentic-gateway --auth-secret',
+        paths.gateway,
+        ['--valkey', valkeyUrl, '--listen', `127.0.0.1:${authPort}`, '--ui-dir', paths.dist, '--auth-secret', AUTH_SECRET],
+        path.join(tmp, 'gateway-auth.log'),
+      ),
     );
     await waitFor('the auth gateway /healthz to answer 200', async () => (await fetch(`${authBase}/healthz`)).ok, 15_000, 200);
     const { stdout } = await promisify(execFile)(paths.gateway, ['token', '--secret', AUTH_SECRET, '--user', USER]);
@@ -256,16 +358,24 @@ async function main() {
     await anonymous.close();
 
     step('operations page, while synthetic articles flow and a feed page is open');
-    const generator = start('agentic-fetcher generate', paths.fetcher, [
-      'generate', '--valkey', valkeyUrl, '--rate', '20', '--count', '200', '--seed', '7', '--metrics-addr', '',
-    ], path.join(tmp, 'generate.log'));
+    const generator = start(
+      'agentic-fetcher generate',
+      paths.fetcher,
+      ['generate', '--valkey', valkeyUrl, '--rate', '20', '--count', '200', '--seed', '7', '--metrics-addr', ''],
+      path.join(tmp, 'generate.log'),
+    );
     processes.push(generator);
     const reader = await browser.newPage();
     reader.on('pageerror', (error) => pageErrors.push(error.message));
     await reader.goto(`${base}/u/${USER}`);
     await page.goto(`${base}/ops`);
     const points = (id) => page.getByTestId(id).getAttribute('data-points').then(Number);
-    await waitFor('the charts to have 10 s of points', async () => (await points('chart-throughput')) >= 40 && (await points('chart-memory')) >= 10, 30_000, 250);
+    await waitFor(
+      'the charts to have 10 s of points',
+      async () => (await points('chart-throughput')) >= 40 && (await points('chart-memory')) >= 10,
+      30_000,
+      250,
+    );
     for (const id of ['chart-throughput', 'chart-latency', 'chart-backlog', 'chart-memory']) {
       check((await points(id)) > 0, `${id} has ${await points(id)} points`);
     }
@@ -292,7 +402,7 @@ async function main() {
     for (const proc of processes.reverse()) await stop(proc);
     if (failures === 0) await rm(tmp, { recursive: true, force: true });
   }
-  console.log(failures === 0 ? '\nend-to-end: all checks passed' : `\nend-to-end: FAILED (logs kept in the temp dir above)`);
+  console.log(failures === 0 ? '\nend-to-end: all checks passed' : `\nend-to-end: FAILED (logs kept in ${tmp})`);
   process.exitCode = failures === 0 ? 0 : 1;
 }
 

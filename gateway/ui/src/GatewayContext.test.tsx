@@ -9,7 +9,10 @@ function ShowToken() {
 }
 
 function renderWithConfig(config: object, storedToken: string | null) {
-  vi.stubGlobal('fetch', vi.fn(async () => new Response(JSON.stringify(config), { status: 200 })));
+  vi.stubGlobal(
+    'fetch',
+    vi.fn(async () => new Response(JSON.stringify(config), { status: 200 })),
+  );
   render(
     <GatewayProvider storedToken={storedToken}>
       <ShowToken />
@@ -34,7 +37,10 @@ describe('GatewayProvider', () => {
   });
 
   it('says when the gateway cannot be reached', async () => {
-    vi.stubGlobal('fetch', vi.fn(async () => new Response('{"error":"valkey down"}', { status: 503 })));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => new Response('{"error":"valkey down"}', { status: 503 })),
+    );
     render(
       <GatewayProvider storedToken={null}>
         <ShowToken />

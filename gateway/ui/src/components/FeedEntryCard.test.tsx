@@ -25,7 +25,7 @@ describe('FeedEntryCard', () => {
     expect(el.querySelector('a')).toBeNull();
   });
 
-  it('links the title to url, or to the fetcher\'s link field', () => {
+  it("links the title to url, or to the fetcher's link field", () => {
     expect(card({ title: 'A', url: 'https://a.example/1' }).querySelector('a')!.getAttribute('href')).toBe('https://a.example/1');
     cleanup();
     expect(card({ title: 'B', link: 'https://b.example/2' }).querySelector('a')!.getAttribute('href')).toBe('https://b.example/2');

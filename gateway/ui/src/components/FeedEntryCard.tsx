@@ -9,7 +9,13 @@ export function FeedEntryCard({ entry, now }: { entry: Entry; now: number }) {
   const timeMs = entryTimeMs(entry);
 
   return (
-    <article className={`entry${article ? '' : ' entry-expired'}`} data-testid="feed-entry" data-entry-id={entry.id} data-topic={entry.topic} data-doc={entry.doc}>
+    <article
+      className={`entry${article ? '' : ' entry-expired'}`}
+      data-testid="feed-entry"
+      data-entry-id={entry.id}
+      data-topic={entry.topic}
+      data-doc={entry.doc}
+    >
       <div className="entry-meta">
         <span className="chip chip-static">{entry.topic}</span>
         {timeMs !== null && (

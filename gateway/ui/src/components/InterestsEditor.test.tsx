@@ -21,7 +21,9 @@ afterEach(() => {
 describe('InterestsEditor', () => {
   it('starts from the saved interests and saves the checked topics with PUT', async () => {
     const fetchMock = vi.fn(async (_url: string, init?: RequestInit) =>
-      init?.method === 'PUT' ? reply(200, { user: 'alice', interests: ['finance', 'health'] }) : reply(200, { user: 'alice', interests: ['sports'] }),
+      init?.method === 'PUT'
+        ? reply(200, { user: 'alice', interests: ['finance', 'health'] })
+        : reply(200, { user: 'alice', interests: ['sports'] }),
     );
     vi.stubGlobal('fetch', fetchMock);
     render(<InterestsEditor user="alice" token="tok" topics={TOPICS} />);
@@ -64,7 +66,10 @@ describe('InterestsEditor', () => {
   });
 
   it('shows why the interests could not be loaded', async () => {
-    vi.stubGlobal('fetch', vi.fn(async () => reply(401, { error: 'token required' })));
+    vi.stubGlobal(
+      'fetch',
+      vi.fn(async () => reply(401, { error: 'token required' })),
+    );
     render(<InterestsEditor user="carol" token={null} topics={TOPICS} />);
     await waitFor(() => expect(screen.getByTestId('interests-error').textContent).toBe('Could not load interests: token required'));
   });

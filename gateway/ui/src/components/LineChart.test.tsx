@@ -15,7 +15,15 @@ describe('LineChart', () => {
         spanMs={300_000}
         format={(v) => `${v}/s`}
         series={[
-          { name: 'classified', color: '#000', points: [{ t: 100_000, value: 4 }, { t: 200_000, value: null }, { t: 300_000, value: 6 }] },
+          {
+            name: 'classified',
+            color: '#000',
+            points: [
+              { t: 100_000, value: 4 },
+              { t: 200_000, value: null },
+              { t: 300_000, value: 6 },
+            ],
+          },
           { name: 'delivered', color: '#f00', points: [{ t: 300_000, value: 2 }] },
         ]}
       />,
@@ -32,7 +40,16 @@ describe('LineChart', () => {
   });
 
   it('says it waits for data when there is none', () => {
-    render(<LineChart title="Latency" testId="chart-latency" endT={0} spanMs={300_000} format={String} series={[{ name: 'p99', color: '#000', points: [] }]} />);
+    render(
+      <LineChart
+        title="Latency"
+        testId="chart-latency"
+        endT={0}
+        spanMs={300_000}
+        format={String}
+        series={[{ name: 'p99', color: '#000', points: [] }]}
+      />,
+    );
     expect(screen.getByTestId('chart-latency').dataset.points).toBe('0');
     expect(screen.getByText('waiting for data…')).toBeTruthy();
   });

@@ -10,13 +10,31 @@ const shownIds = () => screen.queryAllByTestId('feed-entry').map((el) => el.getA
 
 /** Where the top of the feed is relative to the viewport: negative means scrolled past it. */
 function feedTopAt(top: number) {
-  vi.spyOn(Element.prototype, 'getBoundingClientRect').mockReturnValue({ top, bottom: top, left: 0, right: 0, width: 0, height: 0, x: 0, y: top, toJSON: () => ({}) });
+  vi.spyOn(Element.prototype, 'getBoundingClientRect').mockReturnValue({
+    top,
+    bottom: top,
+    left: 0,
+    right: 0,
+    width: 0,
+    height: 0,
+    x: 0,
+    y: top,
+    toJSON: () => ({}),
+  });
 }
 
 function renderFeed(fetchOlder: (before: string, count: number) => Promise<Entry[]> = async () => []) {
   const sockets = fakeSockets();
   render(
-    <LiveFeed socketPath="/ws/users/alice" token={null} backlogSize={2} fetchOlder={fetchOlder} filterTopics={['finance', 'sports']} emptyText="nothing yet" createSocket={sockets.factory} />,
+    <LiveFeed
+      socketPath="/ws/users/alice"
+      token={null}
+      backlogSize={2}
+      fetchOlder={fetchOlder}
+      filterTopics={['finance', 'sports']}
+      emptyText="nothing yet"
+      createSocket={sockets.factory}
+    />,
   );
   return sockets;
 }

@@ -28,7 +28,14 @@ const TOP_SLACK_PX = 8;
 export function LiveFeed({ socketPath, token, backlogSize, fetchOlder, filterTopics, emptyText, createSocket }: Props) {
   const feedTop = useRef<HTMLDivElement>(null);
   const readerAtTop = useCallback(() => (feedTop.current ? feedTop.current.getBoundingClientRect().top >= -TOP_SLACK_PX : true), []);
-  const { feed, connection, socketError, showHeld, loadOlder, older } = useLiveFeed({ socketPath, token, backlogSize, fetchOlder, readerAtTop, createSocket });
+  const { feed, connection, socketError, showHeld, loadOlder, older } = useLiveFeed({
+    socketPath,
+    token,
+    backlogSize,
+    fetchOlder,
+    readerAtTop,
+    createSocket,
+  });
   const [selected, setSelected] = useState<ReadonlySet<string>>(new Set());
   const now = useNow();
 
@@ -37,10 +44,7 @@ export function LiveFeed({ socketPath, token, backlogSize, fetchOlder, filterTop
     for (const entry of feed.shown) byTopic.set(entry.topic, (byTopic.get(entry.topic) ?? 0) + 1);
     return byTopic;
   }, [feed.shown]);
-  const chipTopics = useMemo(
-    () => (filterTopics ? [...new Set([...filterTopics, ...counts.keys()])].sort() : []),
-    [filterTopics, counts],
-  );
+  const chipTopics = useMemo(() => (filterTopics ? [...new Set([...filterTopics, ...counts.keys()])].sort() : []), [filterTopics, counts]);
   const visible = filterByTopics(feed.shown, selected);
   const gaps = new Set(feed.gapsBelow);
 

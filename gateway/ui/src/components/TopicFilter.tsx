@@ -13,7 +13,14 @@ interface Props {
 export function TopicFilter({ topics, counts, selected, onChange }: Props) {
   return (
     <div className="topic-filter" role="group" aria-label="Filter by topic">
-      <button type="button" className="chip" aria-pressed={selected.size === 0} data-testid="topic-chip" data-topic="" onClick={() => onChange(toggleTopic(selected, null))}>
+      <button
+        type="button"
+        className="chip"
+        aria-pressed={selected.size === 0}
+        data-testid="topic-chip"
+        data-topic=""
+        onClick={() => onChange(toggleTopic(selected, null))}
+      >
         all
       </button>
       {topics.map((topic) => (

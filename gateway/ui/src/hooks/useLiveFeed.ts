@@ -6,7 +6,7 @@ import { emptyFeed, feedReducer, oldestShownId, type FeedState } from '../lib/fe
 import { newerId } from '../lib/ids';
 import { parseServerMessage } from '../lib/messages';
 import { backoffDelay, socketUrl } from '../lib/reconnect';
-import { browserSocket, type SocketFactory } from '../lib/socket';
+import { browserSocket, type FeedSocket, type SocketFactory } from '../lib/socket';
 import type { Entry } from '../lib/types';
 
 export type ConnectionState = 'connecting' | 'live' | 'reconnecting';
@@ -26,6 +26,13 @@ export interface LiveFeedOptions {
   createSocket?: SocketFactory;
 }
 
+export interface OlderState {
+  loading: boolean;
+  /** Nothing older exists: the backlog was the whole feed, or the last page came back short. */
+  exhausted: boolean;
+  error: string | null;
+}
+
 export interface LiveFeed {
   feed: FeedState;
   connection: ConnectionState;
@@ -33,14 +40,21 @@ export interface LiveFeed {
   socketError: string | null;
   showHeld: () => void;
   loadOlder: () => void;
-  older: { loading: boolean; exhausted: boolean; error: string | null };
+  older: OlderState;
 }
 
-export function useLiveFeed({ socketPath, token, backlogSize, fetchOlder, readerAtTop, createSocket = browserSocket }: LiveFeedOptions): LiveFeed {
+export function useLiveFeed({
+  socketPath,
+  token,
+  backlogSize,
+  fetchOlder,
+  readerAtTop,
+  createSocket = browserSocket,
+}: LiveFeedOptions): LiveFeed {
   const [feed, dispatch] = useReducer(feedReducer, emptyFeed);
   const [connection, setConnection] = useState<ConnectionState>('connecting');
   const [socketError, setSocketError] = useState<string | null>(null);
-  const [older, setOlder] = useState({ loading: false, exhausted: false, error: null as string | null });
+  const [older, setOlder] = useState<OlderState>({ loading: false, exhausted: false, error: null });
 
   // Read inside socket callbacks, which must not restart the connection when these change.
   const readerAtTopRef = useRef(readerAtTop);
@@ -50,7 +64,7 @@ export function useLiveFeed({ socketPath, token, backlogSize, fetchOlder, reader
     let stopped = false;
     let attempt = 0;
     let retryTimer: ReturnType<typeof setTimeout> | undefined;
-    let socket: { close(): void } | undefined;
+    let socket: FeedSocket | undefined;
     // The resume point is tracked here, not from rendered state, so a reconnect never misses one.
     let newestId: string | null = null;
 

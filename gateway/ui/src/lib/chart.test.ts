@@ -48,7 +48,15 @@ describe('niceStep and niceTicks', () => {
 
 describe('maxValue', () => {
   it('is the largest value over every series, ignoring breaks', () => {
-    expect(maxValue([[{ t: 0, value: 3 }, { t: 1, value: null }], [{ t: 0, value: 9 }]])).toBe(9);
+    expect(
+      maxValue([
+        [
+          { t: 0, value: 3 },
+          { t: 1, value: null },
+        ],
+        [{ t: 0, value: 9 }],
+      ]),
+    ).toBe(9);
     expect(maxValue([])).toBe(0);
   });
 });
@@ -57,18 +65,42 @@ describe('linePath', () => {
   const identity = (v: number) => v;
 
   it('draws through the points', () => {
-    expect(linePath([{ t: 0, value: 10 }, { t: 5, value: 20 }, { t: 10, value: 15 }], identity, identity)).toBe('M0,10 L5,20 L10,15');
+    expect(
+      linePath(
+        [
+          { t: 0, value: 10 },
+          { t: 5, value: 20 },
+          { t: 10, value: 15 },
+        ],
+        identity,
+        identity,
+      ),
+    ).toBe('M0,10 L5,20 L10,15');
   });
 
   it('breaks the line at a missing point', () => {
-    const points = [{ t: 0, value: 1 }, { t: 1, value: 2 }, { t: 2, value: null }, { t: 3, value: 4 }];
+    const points = [
+      { t: 0, value: 1 },
+      { t: 1, value: 2 },
+      { t: 2, value: null },
+      { t: 3, value: 4 },
+    ];
     expect(linePath(points, identity, identity)).toBe('M0,1 L1,2 M3,4');
   });
 
   it('applies the scales and rounds to a tenth of a pixel', () => {
     const x = linearScale([0, 3], [0, 100]);
     const y = linearScale([0, 1], [100, 0]);
-    expect(linePath([{ t: 1, value: 0.5 }, { t: 2, value: 1 }], x, y)).toBe('M33.3,50 L66.7,0');
+    expect(
+      linePath(
+        [
+          { t: 1, value: 0.5 },
+          { t: 2, value: 1 },
+        ],
+        x,
+        y,
+      ),
+    ).toBe('M33.3,50 L66.7,0');
   });
 
   it('is empty without values', () => {

@@ -1,9 +1,24 @@
 import { describe, expect, it } from 'vitest';
 import { entry, ids, message } from '../test/fixtures';
-import { emptyFeed, feedReducer, filterByTopics, MAX_SHOWN, mergeNewestFirst, newCount, oldestShownId, toggleTopic, type FeedState } from './feed';
+import {
+  emptyFeed,
+  feedReducer,
+  filterByTopics,
+  MAX_SHOWN,
+  mergeNewestFirst,
+  newCount,
+  oldestShownId,
+  toggleTopic,
+  type FeedState,
+} from './feed';
 
-const receive = (state: FeedState, entries: ReturnType<typeof entry>[], readerAtTop = true, mode: 'backlog' | 'live' | 'resume' | 'resync' = 'live', truncated = false) =>
-  feedReducer(state, { type: 'received', message: message(entries, mode, truncated), readerAtTop });
+const receive = (
+  state: FeedState,
+  entries: ReturnType<typeof entry>[],
+  readerAtTop = true,
+  mode: 'backlog' | 'live' | 'resume' | 'resync' = 'live',
+  truncated = false,
+) => feedReducer(state, { type: 'received', message: message(entries, mode, truncated), readerAtTop });
 
 describe('mergeNewestFirst', () => {
   it('orders by id as numbers, newest first, and keeps each id once', () => {

@@ -21,9 +21,7 @@ export interface FeedState {
 export const MAX_SHOWN = 500;
 
 export type FeedAction =
-  | { type: 'received'; message: EntriesMessage; readerAtTop: boolean }
-  | { type: 'showHeld' }
-  | { type: 'older'; entries: Entry[] };
+  { type: 'received'; message: EntriesMessage; readerAtTop: boolean } | { type: 'showHeld' } | { type: 'older'; entries: Entry[] };
 
 export const emptyFeed: FeedState = { shown: [], held: [], newestId: null, gapsBelow: [], loaded: false };
 

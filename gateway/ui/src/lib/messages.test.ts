@@ -15,7 +15,12 @@ describe('parseServerMessage', () => {
   it('keeps expired articles as null and drops malformed entries', () => {
     const frame = { type: 'entries', mode: 'live', entries: [{ id: '1-0', topic: 't', doc: 'd', article: null }, { topic: 'no id' }, 7] };
     const parsed = parseServerMessage(JSON.stringify(frame));
-    expect(parsed).toEqual({ type: 'entries', mode: 'live', truncated: false, entries: [{ id: '1-0', topic: 't', doc: 'd', article: null }] });
+    expect(parsed).toEqual({
+      type: 'entries',
+      mode: 'live',
+      truncated: false,
+      entries: [{ id: '1-0', topic: 't', doc: 'd', article: null }],
+    });
   });
 
   it('reads an error frame', () => {

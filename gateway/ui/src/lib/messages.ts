@@ -6,7 +6,9 @@ const MODES: readonly EntriesMode[] = ['backlog', 'resume', 'live', 'resync'];
 function isEntry(value: unknown): value is Entry {
   if (typeof value !== 'object' || value === null) return false;
   const entry = value as Record<string, unknown>;
-  return typeof entry.id === 'string' && typeof entry.topic === 'string' && (typeof entry.article === 'object' || entry.article === undefined);
+  return (
+    typeof entry.id === 'string' && typeof entry.topic === 'string' && (typeof entry.article === 'object' || entry.article === undefined)
+  );
 }
 
 /** A frame parsed, or null when it is not one this UI understands (it is then ignored). */

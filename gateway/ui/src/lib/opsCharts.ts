@@ -67,7 +67,13 @@ export const OPS_CHARTS: ChartSpec[] = [
     tickBase: 1024,
     series: [
       { name: 'used_memory', color: COLORS[0]!, kind: 'gauge', read: (s) => s.server.used_memory },
-      { name: 'maxmemory', color: COLORS[4]!, kind: 'gauge', read: (s) => (s.server.maxmemory > 0 ? s.server.maxmemory : undefined), optional: true },
+      {
+        name: 'maxmemory',
+        color: COLORS[4]!,
+        kind: 'gauge',
+        read: (s) => (s.server.maxmemory > 0 ? s.server.maxmemory : undefined),
+        optional: true,
+      },
     ],
   },
   {
@@ -87,6 +93,10 @@ export interface PlottedSeries {
 /** The chart's series computed from the samples, without optional ones that have no value. */
 export function plotChart(spec: ChartSpec, samples: Stats[]): PlottedSeries[] {
   return spec.series
-    .map((s) => ({ name: s.name, color: s.color, points: s.kind === 'counter' ? counterRate(samples, s.read) : gaugeSeries(samples, s.read) }))
+    .map((s) => ({
+      name: s.name,
+      color: s.color,
+      points: s.kind === 'counter' ? counterRate(samples, s.read) : gaugeSeries(samples, s.read),
+    }))
     .filter((s, i) => !spec.series[i]!.optional || s.points.some((p) => p.value !== null));
 }

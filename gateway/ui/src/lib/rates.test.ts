@@ -22,7 +22,11 @@ describe('counterRate', () => {
   const classified = moduleStat('pipeline_classified');
 
   it('turns counter deltas into per-second rates', () => {
-    const samples = [stats(0, { pipeline_classified: 10 }), stats(1000, { pipeline_classified: 60 }), stats(3000, { pipeline_classified: 100 })];
+    const samples = [
+      stats(0, { pipeline_classified: 10 }),
+      stats(1000, { pipeline_classified: 60 }),
+      stats(3000, { pipeline_classified: 100 }),
+    ];
     const points = counterRate(samples, classified);
     expect(points.map((p) => p.t)).toEqual([1000, 3000]);
     expect(values(points)).toEqual([50, 20]);

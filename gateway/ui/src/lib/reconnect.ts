@@ -18,11 +18,7 @@ interface PageLocation {
  * The WebSocket URL of `path` on the page's own host (wss:// under https), with `after` to resume
  * and `token` when the feed needs one.
  */
-export function socketUrl(
-  location: PageLocation,
-  path: string,
-  params: { after?: string | null; token?: string | null } = {},
-): string {
+export function socketUrl(location: PageLocation, path: string, params: { after?: string | null; token?: string | null } = {}): string {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   const query = new URLSearchParams();
   if (params.after) query.set('after', params.after);

@@ -16,8 +16,8 @@ export function HomePage() {
       <section className="intro">
         <h1>Personalised news feeds, served by Valkey</h1>
         <p>
-          Articles are classified into topics and delivered to each subscriber's feed inside the Valkey server. Open a
-          user's feed or a topic to watch entries arrive live.
+          Articles are classified into topics and delivered to each subscriber's feed inside the Valkey server. Open a user's feed or a
+          topic to watch entries arrive live.
         </p>
       </section>
 

@@ -70,7 +70,9 @@ export function OpsPage() {
                 <LineChart
                   key={spec.id}
                   testId={`chart-${spec.id}`}
-                  title={spec.id === 'sidecars' && latest.server.sidecar_devices ? `${spec.title}: ${latest.server.sidecar_devices}` : spec.title}
+                  title={
+                    spec.id === 'sidecars' && latest.server.sidecar_devices ? `${spec.title}: ${latest.server.sidecar_devices}` : spec.title
+                  }
                   series={series}
                   endT={latest.ts_ms}
                   spanMs={spanMs}
@@ -90,7 +92,12 @@ function CurrentValues({ stats }: { stats: Stats }) {
   const rows: [string, string][] = [
     ['model status', stats.server.model_status || '–'],
     ['backend', stats.server.backend || '–'],
-    ['memory', stats.server.maxmemory > 0 ? `${bytes(stats.server.used_memory)} of ${bytes(stats.server.maxmemory)}` : bytes(stats.server.used_memory)],
+    [
+      'memory',
+      stats.server.maxmemory > 0
+        ? `${bytes(stats.server.used_memory)} of ${bytes(stats.server.maxmemory)}`
+        : bytes(stats.server.used_memory),
+    ],
     ['open sockets', compactNumber(stats.gateway.sockets)],
     ['entries sent', compactNumber(stats.gateway.entries_sent)],
     ['resyncs', compactNumber(stats.gateway.resyncs)],
