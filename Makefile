@@ -6,7 +6,7 @@ MODULE := target/release/libagentic.so
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser build ui dev test test-unit test-integration test-model test-ui test-e2e test-agents model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -15,6 +15,10 @@ deps:
 deps-browser:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh --browser; \
 	 else echo "not root and no sudo: install Debian's chromium and chromium-driver yourself"; fi
+
+deps-ops:
+	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh --ops; \
+	 else echo "not root and no sudo: install Debian's prometheus, prometheus-redis-exporter and docker-compose yourself"; fi
 
 build: deps
 	$(CARGO) build --release -p agentic -p agentic-fetcher -p agentic-gateway
@@ -32,7 +36,7 @@ ui: $(UI)/node_modules/.package-lock.json
 dev: build model ui
 	PORT=$(PORT) bash scripts/dev.sh
 
-test: build test-unit tiny-model test-integration test-model test-agents test-ui test-e2e
+test: build test-unit tiny-model test-integration test-model test-agents test-sidecar test-ops test-ui test-e2e
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
@@ -49,6 +53,31 @@ test-agents: build tiny-model
 	@[ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV)
 	$(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e 'agents-py-compat[test]'
 	$(AGENTS_VENV)/bin/pytest agents-py-compat -q
+
+# The classification sidecar's protocol (sidecar/), on the CPU: onnxruntime in its venv (PyTorch
+# and CUDA are used where installed; `make test-sidecar SIDECAR_PYTHON=python3` runs the tests
+# with a Python that has PyTorch).
+SIDECAR_VENV := sidecar/.venv
+
+test-sidecar: build tiny-model
+	@[ -x $(SIDECAR_VENV)/bin/python ] || $(PYTHON) -m venv $(SIDECAR_VENV)
+	$(SIDECAR_VENV)/bin/pip install -q --disable-pip-version-check -e 'sidecar[test]'
+	cd sidecar && $(if $(SIDECAR_PYTHON),$(SIDECAR_PYTHON),.venv/bin/python) -m pytest tests -q
+
+# Prometheus, Grafana and containers (ops/, docker/): promtool on the config and the alert rules
+# (with their unit tests), Debian's redis_exporter with ops/prometheus/agentic.lua against a real
+# server with the module, the dashboard's queries against real scrapes, the compose file through
+# docker-compose config, and the Dockerfile's build stages against this Makefile.
+OPS_VENV := ops/.venv
+
+test-ops: build tiny-model deps-ops
+	@[ -x $(OPS_VENV)/bin/python ] || $(PYTHON) -m venv $(OPS_VENV)
+	$(OPS_VENV)/bin/pip install -q --disable-pip-version-check -r ops/requirements.txt
+	$(OPS_VENV)/bin/pytest ops/tests -q
+
+# The Grafana dashboard and provisioning files are generated; edit the script, then run this.
+dashboard:
+	$(PYTHON) ops/grafana/generate.py
 
 # UI unit tests (vitest, jsdom).
 test-ui: ui

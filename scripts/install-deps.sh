@@ -7,8 +7,11 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 # --browser: also Debian's Chromium, for the UI's end-to-end test (Playwright's download does not work here).
+# --ops: promtool, redis_exporter and docker-compose, for `make test-ops`.
 browser=no
+ops=no
 [ "${1:-}" = "--browser" ] && browser=yes
+[ "${1:-}" = "--ops" ] && ops=yes
 
 need_apt=()
 command -v valkey-server >/dev/null 2>&1 || need_apt+=(valkey-server valkey-tools)
@@ -37,6 +40,23 @@ SRC
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq -t bookworm-backports "${need_apt[@]}" >/dev/null
+fi
+
+# promtool, redis_exporter and docker-compose (bookworm's versions, which the compose file's images
+# match). No recommends: docker-compose recommends the whole Docker engine, prometheus the node exporter.
+if [ "$ops" = yes ]; then
+  ops_apt=()
+  command -v promtool >/dev/null 2>&1 || ops_apt+=(prometheus)
+  command -v prometheus-redis-exporter >/dev/null 2>&1 || ops_apt+=(prometheus-redis-exporter)
+  command -v docker-compose >/dev/null 2>&1 || ops_apt+=(docker-compose)
+  if [ "${#ops_apt[@]}" -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${ops_apt[@]}" >/dev/null
+    # Where systemd runs, the packages start a Prometheus on :9090 and an exporter on :9121; the
+    # tests start their own.
+    $SUDO systemctl disable --now prometheus prometheus-redis-exporter >/dev/null 2>&1 || true
+  fi
 fi
 
 # The UI needs Node >= 20.19 (Vite 7). Debian 12's own nodejs is 18: it cannot build the UI.

@@ -107,6 +107,18 @@ pub const CLASSIFY_TIMEOUT_MS_MIN: i64 = 0;
 pub const CLASSIFY_TIMEOUT_MS_MAX: i64 = 3_600_000;
 pub static CLASSIFY_TIMEOUT_MS: AtomicI64 = AtomicI64::new(CLASSIFY_TIMEOUT_MS_DEFAULT);
 
+/// A sidecar's batch not answered within this many ms goes to the CPU pool instead.
+pub const SIDECAR_TIMEOUT_MS_DEFAULT: i64 = 5_000;
+pub const SIDECAR_TIMEOUT_MS_MIN: i64 = 10;
+pub const SIDECAR_TIMEOUT_MS_MAX: i64 = 600_000;
+pub static SIDECAR_TIMEOUT_MS: AtomicI64 = AtomicI64::new(SIDECAR_TIMEOUT_MS_DEFAULT);
+
+/// A sidecar that has not called for this many ms (and is not waiting) is no longer live.
+pub const SIDECAR_TTL_MS_DEFAULT: i64 = 3_000;
+pub const SIDECAR_TTL_MS_MIN: i64 = 100;
+pub const SIDECAR_TTL_MS_MAX: i64 = 600_000;
+pub static SIDECAR_TTL_MS: AtomicI64 = AtomicI64::new(SIDECAR_TTL_MS_DEFAULT);
+
 /// Where blocking is impossible (MULTI, Lua): compute on the main thread (yes) or refuse (no).
 pub static CLASSIFY_INLINE: AtomicBool = AtomicBool::new(true);
 
@@ -137,7 +149,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 18] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 20] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -157,6 +169,8 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 18] {
         ("pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX),
         ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
+        ("sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX),
+        ("sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX),
     ]
 }
 
@@ -222,6 +236,14 @@ pub fn classify_max_tokens() -> usize {
 
 pub fn classify_timeout_ms() -> i64 {
     get(&CLASSIFY_TIMEOUT_MS)
+}
+
+pub fn sidecar_timeout_ms() -> u64 {
+    get(&SIDECAR_TIMEOUT_MS).clamp(SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX) as u64
+}
+
+pub fn sidecar_ttl_ms() -> u64 {
+    get(&SIDECAR_TTL_MS).clamp(SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX) as u64
 }
 
 pub fn classify_inline() -> bool {

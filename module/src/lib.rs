@@ -33,7 +33,7 @@ pub const MODULE_VERSION: i32 = 1;
 pub const ACL_CATEGORY: &str = "agentic";
 
 /// ACL categories per command, on top of what the command flags imply.
-const COMMAND_CATEGORIES: [(&str, &str); 17] = [
+const COMMAND_CATEGORIES: [(&str, &str); 20] = [
     ("agent.subscribe", "write fast agentic"),
     ("agent.unsubscribe", "write fast agentic"),
     ("agent.interests", "read fast agentic"),
@@ -44,6 +44,9 @@ const COMMAND_CATEGORIES: [(&str, &str); 17] = [
     ("agent.loaduser", "write agentic"),
     ("agent.debug", "admin dangerous agentic"),
     ("agent.classify", "read blocking agentic"),
+    ("agent.sidecar.next", "blocking agentic"),
+    ("agent.sidecar.result", "agentic"),
+    ("agent.sidecar.list", "agentic"),
     ("agent.topic.set", "write agentic"),
     ("agent.topic.addexamples", "write agentic"),
     ("agent.topic.del", "write agentic"),
@@ -110,6 +113,8 @@ valkey_module! {
             ["pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_DEFAULT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_DEFAULT, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_DEFAULT, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_DEFAULT, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["model-dir", &MODEL_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_model_dir_changed))],

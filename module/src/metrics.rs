@@ -144,6 +144,16 @@ pub static FEED_MISSING_DOCS: Counter = Counter::new();
 /// Estimated bytes held by user values (feeds, seen filters, interests).
 pub static USER_BYTES: Gauge = Gauge::new();
 pub static USER_KEYS: Gauge = Gauge::new();
+/// Sidecars: live now; batches and texts handed to them; batches that timed out (or whose
+/// sidecar stopped calling) or that a sidecar reported failed; texts handed back to the CPU pool;
+/// results for batches no longer waiting.
+pub static SIDECARS_LIVE: Gauge = Gauge::new();
+pub static SIDECAR_BATCHES: Counter = Counter::new();
+pub static SIDECAR_TEXTS: Counter = Counter::new();
+pub static SIDECAR_TIMEOUTS: Counter = Counter::new();
+pub static SIDECAR_FAILURES: Counter = Counter::new();
+pub static SIDECAR_FALLBACKS: Counter = Counter::new();
+pub static SIDECAR_LATE_RESULTS: Counter = Counter::new();
 /// Delivery announcements published on `delivery-channel` (one per fan-out slice) and their bytes.
 pub static DELIVERY_MESSAGES: Counter = Counter::new();
 pub static DELIVERY_MESSAGE_BYTES: Counter = Counter::new();
@@ -259,6 +269,13 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("pipeline_failures".into(), c(&PIPELINE_FAILURES)),
         ("pipeline_inflight".into(), Int(PIPELINE_INFLIGHT.get())),
         ("pipeline_backlog".into(), Int(PIPELINE_BACKLOG.get())),
+        ("sidecars_live".into(), Int(SIDECARS_LIVE.get())),
+        ("sidecar_batches".into(), c(&SIDECAR_BATCHES)),
+        ("sidecar_texts".into(), c(&SIDECAR_TEXTS)),
+        ("sidecar_timeouts".into(), c(&SIDECAR_TIMEOUTS)),
+        ("sidecar_failures".into(), c(&SIDECAR_FAILURES)),
+        ("sidecar_fallbacks".into(), c(&SIDECAR_FALLBACKS)),
+        ("sidecar_late_results".into(), c(&SIDECAR_LATE_RESULTS)),
         ("delivery_messages".into(), c(&DELIVERY_MESSAGES)),
         ("delivery_message_bytes".into(), c(&DELIVERY_MESSAGE_BYTES)),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod model;
 pub mod pool;
 pub mod scorer;
+pub mod sidecar;
 
 /// The best topic and every candidate's score, best first.
 #[derive(Clone, Debug)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::catalog::Catalog;
 use super::encoder::Encoder;
 use super::scorer::{self, Scorer};
-use super::{model, Classification};
+use super::{model, sidecar, Classification};
 use crate::ffi::{Blocked, BlockedAnswer};
 use crate::{configs, metrics};
 
@@ -66,6 +66,10 @@ enum Work {
     Classify(Box<dyn Job>),
     /// Embed a catalog's texts ahead of the first request that needs them.
     Prepare(Arc<Catalog>),
+    /// Texts a sidecar embedded: only scoring is left.
+    Score(Vec<(Box<dyn Job>, Vec<f32>)>),
+    /// A batch a sidecar did not answer in time (or failed): the CPU runs it, sidecars or not.
+    FallBack(Vec<Box<dyn Job>>),
 }
 
 struct Queue {
@@ -94,8 +98,48 @@ pub fn submit(job: Box<dyn Job>) -> bool {
         q.classify_waiting += 1;
         metrics::CLASSIFY_QUEUE_DEPTH.set(q.classify_waiting as i64);
     }
-    WORK_READY.notify_one();
+    if sidecar::routing_to_sidecars() {
+        sidecar::dispatch();
+    } else {
+        WORK_READY.notify_one();
+    }
     true
+}
+
+/// Up to `max` queued texts for a sidecar, oldest first.
+pub fn take_for_sidecar(max: usize) -> Vec<Box<dyn Job>> {
+    let mut q = queue();
+    let mut jobs = Vec::new();
+    let mut i = 0;
+    while jobs.len() < max && i < q.work.len() {
+        if matches!(q.work[i], Work::Classify(_)) {
+            if let Some(Work::Classify(j)) = q.work.remove(i) {
+                jobs.push(j);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    q.classify_waiting -= jobs.len();
+    metrics::CLASSIFY_QUEUE_DEPTH.set(q.classify_waiting as i64);
+    jobs
+}
+
+/// Vectors from a sidecar, to be scored and answered by a worker.
+pub fn score(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
+    ensure_workers();
+    queue().work.push_front(Work::Score(pairs));
+    WORK_READY.notify_one();
+}
+
+/// A sidecar's batch comes back to the CPU.
+pub fn fall_back(jobs: Vec<Box<dyn Job>>) {
+    if jobs.is_empty() {
+        return;
+    }
+    ensure_workers();
+    queue().work.push_front(Work::FallBack(jobs));
+    WORK_READY.notify_one();
 }
 
 /// Computes a catalog's topic vectors in the background (after a topic change or model load).
@@ -150,20 +194,25 @@ const WORKER_NICE: i32 = 10;
 fn worker(index: usize) {
     crate::ffi::lower_thread_priority(WORKER_NICE);
     loop {
-        let work = {
-            let mut q = queue();
-            loop {
-                if index < configs::classify_threads() {
-                    if let Some(w) = take_work(&mut q) {
-                        break w;
-                    }
-                }
-                q = WORK_READY.wait_timeout(q, Duration::from_millis(500)).map(|(g, _)| g).unwrap_or_else(|p| p.into_inner().0);
+        let work = loop {
+            // Late sidecar batches come back here; the registry's lock is never taken while the
+            // queue's is held.
+            if index == 0 {
+                sidecar::sweep();
             }
+            let mut q = queue();
+            if index < configs::classify_threads() {
+                if let Some(w) = take_work(&mut q, !sidecar::routing_to_sidecars()) {
+                    break w;
+                }
+            }
+            let wait = if index == 0 && sidecar::has_inflight() { 50 } else { 500 };
+            drop(WORK_READY.wait_timeout(q, Duration::from_millis(wait)));
         };
         // A panic must not kill the worker nor leave a client hanging: requests answer when dropped.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
             Taken::Batch(jobs) => run_batch(jobs),
+            Taken::Score(pairs) => run_scoring(pairs),
             Taken::Prepare(c) => {
                 // A newer catalog replaced this one while it waited: prepare that one instead.
                 let latest = LATEST_CATALOG.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -185,12 +234,18 @@ fn worker(index: usize) {
 enum Taken {
     Batch(Vec<Box<dyn Job>>),
     Prepare(Arc<Catalog>),
+    Score(Vec<(Box<dyn Job>, Vec<f32>)>),
 }
 
-fn take_work(q: &mut Queue) -> Option<Taken> {
-    let first = q.work.pop_front()?;
+/// The next piece of work for a CPU worker. With `classify` false (a sidecar is live) queued texts
+/// are left for the sidecar; everything else is taken.
+fn take_work(q: &mut Queue, classify: bool) -> Option<Taken> {
+    let at = q.work.iter().position(|w| classify || !matches!(w, Work::Classify(_)))?;
+    let first = q.work.remove(at)?;
     let taken = match first {
         Work::Prepare(c) => Taken::Prepare(c),
+        Work::Score(pairs) => Taken::Score(pairs),
+        Work::FallBack(jobs) => Taken::Batch(jobs),
         Work::Classify(job) => {
             let mut jobs = vec![job];
             let max = configs::classify_batch();
@@ -254,6 +309,26 @@ fn run_batch(jobs: Vec<Box<dyn Job>>) {
         }
     });
     metrics::CLASSIFY_INFERENCE_US.record(started.elapsed().as_micros() as u64);
+}
+
+/// Scores vectors a sidecar computed and answers their requests.
+fn run_scoring(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
+    let encoder = match model::encoder() {
+        Ok(e) => e,
+        Err(e) => {
+            pairs.into_iter().for_each(|(job, _)| job.finish(Err(e.clone())));
+            return;
+        }
+    };
+    let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
+    for (job, mut vector) in pairs {
+        super::encoder::normalize(&mut vector);
+        let scorer = scorers.entry(job.catalog().id).or_insert_with(|| scorer_for(job.catalog(), &encoder)).clone();
+        metrics::CLASSIFY_TEXTS.incr();
+        let topics = job.topics().map(<[String]>::to_vec);
+        let result = scorer.map(|s| rank(&s, &vector, topics.as_deref()));
+        job.finish(result);
+    }
 }
 
 /// Classifies texts, each against its own catalog and topic subset, sharing forward passes. Used by

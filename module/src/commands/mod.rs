@@ -6,6 +6,7 @@ pub mod deliver;
 pub mod fanout;
 pub mod feed;
 pub mod loaduser;
+pub mod sidecar;
 pub mod stats;
 pub mod subscribe;
 pub mod topic;

@@ -66,6 +66,7 @@ fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
         topics = topics.field(&format!("subscribers_{}", topic.replace('-', "_")), n as i64)?;
     }
     let model = crate::classify::model::info();
+    let (sidecar_devices, sidecars_gpu) = crate::classify::sidecar::devices();
     topics
         .build_section()?
         .add_section("classify")
@@ -77,6 +78,9 @@ fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
         .field("backend", crate::classify::model::BACKEND)?
         .field("threads", crate::configs::classify_threads() as i64)?
         .field("queue_depth", crate::classify::pool::queue_depth() as i64)?
+        .field("sidecars_live", crate::metrics::SIDECARS_LIVE.get())?
+        .field("sidecars_gpu", sidecars_gpu as i64)?
+        .field("sidecar_devices", sidecar_devices)?
         .build_section()?
         .build_info()?;
     Ok(())

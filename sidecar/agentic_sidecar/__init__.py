@@ -1,0 +1,1 @@
+"""Classification sidecar for valkey-agentic (see README.md)."""
