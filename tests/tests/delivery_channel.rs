@@ -20,7 +20,7 @@ fn netstrings(mut msg: &[u8]) -> Vec<Vec<u8>> {
 
 fn listen(server: &Server, channel: &str) -> redis::Connection {
     let mut c = server.conn();
-    c.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
     redis::cmd("SUBSCRIBE").arg(channel).exec(&mut c).expect("SUBSCRIBE");
     c
 }
