@@ -8,7 +8,7 @@ use agentic_tests::Server;
 use common::*;
 use redis::{Connection, Value};
 
-const COMMANDS: [&str; 17] = [
+const COMMANDS: [&str; 20] = [
     "agent.subscribe",
     "agent.unsubscribe",
     "agent.interests",
@@ -26,6 +26,9 @@ const COMMANDS: [&str; 17] = [
     "agent.topic.get",
     "agent.topic.list",
     "agent.loadtopics",
+    "agent.sidecar.next",
+    "agent.sidecar.result",
+    "agent.sidecar.list",
 ];
 
 fn conn_as(server: &Server, user: &str, pass: &str) -> Connection {
@@ -155,7 +158,7 @@ fn command_info(c: &mut Connection, name: &str) -> (i64, Vec<String>, Vec<String
 fn command_info_has_flags_and_categories() {
     let server = Server::start();
     let mut c = server.conn();
-    let expect: [(&str, i64, &[&str], &[&str]); 17] = [
+    let expect: [(&str, i64, &[&str], &[&str]); 20] = [
         ("agent.subscribe", -3, &["write", "denyoom", "fast"], &["@write", "@fast", "@agentic"]),
         ("agent.unsubscribe", -3, &["write", "fast"], &["@write", "@fast", "@agentic"]),
         ("agent.interests", 2, &["readonly", "fast"], &["@read", "@fast", "@agentic"]),
@@ -173,6 +176,9 @@ fn command_info_has_flags_and_categories() {
         ("agent.topic.get", 2, &["readonly", "fast"], &["@read", "@fast", "@agentic"]),
         ("agent.topic.list", 1, &["readonly"], &["@read", "@agentic"]),
         ("agent.loadtopics", 3, &["write", "denyoom"], &["@write", "@agentic"]),
+        ("agent.sidecar.next", -6, &["readonly", "blocking"], &["@blocking", "@agentic"]),
+        ("agent.sidecar.result", -5, &["readonly"], &["@agentic"]),
+        ("agent.sidecar.list", 1, &["readonly"], &["@agentic"]),
     ];
     for (name, arity, flags, cats) in expect {
         let (a, f, k) = command_info(&mut c, name);
