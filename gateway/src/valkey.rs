@@ -114,13 +114,33 @@ impl Valkey {
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
-        let r = cmd.query_async(&mut self.conn()).await;
-        if let Err(e) = &r {
-            if !matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) {
-                metrics::VALKEY_ERRORS.incr();
+        self.retrying(|mut conn| async move { cmd.query_async(&mut conn).await }).await
+    }
+
+    /// Runs a read (or an idempotent write) on a shared connection. A connection that broke (a
+    /// Valkey restart) fails its next command and reconnects in the background, so a few retries
+    /// with a short pause turn a restart into a delay instead of an error.
+    async fn retrying<T, F, Fut>(&self, run: F) -> RedisResult<T>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = RedisResult<T>>,
+    {
+        let mut pause = std::time::Duration::from_millis(50);
+        let mut attempt = 0;
+        loop {
+            match run(self.conn()).await {
+                Err(e) if !matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => {
+                    metrics::VALKEY_ERRORS.incr();
+                    attempt += 1;
+                    if attempt >= 5 || !(e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()) {
+                        return Err(e);
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                }
+                other => return other,
             }
         }
-        r
     }
 
     /// A connection of its own, for blocking reads that must not hold up the shared ones.
@@ -230,7 +250,12 @@ impl Valkey {
             pipe.cmd("AGENT.SUBSCRIBE").arg(user.key()).arg(&add).ignore();
         }
         pipe.cmd("AGENT.INTERESTS").arg(user.key());
-        let (now,): (Vec<String>,) = pipe.query_async(&mut self.conn()).await?;
+        // Idempotent (it sets exactly `want`), so a retry after a broken connection is safe.
+        let (now,): (Vec<String>,) = self.retrying(|mut conn| {
+            let pipe = &pipe;
+            async move { pipe.query_async(&mut conn).await }
+        })
+        .await?;
         Ok(now)
     }
 

@@ -366,3 +366,35 @@ async fn the_ui_is_served_with_client_side_routes() {
     drop(g);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test]
+async fn a_valkey_restart_costs_browsers_nothing() {
+    let dir = agentic_tests::make_temp_dir("gateway-restart");
+    let s = Server::builder().dir(&dir).arg("appendonly", "yes").arg("appendfsync", "always").module_args(&["seen-fp-ppm", "1"]).start();
+    let port = s.port;
+    let g = Gateway::start(&s, &[]).await;
+    let mut c = s.conn();
+    subscribe(&mut c, "gina", &["science"]);
+    fanout(&mut c, "science", "doc:{0}", &article(0), &[]);
+    let mut ws = connect(&g.ws_url("/ws/users/gina"), None).await.unwrap();
+    let (first, _) = collect(&mut ws, 1, WAIT).await;
+    let dir = s.stop();
+
+    // The socket stays open while Valkey is away; after the restart the gateway resubscribes,
+    // re-reads the feed after the last entry it sent, and live entries flow again.
+    let s = Server::builder().adopt_dir(&dir).port(port).arg("appendonly", "yes").module_args(&["seen-fp-ppm", "1"]).start();
+    let mut c = s.conn();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 1..4 {
+        fanout(&mut c, "science", &format!("doc:{{{n}}}"), &article(n), &[]);
+    }
+    let (got, _) = collect(&mut ws, 3, Duration::from_secs(20)).await;
+    let titles: Vec<&str> = got.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Article 1", "Article 2", "Article 3"], "{}", g.log());
+    let mut all = ids(&first);
+    all.extend(ids(&got));
+    assert_increasing(&all);
+    assert!(g.metric("gateway_pubsub_connects_total").await >= 2.0);
+    drop(s);
+    let _ = std::fs::remove_dir_all(dir);
+}
