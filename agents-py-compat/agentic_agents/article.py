@@ -70,10 +70,10 @@ def content_hash(title: str, text: str) -> str:
 
 
 def sanitize_id(raw: str) -> str:
-    """Keeps an id of 1-200 bytes of printable ASCII without spaces; hashes anything else (the same
-    raw id always gives the same id)."""
+    """Keeps an id of 1-200 bytes of printable ASCII without spaces or braces (the pipeline stores
+    `doc:{<id>}`, a hash tag); hashes anything else (the same raw id always gives the same id)."""
     encoded = raw.encode()
-    if 0 < len(encoded) <= MAX_ID_LEN and all(0x21 <= b <= 0x7E for b in encoded):
+    if 0 < len(encoded) <= MAX_ID_LEN and all(0x21 <= b <= 0x7E and b not in b"{}" for b in encoded):
         return raw
     return xxhash.xxh3_128_hexdigest(encoded)
 

@@ -59,10 +59,11 @@ pub fn content_hash(title: &str, text: &str) -> String {
     format!("{:032x}", xxh3_128(&buf))
 }
 
-/// Keeps an id of 1..=200 bytes of printable ASCII without spaces; hashes anything else
-/// (xxh3-128 hex of the raw id, so the same raw id always maps to the same id).
+/// Keeps an id of 1..=200 bytes of printable ASCII without spaces or braces (the pipeline stores
+/// the article as `doc:{<id>}`, a hash tag); hashes anything else (xxh3-128 hex of the raw id, so
+/// the same raw id always maps to the same id).
 pub fn sanitize_id(raw: &str) -> String {
-    let ok = !raw.is_empty() && raw.len() <= MAX_ID_LEN && raw.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    let ok = !raw.is_empty() && raw.len() <= MAX_ID_LEN && raw.bytes().all(|b| (0x21..=0x7e).contains(&b) && b != b'{' && b != b'}');
     if ok {
         raw.to_string()
     } else {
@@ -348,6 +349,7 @@ mod tests {
         assert_eq!(sanitize_id(&"x".repeat(200)), "x".repeat(200));
         assert_eq!(sanitize_id(&"x".repeat(201)).len(), 32);
         assert_eq!(sanitize_id("caf\u{e9}").len(), 32);
+        assert_eq!(sanitize_id("a{b}").len(), 32, "braces would break the doc key's hash tag");
     }
 
     #[test]

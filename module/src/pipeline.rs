@@ -255,7 +255,7 @@ fn parse_article(fields: &Fields) -> Result<(String, serde_json::Map<String, ser
     let id = field(b"id")
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .or_else(|| doc.get("id").and_then(|v| v.as_str()).map(str::to_string));
-    let id = id.filter(|i| valid_id(i)).ok_or("no usable id (1-200 printable ASCII characters without spaces)")?;
+    let id = id.filter(|i| valid_id(i)).ok_or("no usable id (1-200 printable ASCII characters without spaces or braces)")?;
     let text = match (title.is_empty(), body.is_empty()) {
         (false, false) => format!("{title}. {body}"),
         (false, true) => title,
