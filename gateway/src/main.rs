@@ -116,6 +116,10 @@ async fn serve(config: Config) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     log::info!("agentic-gateway on http://{addr} (Valkey {})", config.valkey);
     let state = AppState { topics: topics::TopicFeeds::new(valkey.clone()), valkey, users, config: Arc::new(config) };
+    // Pushed frames go out at once: Nagle would hold a frame while the previous one is unacknowledged.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(state)).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
 }
 
