@@ -12,6 +12,10 @@ use tokio::sync::Notify;
 use crate::entry::Item;
 use crate::metrics;
 
+/// Most entries in one frame: bounds the memory a socket holds while a write waits on a slow
+/// browser, and the work one frame costs the page.
+pub const MAX_FRAME_ENTRIES: usize = 100;
+
 pub struct Outbox {
     state: Mutex<OutboxState>,
     wake: Notify,
@@ -79,7 +83,13 @@ impl Outbox {
                     return Work::Resync;
                 }
                 if !s.items.is_empty() {
-                    return Work::Send(s.items.drain(..).collect());
+                    let n = s.items.len().min(MAX_FRAME_ENTRIES);
+                    let batch = s.items.drain(..n).collect();
+                    if s.items.is_empty() && s.items.capacity() > 64 {
+                        // A burst grew the queue; a quiet socket should not keep that memory.
+                        s.items.shrink_to(16);
+                    }
+                    return Work::Send(batch);
                 }
             }
             self.wake.notified().await;
@@ -169,6 +179,22 @@ mod tests {
         assert!(metrics::ENTRIES_DROPPED.get() >= dropped + 4);
         o.push(item(7));
         assert!(matches!(o.next().await, Work::Send(v) if v.len() == 1));
+    }
+
+    #[tokio::test]
+    async fn frames_hold_at_most_max_frame_entries() {
+        let o = Outbox::new(1000);
+        for ms in 0..250 {
+            o.push(item(ms));
+        }
+        let mut sizes = Vec::new();
+        for _ in 0..3 {
+            match o.next().await {
+                Work::Send(v) => sizes.push(v.len()),
+                Work::Resync => panic!("no overflow here"),
+            }
+        }
+        assert_eq!(sizes, [MAX_FRAME_ENTRIES, MAX_FRAME_ENTRIES, 50]);
     }
 
     #[test]

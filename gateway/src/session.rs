@@ -10,7 +10,7 @@ use futures_util::{SinkExt, StreamExt};
 use redis::RedisResult;
 
 use crate::entry::{error_frame, frame, Item, Mode};
-use crate::hub::{Registration, Work};
+use crate::hub::{Registration, Work, MAX_FRAME_ENTRIES};
 use crate::ids::{EntryId, Slug, UserId};
 use crate::metrics;
 use crate::valkey::Valkey;
@@ -155,11 +155,21 @@ async fn run_feed(w: &mut Writer, valkey: &Valkey, feed: &Feed, registration: &R
 }
 
 impl Writer {
-    /// Sends one frame of items (none: nothing to send); false when the socket is gone.
+    /// Sends items in frames of at most MAX_FRAME_ENTRIES (a backlog or resume is sent even when
+    /// empty, so the client knows it is live); false when the socket is gone.
     async fn send(&mut self, mode: Mode, truncated: bool, items: &[Item], last: &mut EntryId) -> bool {
-        if items.is_empty() && !matches!(mode, Mode::Backlog | Mode::Resume) && !truncated {
-            return true;
+        if items.is_empty() {
+            return !(matches!(mode, Mode::Backlog | Mode::Resume) || truncated) || self.send_frame(mode, truncated, items, last).await;
         }
+        for (i, chunk) in items.chunks(MAX_FRAME_ENTRIES).enumerate() {
+            if !self.send_frame(mode, truncated && i == 0, chunk, last).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn send_frame(&mut self, mode: Mode, truncated: bool, items: &[Item], last: &mut EntryId) -> bool {
         let text = frame(mode, truncated, items);
         if !self.write(Message::Text(text.into())).await {
             return false;
