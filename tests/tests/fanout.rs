@@ -371,9 +371,11 @@ fn seen_filter_false_positives_stay_bounded() {
 /// overtake it: every feed receives documents in the order they were fanned out.
 #[test]
 fn inline_fanout_does_not_overtake_a_running_one() {
-    let server = Server::builder().module_args(&["fanout-slice-us", "20"]).start();
+    // As in large_audience_is_sliced_and_blocks_only_the_caller: small slices and a large audience
+    // keep the first fan-out in progress long enough to be seen on a loaded machine.
+    let server = Server::builder().module_args(&["fanout-slice-us", "10"]).start();
     let mut c = server.conn();
-    let n = 5_000;
+    let n = 20_000;
     let audience = users(0..n);
     subscribe_many(&mut c, &audience, "world");
     let (first, second) = during_fanout(&server, &mut c, "world", "doc:{first}", "first", |c| {
