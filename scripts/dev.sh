@@ -21,7 +21,9 @@ BIN="$PWD/target/release"
 mkdir -p .dev-data
 
 pids=()
+stopping=no
 stop_all() {
+  stopping=yes
   trap - INT TERM EXIT
   echo
   echo "stopping: ${pids[*]:-nothing}"
@@ -98,4 +100,4 @@ MSG
 
 # Stop everything as soon as any part exits.
 wait -n "${pids[@]}" || true
-echo "dev: a process exited; see .dev-data/*.log"
+[ "$stopping" = yes ] || echo "dev: a process exited; see .dev-data/*.log"
