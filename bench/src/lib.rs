@@ -451,3 +451,64 @@ pub fn agent_stat(c: &mut Connection, name: &str) -> f64 {
     let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
     flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(f64::NAN)
 }
+
+/// A child process killed when dropped: benchmarks stop what they started, also on panic.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Starts `agentic-fetcher` writing `rate * seconds` articles into `url`'s news_raw: AG News
+/// replayed in a loop when `news` is given, else its synthetic generator.
+pub fn start_fetcher(
+    bin: &std::path::Path,
+    url: &str,
+    news: Option<&std::path::Path>,
+    rate: u64,
+    seconds: u64,
+) -> Result<ChildGuard, String> {
+    let (rate_s, limit) = (rate.to_string(), (rate * seconds).to_string());
+    let mut cmd = std::process::Command::new(bin);
+    cmd.args(["--valkey", url, "--metrics-addr", ""]);
+    match news {
+        Some(file) => cmd.arg("replay").arg("--file").arg(file).args(["--rate", &rate_s, "--loop", "--limit", &limit]),
+        None => cmd.args(["generate", "--rate", &rate_s, "--count", &limit, "--seed", "7"]),
+    };
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map(ChildGuard)
+        .map_err(|e| format!("cannot start the fetcher: {e}"))
+}
+
+/// Calls `each_second` once a second until the fetcher exits (or a generous deadline passes),
+/// stops it, then waits until the pipeline's backlog is empty. Returns the ingest time in seconds.
+pub fn ingest_and_drain(c: &mut Connection, mut fetcher: ChildGuard, seconds: u64, mut each_second: impl FnMut(&mut Connection)) -> f64 {
+    let t0 = Instant::now();
+    loop {
+        thread::sleep(Duration::from_secs(1));
+        each_second(c);
+        if let Ok(Some(_)) = fetcher.0.try_wait() {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(seconds * 3 + 60) {
+            println!("  the fetcher did not finish in time; stopping it");
+            break;
+        }
+    }
+    let ingest_s = t0.elapsed().as_secs_f64();
+    drop(fetcher);
+    let drain0 = Instant::now();
+    while agent_stat(c, "pipeline_backlog") > 0.0 && drain0.elapsed() < Duration::from_secs(600) {
+        thread::sleep(Duration::from_millis(200));
+    }
+    ingest_s
+}

@@ -117,7 +117,8 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
     match s.valkey.module_loaded().await {
         Ok(true) => Json(json!({ "status": "ok", "module": true })).into_response(),
         Ok(false) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "module not loaded", "module": false }))).into_response(),
-        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": format!("valkey unreachable: {e}"), "module": false }))).into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": format!("valkey unreachable: {e}"), "module": false })))
+            .into_response(),
     }
 }
 
@@ -148,7 +149,12 @@ pub async fn topic_feed(State(s): State<AppState>, Path(raw): Path<String>, Quer
     Ok(items_json(&s.valkey.topic_newest(&t, p.count.unwrap_or(20), before).await?))
 }
 
-pub async fn user_feed(State(s): State<AppState>, Path(raw): Path<String>, Query(p): Query<Page>, headers: HeaderMap) -> ApiResult<Response> {
+pub async fn user_feed(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(p): Query<Page>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
     metrics::HTTP_REQUESTS.incr();
     let u = user_id(&raw)?;
     authorize(&s, &u, &headers, None)?;
@@ -168,7 +174,12 @@ pub struct Interests {
     interests: Vec<String>,
 }
 
-pub async fn put_interests(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap, body: Result<Json<Interests>, axum::extract::rejection::JsonRejection>) -> ApiResult<Json<Value>> {
+pub async fn put_interests(
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<Interests>, axum::extract::rejection::JsonRejection>,
+) -> ApiResult<Json<Value>> {
     metrics::HTTP_REQUESTS.incr();
     let u = user_id(&raw)?;
     authorize(&s, &u, &headers, None)?;
@@ -238,7 +249,13 @@ fn tune(ws: WebSocketUpgrade) -> WebSocketUpgrade {
     ws.read_buffer_size(4 * 1024).write_buffer_size(0).max_message_size(64 * 1024).max_frame_size(64 * 1024)
 }
 
-pub async fn ws_user(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+pub async fn ws_user(
+    ws: WebSocketUpgrade,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if !origin_allowed(&s, &headers) {
         return ws_refusal(StatusCode::FORBIDDEN, "origin not allowed".into());
     }
@@ -256,12 +273,25 @@ pub async fn ws_user(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw):
         // Registered before the first read, so nothing delivered in between is missed.
         s.users.add(&key, &outbox);
         let registration = Registration { registry: s.users.clone(), key, outbox };
-        let session = Session { socket, valkey: s.valkey.clone(), feed: Feed::User(u), registration, backlog: s.config.backlog as usize, write_timeout: s.config.write_timeout() };
+        let session = Session {
+            socket,
+            valkey: s.valkey.clone(),
+            feed: Feed::User(u),
+            registration,
+            backlog: s.config.backlog as usize,
+            write_timeout: s.config.write_timeout(),
+        };
         session.run(after).await;
     })
 }
 
-pub async fn ws_topic(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw): Path<String>, Query(q): Query<HashMap<String, String>>, headers: HeaderMap) -> Response {
+pub async fn ws_topic(
+    ws: WebSocketUpgrade,
+    State(s): State<AppState>,
+    Path(raw): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
     if !origin_allowed(&s, &headers) {
         return ws_refusal(StatusCode::FORBIDDEN, "origin not allowed".into());
     }
@@ -279,7 +309,14 @@ pub async fn ws_topic(ws: WebSocketUpgrade, State(s): State<AppState>, Path(raw)
                 return;
             }
         };
-        let session = Session { socket, valkey: s.valkey.clone(), feed: Feed::Topic(t), registration, backlog: s.config.backlog as usize, write_timeout: s.config.write_timeout() };
+        let session = Session {
+            socket,
+            valkey: s.valkey.clone(),
+            feed: Feed::Topic(t),
+            registration,
+            backlog: s.config.backlog as usize,
+            write_timeout: s.config.write_timeout(),
+        };
         session.run(after).await;
     })
 }

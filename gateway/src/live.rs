@@ -192,12 +192,20 @@ mod tests {
         let a = parse(msg).unwrap();
         assert_eq!(a.topic, b"sports");
         assert_eq!(a.doc_key, b"doc:{7}");
-        assert_eq!(a.deliveries, vec![(b"user:{a,b:1}\n".to_vec(), EntryId { ms: 1700, seq: 2 }), (b"u2".to_vec(), EntryId { ms: 1700, seq: 0 })]);
+        assert_eq!(
+            a.deliveries,
+            vec![(b"user:{a,b:1}\n".to_vec(), EntryId { ms: 1700, seq: 2 }), (b"u2".to_vec(), EntryId { ms: 1700, seq: 0 })]
+        );
     }
 
     #[test]
     fn rejects_damaged_messages() {
-        for bad in [&b"19:agentic-deliveries/2,1:a,1:b,"[..], b"20:agentic-deliveries/1,6:sports,", b"20:agentic-deliveries/1,1:a,1:b,2:u1,1:x,", b"20:agentic-deliveries/1,1:a,1:b,9:u1,"] {
+        for bad in [
+            &b"19:agentic-deliveries/2,1:a,1:b,"[..],
+            b"20:agentic-deliveries/1,6:sports,",
+            b"20:agentic-deliveries/1,1:a,1:b,2:u1,1:x,",
+            b"20:agentic-deliveries/1,1:a,1:b,9:u1,",
+        ] {
             assert!(parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
     }

@@ -56,11 +56,18 @@ fn router(state: AppState) -> Router {
     let mut app = match &state.config.ui_dir {
         // Client-side routes (/u/alice, /ops) get index.html.
         Some(dir) => api.fallback_service(ServeDir::new(dir).fallback(ServeFile::new(dir.join("index.html")))),
-        None => api.fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "no UI here: start the gateway with --ui-dir gateway/ui/dist (make ui builds it)") }),
+        None => api.fallback(|| async {
+            (axum::http::StatusCode::NOT_FOUND, "no UI here: start the gateway with --ui-dir gateway/ui/dist (make ui builds it)")
+        }),
     };
     let origins: Vec<HeaderValue> = state.config.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
     if !origins.is_empty() {
-        app = app.layer(CorsLayer::new().allow_origin(AllowOrigin::list(origins)).allow_methods([Method::GET, Method::PUT]).allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION]));
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::PUT])
+                .allow_headers([axum::http::header::CONTENT_TYPE, axum::http::header::AUTHORIZATION]),
+        );
     }
     app.with_state(state)
 }

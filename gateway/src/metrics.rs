@@ -195,10 +195,25 @@ pub fn entries_sent() -> u64 {
 
 pub fn render() -> String {
     let mut o = String::with_capacity(4096);
-    gauge(&mut o, "gateway_sockets", "Open WebSockets by feed kind.", &[("kind=\"user\"", USER_SOCKETS.get()), ("kind=\"topic\"", TOPIC_SOCKETS.get())]);
+    gauge(
+        &mut o,
+        "gateway_sockets",
+        "Open WebSockets by feed kind.",
+        &[("kind=\"user\"", USER_SOCKETS.get()), ("kind=\"topic\"", TOPIC_SOCKETS.get())],
+    );
     counter(&mut o, "gateway_sockets_opened_total", "WebSockets accepted.", &[("", SOCKETS_OPENED.get())]);
-    counter(&mut o, "gateway_sockets_refused_total", "WebSocket upgrades refused (bad id, origin or token).", &[("", SOCKETS_REFUSED.get())]);
-    counter(&mut o, "gateway_sockets_timed_out_total", "WebSockets closed because a write did not finish in time.", &[("", SOCKETS_TIMED_OUT.get())]);
+    counter(
+        &mut o,
+        "gateway_sockets_refused_total",
+        "WebSocket upgrades refused (bad id, origin or token).",
+        &[("", SOCKETS_REFUSED.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_sockets_timed_out_total",
+        "WebSockets closed because a write did not finish in time.",
+        &[("", SOCKETS_TIMED_OUT.get())],
+    );
     counter(&mut o, "gateway_auth_failures_total", "Requests refused for a missing or wrong token.", &[("", AUTH_FAILURES.get())]);
     counter(&mut o, "gateway_frames_sent_total", "WebSocket frames of entries sent.", &[("", FRAMES_SENT.get())]);
     counter(
@@ -212,13 +227,43 @@ pub fn render() -> String {
             ("mode=\"resync\"", ENTRIES_SENT_RESYNC.get()),
         ],
     );
-    counter(&mut o, "gateway_entries_skipped_duplicate_total", "Live entries not sent because a read had already sent them.", &[("", ENTRIES_SKIPPED_DUPLICATE.get())]);
-    counter(&mut o, "gateway_entries_dropped_total", "Live entries dropped from full socket queues (recovered by a resync).", &[("", ENTRIES_DROPPED.get())]);
-    counter(&mut o, "gateway_resyncs_total", "Sockets re-read from Valkey.", &[("reason=\"slow_client\"", RESYNCS_SLOW.get()), ("reason=\"reconnect\"", RESYNCS_RECONNECT.get())]);
-    counter(&mut o, "gateway_delivery_messages_total", "Delivery announcements received from the module.", &[("", DELIVERY_MESSAGES.get())]);
-    counter(&mut o, "gateway_delivery_malformed_total", "Delivery announcements that could not be parsed.", &[("", DELIVERY_MALFORMED.get())]);
+    counter(
+        &mut o,
+        "gateway_entries_skipped_duplicate_total",
+        "Live entries not sent because a read had already sent them.",
+        &[("", ENTRIES_SKIPPED_DUPLICATE.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_entries_dropped_total",
+        "Live entries dropped from full socket queues (recovered by a resync).",
+        &[("", ENTRIES_DROPPED.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_resyncs_total",
+        "Sockets re-read from Valkey.",
+        &[("reason=\"slow_client\"", RESYNCS_SLOW.get()), ("reason=\"reconnect\"", RESYNCS_RECONNECT.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_delivery_messages_total",
+        "Delivery announcements received from the module.",
+        &[("", DELIVERY_MESSAGES.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_delivery_malformed_total",
+        "Delivery announcements that could not be parsed.",
+        &[("", DELIVERY_MALFORMED.get())],
+    );
     counter(&mut o, "gateway_delivery_entries_total", "Deliveries announced (all users).", &[("", DELIVERY_ENTRIES.get())]);
-    counter(&mut o, "gateway_delivery_entries_routed_total", "Announced deliveries queued to an open socket.", &[("", DELIVERY_ENTRIES_ROUTED.get())]);
+    counter(
+        &mut o,
+        "gateway_delivery_entries_routed_total",
+        "Announced deliveries queued to an open socket.",
+        &[("", DELIVERY_ENTRIES_ROUTED.get())],
+    );
     counter(&mut o, "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.", &[("", PUBSUB_CONNECTS.get())]);
     counter(&mut o, "gateway_pubsub_errors_total", "Delivery-channel connection failures.", &[("", PUBSUB_ERRORS.get())]);
     counter(&mut o, "gateway_topic_reads_total", "Blocking topic-stream reads.", &[("", TOPIC_READS.get())]);

@@ -95,7 +95,15 @@ impl Session {
     }
 }
 
-async fn run_feed(w: &mut Writer, valkey: &Valkey, feed: &Feed, registration: &Registration, backlog: usize, after: Option<EntryId>, closed: &mut tokio::sync::oneshot::Receiver<()>) {
+async fn run_feed(
+    w: &mut Writer,
+    valkey: &Valkey,
+    feed: &Feed,
+    registration: &Registration,
+    backlog: usize,
+    after: Option<EntryId>,
+    closed: &mut tokio::sync::oneshot::Receiver<()>,
+) {
     {
         let mut last = EntryId::ZERO;
         let first = match after {

@@ -94,6 +94,27 @@ pub fn stream_items(slug: &str, reply: &Value) -> Vec<Item> {
     items
 }
 
+/// Every entry after `after`, oldest first, read PAGE at a time by `read(from)`.
+async fn pages_after<F, Fut>(after: EntryId, read: F) -> RedisResult<Vec<Item>>
+where
+    F: Fn(EntryId) -> Fut,
+    Fut: std::future::Future<Output = RedisResult<Vec<Item>>>,
+{
+    let mut all = Vec::new();
+    let mut from = after;
+    loop {
+        let page = read(from).await?;
+        let full = page.len() >= PAGE;
+        if let Some(last) = page.last() {
+            from = last.id;
+        }
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
 impl Valkey {
     pub async fn connect(url: &str, connections: usize) -> RedisResult<Valkey> {
         let client = redis::Client::open(url)?;
@@ -161,20 +182,11 @@ impl Valkey {
     /// Every entry newer than `after`, oldest first, and whether entries after `after` may have
     /// been trimmed away (the feed no longer holds `after` or anything older).
     pub async fn feed_after(&self, user: &UserId, after: EntryId) -> RedisResult<(Vec<Item>, bool)> {
-        let mut all = Vec::new();
-        let mut from = after;
-        loop {
+        let all = pages_after(after, |from| async move {
             let cmd = redis::cmd("AGENT.FEED").arg(user.key()).arg("COUNT").arg(PAGE).arg("AFTER").arg(from.to_string()).clone();
-            let page = feed_items(self.query(&cmd).await?)?;
-            let n = page.len();
-            if let Some(last) = page.last() {
-                from = last.id;
-            }
-            all.extend(page);
-            if n < PAGE {
-                break;
-            }
-        }
+            feed_items(self.query(&cmd).await?)
+        })
+        .await?;
         let truncated = if all.is_empty() || after == EntryId::ZERO {
             false
         } else {
@@ -198,21 +210,12 @@ impl Valkey {
     }
 
     pub async fn topic_after(&self, slug: &Slug, after: EntryId) -> RedisResult<(Vec<Item>, bool)> {
-        let mut all = Vec::new();
-        let mut from = after;
-        loop {
+        let all = pages_after(after, |from| async move {
             let cmd = redis::cmd("XRANGE").arg(slug.stream_key()).arg(format!("({from}")).arg("+").arg("COUNT").arg(PAGE).clone();
             let reply: Value = self.query(&cmd).await?;
-            let page = stream_items(slug.as_str(), &reply);
-            let n = page.len();
-            if let Some(last) = page.last() {
-                from = last.id;
-            }
-            all.extend(page);
-            if n < PAGE {
-                break;
-            }
-        }
+            Ok(stream_items(slug.as_str(), &reply))
+        })
+        .await?;
         let truncated = if all.is_empty() || after == EntryId::ZERO {
             false
         } else {
@@ -251,11 +254,12 @@ impl Valkey {
         }
         pipe.cmd("AGENT.INTERESTS").arg(user.key());
         // Idempotent (it sets exactly `want`), so a retry after a broken connection is safe.
-        let (now,): (Vec<String>,) = self.retrying(|mut conn| {
-            let pipe = &pipe;
-            async move { pipe.query_async(&mut conn).await }
-        })
-        .await?;
+        let (now,): (Vec<String>,) = self
+            .retrying(|mut conn| {
+                let pipe = &pipe;
+                async move { pipe.query_async(&mut conn).await }
+            })
+            .await?;
         Ok(now)
     }
 
@@ -306,7 +310,9 @@ impl Valkey {
         let reply: Value = self.query(redis::cmd("MODULE").arg("LIST")).await?;
         let Value::Array(mods) = reply else { return Ok(false) };
         Ok(mods.iter().any(|m| match m {
-            Value::Array(f) => f.chunks(2).any(|kv| kv.first().and_then(bytes) == Some(b"name") && kv.get(1).and_then(bytes) == Some(b"agentic")),
+            Value::Array(f) => {
+                f.chunks(2).any(|kv| kv.first().and_then(bytes) == Some(b"name") && kv.get(1).and_then(bytes) == Some(b"agentic"))
+            }
             Value::Map(f) => f.iter().any(|(k, v)| bytes(k) == Some(b"name") && bytes(v) == Some(b"agentic")),
             _ => false,
         }))

@@ -24,14 +24,20 @@ fn fanout(c: &mut redis::Connection, topic: &str, doc: &str, payload: &str, user
     if !users.is_empty() {
         cmd.arg("USERS").arg(users);
     }
-    let reply: Vec<Value> = cmd.query::<redis::Value>(c).map(|v| match v {
-        redis::Value::Array(a) => a.into_iter().map(|x| match x {
-            redis::Value::Int(i) => json!(i),
-            redis::Value::BulkString(b) => json!(String::from_utf8_lossy(&b)),
-            other => json!(format!("{other:?}")),
-        }).collect(),
-        other => panic!("AGENT.FANOUT replied {other:?}"),
-    }).expect("AGENT.FANOUT");
+    let reply: Vec<Value> = cmd
+        .query::<redis::Value>(c)
+        .map(|v| match v {
+            redis::Value::Array(a) => a
+                .into_iter()
+                .map(|x| match x {
+                    redis::Value::Int(i) => json!(i),
+                    redis::Value::BulkString(b) => json!(String::from_utf8_lossy(&b)),
+                    other => json!(format!("{other:?}")),
+                })
+                .collect(),
+            other => panic!("AGENT.FANOUT replied {other:?}"),
+        })
+        .expect("AGENT.FANOUT");
     reply[1].as_i64().expect("delivered count")
 }
 
@@ -62,7 +68,8 @@ async fn http_api_reads_and_changes_interests_and_refuses_bad_input() {
     assert_eq!(slugs.len(), 10);
     assert!(slugs.windows(2).all(|w| w[0] < w[1]) && slugs.contains(&"sports"));
 
-    let put = http.put(g.url("/api/users/alice/interests")).json(&json!({ "interests": ["sports", "business", "sports"] })).send().await.unwrap();
+    let put =
+        http.put(g.url("/api/users/alice/interests")).json(&json!({ "interests": ["sports", "business", "sports"] })).send().await.unwrap();
     assert_eq!(put.status(), 200);
     assert_eq!(put.json::<Value>().await.unwrap(), json!({ "user": "alice", "interests": ["business", "sports"] }));
     let put = http.put(g.url("/api/users/alice/interests")).json(&json!({ "interests": ["science"] })).send().await.unwrap();
@@ -95,7 +102,14 @@ async fn http_api_reads_and_changes_interests_and_refuses_bad_input() {
     let page: Value = http.get(g.url("/api/users/alice/feed?count=2")).send().await.unwrap().json().await.unwrap();
     let first = page["entries"].as_array().unwrap();
     assert_eq!(first.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(), ["Article 4", "Article 3"]);
-    let older: Value = http.get(g.url(&format!("/api/users/alice/feed?count=10&before={}", first[1]["id"].as_str().unwrap()))).send().await.unwrap().json().await.unwrap();
+    let older: Value = http
+        .get(g.url(&format!("/api/users/alice/feed?count=10&before={}", first[1]["id"].as_str().unwrap())))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(older["entries"].as_array().unwrap().len(), 3);
     let topic_page: Value = http.get(g.url("/api/topics/science/feed?count=3")).send().await.unwrap().json().await.unwrap();
     assert_eq!(topic_page["entries"][0]["article"]["title"], "Article 4");
@@ -121,7 +135,10 @@ async fn a_user_socket_gets_the_backlog_then_live_entries() {
     let first = next_frame(&mut ws, WAIT).await.expect("backlog frame");
     assert_eq!(first["mode"], "backlog");
     let backlog = first["entries"].as_array().unwrap();
-    assert_eq!(backlog.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(), ["Article 2", "Article 3", "Article 4"]);
+    assert_eq!(
+        backlog.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["Article 2", "Article 3", "Article 4"]
+    );
 
     // A topic bob does not follow reaches nobody; his own topic arrives live.
     fanout(&mut c, "politics", "doc:{p}", &article(99), &[]);
@@ -230,7 +247,10 @@ async fn a_lost_delivery_channel_is_recovered_by_a_resync() {
         fanout(&mut c, "climate", &format!("doc:{{{n}}}"), &article(n), &[]);
     }
     let (got, modes) = collect(&mut ws, 4, WAIT).await;
-    assert_eq!(got.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(), ["Article 0", "Article 1", "Article 2", "Article 3"]);
+    assert_eq!(
+        got.iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["Article 0", "Article 1", "Article 2", "Article 3"]
+    );
     assert!(modes.iter().any(|m| m == "resync"), "{modes:?}");
     assert!(next_frame(&mut ws, Duration::from_millis(500)).await.is_none());
     assert!(g.metric("gateway_pubsub_connects_total").await >= 2.0);
@@ -247,7 +267,10 @@ async fn a_topic_socket_follows_the_topic_stream() {
     }
     let mut ws = connect(&g.ws_url("/ws/topics/technology"), None).await.unwrap();
     let first = next_frame(&mut ws, WAIT).await.unwrap();
-    assert_eq!(first["entries"].as_array().unwrap().iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(), ["Article 1", "Article 2"]);
+    assert_eq!(
+        first["entries"].as_array().unwrap().iter().map(|e| e["article"]["title"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["Article 1", "Article 2"]
+    );
     for n in 3..5 {
         fanout(&mut c, "technology", &format!("doc:{{{n}}}"), &article(n), &[]);
     }
@@ -270,7 +293,10 @@ async fn tokens_keep_users_out_of_each_others_feeds() {
     let s = server(&[]);
     let g = Gateway::start(&s, &["--auth-secret", "test-secret"]).await;
     let mint = |user: &str, secret: &str| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway")).args(["token", "--secret", secret, "--user", user]).output().unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway"))
+            .args(["token", "--secret", secret, "--user", user])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
@@ -287,7 +313,8 @@ async fn tokens_keep_users_out_of_each_others_feeds() {
     assert_eq!(get(Some(bob.clone())).await.unwrap().status(), 401);
     assert_eq!(get(Some(forged.clone())).await.unwrap().status(), 401);
     assert_eq!(get(Some(alice.clone())).await.unwrap().status(), 200);
-    let put = http.put(g.url("/api/users/alice/interests")).bearer_auth(&bob).json(&json!({ "interests": ["sports"] })).send().await.unwrap();
+    let put =
+        http.put(g.url("/api/users/alice/interests")).bearer_auth(&bob).json(&json!({ "interests": ["sports"] })).send().await.unwrap();
     assert_eq!(put.status(), 401);
     let mut ws = connect(&g.ws_url("/ws/users/alice"), None).await.unwrap();
     assert_refused(&mut ws, "needs a token").await;
@@ -315,7 +342,10 @@ async fn only_listed_origins_may_open_sockets_or_read_cross_origin() {
     assert!(other.headers().get("access-control-allow-origin").is_none());
 
     // No wildcard, ever.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway")).args(["--valkey", &s.url(), "--listen", "127.0.0.1:0", "--cors-origin", "*"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway"))
+        .args(["--valkey", &s.url(), "--listen", "127.0.0.1:0", "--cors-origin", "*"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not allowed"));
 }

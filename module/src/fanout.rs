@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue};
 
+use crate::feed::EntryId;
 use crate::ffi::{self, KeyName, OpenUser, Target, UserSlot};
 use crate::user::{Delivery, DeliverySpec, UserState};
-use crate::feed::EntryId;
 use crate::{delivery_channel, index, metrics};
 
 pub enum Targets {

@@ -30,7 +30,9 @@ fn next_announcement(c: &mut redis::Connection) -> Option<(String, String, Vec<(
     loop {
         let v = c.recv_response().ok()?;
         let redis::Value::Array(parts) = v else { continue };
-        let (Some(redis::Value::BulkString(kind)), Some(redis::Value::BulkString(payload))) = (parts.first(), parts.get(2)) else { continue };
+        let (Some(redis::Value::BulkString(kind)), Some(redis::Value::BulkString(payload))) = (parts.first(), parts.get(2)) else {
+            continue;
+        };
         if kind != b"message" {
             continue;
         }

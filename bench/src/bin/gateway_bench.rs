@@ -14,12 +14,15 @@
 //! synthetic generator.
 
 use std::collections::HashSet;
-use std::process::{exit, Child, Command, Stdio};
+use std::process::{exit, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{ag_news_dir, agent_stat, latency_summary, server_cpu_s, wait_model_ready, Workload, TOPICS};
+use agentic_bench::{
+    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, start_fetcher, wait_model_ready, ChildGuard,
+    Workload, TOPICS,
+};
 use agentic_tests::{free_port, workspace_dir, Server};
 use futures_util::StreamExt;
 use serde::Deserialize;
@@ -33,29 +36,23 @@ fn fail(msg: &str) -> ! {
     exit(2)
 }
 
-/// Kills a child process when the benchmark ends, also on panic.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
-
 /// (user+system CPU seconds, RSS MB, peak RSS MB) of a process, from /proc.
 fn proc_usage(pid: u32) -> (f64, f64, f64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let after_name = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after_name.split_whitespace().collect();
     let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)) / ticks;
+    let cpu = (f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0))
+        / ticks;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |field: &str| status.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let kb = |field: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (cpu, kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0)
 }
 
@@ -180,7 +177,9 @@ fn gateway_metric(port: u16, name: &str) -> f64 {
     let _ = s.write_all(b"GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n");
     let mut body = String::new();
     let _ = s.read_to_string(&mut body);
-    body.lines().find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok())).unwrap_or(f64::NAN)
+    body.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(f64::NAN)
 }
 
 fn main() {
@@ -235,7 +234,7 @@ fn main() {
     let _: redis::Value = redis::cmd("AGENT.CLASSIFY").arg("warm-up").query(&mut c).expect("warm-up");
 
     let gport = free_port();
-    let gateway = Proc(
+    let gateway = ChildGuard(
         Command::new(&gateway_bin)
             .args(["--valkey", &server.url(), "--listen", &format!("127.0.0.1:{gport}")])
             .args(&gateway_args)
@@ -260,7 +259,12 @@ fn main() {
     );
 
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let shared = Arc::new(Shared { connected: AtomicUsize::new(0), failed: AtomicUsize::new(0), received: AtomicU64::new(0), stop: AtomicBool::new(false) });
+    let shared = Arc::new(Shared {
+        connected: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        received: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    });
     let t_connect = Instant::now();
     let handles: Vec<_> = w
         .users
@@ -282,46 +286,32 @@ fn main() {
         shared.connected.load(Ordering::Relaxed),
         t_connect.elapsed().as_secs_f64(),
         shared.failed.load(Ordering::Relaxed),
-        redis::cmd("INFO").arg("clients").query::<String>(&mut c).ok().and_then(|s| agentic_tests::parse_info_field(&s, "connected_clients")).unwrap_or_default()
+        redis::cmd("INFO")
+            .arg("clients")
+            .query::<String>(&mut c)
+            .ok()
+            .and_then(|s| agentic_tests::parse_info_field(&s, "connected_clients"))
+            .unwrap_or_default()
     );
 
     let deliveries0 = agent_stat(&mut c, "pipeline_deliveries");
     let (g_cpu0, _, _) = proc_usage(gpid);
     let (v_cpu0, client_cpu0) = (server_cpu_s(&mut c), own_cpu_s());
-    let limit = (rate * seconds).to_string();
     let news = ag_news_dir().join("ag_news_test.jsonl");
-    let mut fargs: Vec<String> = vec!["--valkey".into(), server.url(), "--metrics-addr".into(), "".into()];
-    if source == "AG News replay" {
-        fargs.extend(["replay", "--file", &news.display().to_string(), "--rate", &rate.to_string(), "--loop", "--limit", &limit].map(String::from));
-    } else {
-        fargs.extend(["generate", "--rate", &rate.to_string(), "--count", &limit, "--seed", "7"].map(String::from));
-    }
-    let mut fetcher = Proc(Command::new(&fetcher_bin).args(&fargs).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap_or_else(|e| fail(&format!("cannot start the fetcher: {e}"))));
+    let fetcher =
+        start_fetcher(&fetcher_bin, &server.url(), news.is_file().then_some(news.as_path()), rate, seconds).unwrap_or_else(|e| fail(&e));
     let t0 = Instant::now();
     let mut rss_peak: f64 = 0.0;
     let mut per_second = Vec::new();
     let mut last_received = 0;
-    loop {
-        std::thread::sleep(Duration::from_secs(1));
+    let ingest_s = ingest_and_drain(&mut c, fetcher, seconds, |_| {
         let (_, rss, _) = proc_usage(gpid);
         rss_peak = rss_peak.max(rss);
         let received = shared.received.load(Ordering::Relaxed);
         per_second.push(received - last_received);
         last_received = received;
-        if let Ok(Some(_)) = fetcher.0.try_wait() {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(seconds * 3 + 60) {
-            println!("  the fetcher did not finish in time; stopping it");
-            break;
-        }
-    }
-    let ingest_s = t0.elapsed().as_secs_f64();
-    drop(fetcher);
+    });
     let drain0 = Instant::now();
-    while agent_stat(&mut c, "pipeline_backlog") > 0.0 && drain0.elapsed() < Duration::from_secs(300) {
-        std::thread::sleep(Duration::from_millis(200));
-    }
     // Let the last frames arrive: until nothing new for 2 s.
     let mut quiet_since = Instant::now();
     let mut seen = shared.received.load(Ordering::Relaxed);
@@ -339,7 +329,8 @@ fn main() {
     let deliveries = (agent_stat(&mut c, "pipeline_deliveries") - deliveries0) as u64;
     let written = agent_stat(&mut c, "pipeline_delivered") as u64;
     shared.stop.store(true, Ordering::Relaxed);
-    let results: Vec<ClientResult> = runtime.block_on(async { futures_util::future::join_all(handles).await.into_iter().map(|r| r.unwrap_or_default()).collect() });
+    let results: Vec<ClientResult> =
+        runtime.block_on(async { futures_util::future::join_all(handles).await.into_iter().map(|r| r.unwrap_or_default()).collect() });
 
     let mut unique_total = 0u64;
     let mut duplicates = 0u64;
@@ -359,8 +350,10 @@ fn main() {
     // Exact check on a sample: the newest feed entries equal the newest entries each browser got.
     let mut sample_mismatch = 0;
     for (u, r) in w.users.iter().zip(&results).step_by((clients / 200).max(1)) {
-        let feed: Vec<Vec<redis::Value>> = redis::cmd("AGENT.FEED").arg(format!("user:{{{}}}", u.uid)).arg("COUNT").arg(50).query(&mut c).expect("AGENT.FEED");
-        let mut feed_ids: Vec<(u64, u64)> = feed.iter().filter_map(|e| redis::from_redis_value::<String>(&e[0]).ok()).map(|s| parse_id(&s)).collect();
+        let feed: Vec<Vec<redis::Value>> =
+            redis::cmd("AGENT.FEED").arg(format!("user:{{{}}}", u.uid)).arg("COUNT").arg(50).query(&mut c).expect("AGENT.FEED");
+        let mut feed_ids: Vec<(u64, u64)> =
+            feed.iter().filter_map(|e| redis::from_redis_value::<String>(&e[0]).ok()).map(|s| parse_id(&s)).collect();
         feed_ids.reverse();
         let tail = &r.ids[r.ids.len().saturating_sub(feed_ids.len())..];
         if tail != feed_ids.as_slice() {
@@ -369,16 +362,35 @@ fn main() {
     }
     let gaps = deliveries.saturating_sub(unique_total);
     let lat = latency_summary(latencies);
-    let resyncs = gateway_metric(gport, "gateway_resyncs_total{reason=\"slow_client\"}") + gateway_metric(gport, "gateway_resyncs_total{reason=\"reconnect\"}");
+    let resyncs = gateway_metric(gport, "gateway_resyncs_total{reason=\"slow_client\"}")
+        + gateway_metric(gport, "gateway_resyncs_total{reason=\"reconnect\"}");
     let dropped = gateway_metric(gport, "gateway_entries_dropped_total");
     let g_cpu = g_cpu1 - g_cpu0;
     println!("\nResults ({which}, {clients} clients):");
     println!("  articles through the pipeline {written} in {ingest_s:.1} s ({:.1}/s)", written as f64 / ingest_s);
-    println!("  deliveries made by the module {deliveries} ({:.0}/s); received by browsers {unique_total} distinct", deliveries as f64 / total_s);
+    println!(
+        "  deliveries made by the module {deliveries} ({:.0}/s); received by browsers {unique_total} distinct",
+        deliveries as f64 / total_s
+    );
     println!("  entries received per second: {per_second:?}");
-    println!("  ingest-to-browser latency: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} samples)", lat.p50_us / 1e3, lat.p99_us / 1e3, lat.max_us / 1e3, lat.count);
-    println!("  gateway: RSS peak {rss_peak:.0} MB (VmHWM {rss_hwm:.0} MB, end {rss_end:.0} MB); CPU {g_cpu:.1} s = {:.0}% of one core", 100.0 * g_cpu / total_s);
-    println!("  Valkey CPU {:.1} s = {:.0}% of one core; load clients' CPU {:.1} s = {:.0}%", v_cpu1 - v_cpu0, 100.0 * (v_cpu1 - v_cpu0) / total_s, client_cpu1 - client_cpu0, 100.0 * (client_cpu1 - client_cpu0) / total_s);
+    println!(
+        "  ingest-to-browser latency: p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} samples)",
+        lat.p50_us / 1e3,
+        lat.p99_us / 1e3,
+        lat.max_us / 1e3,
+        lat.count
+    );
+    println!(
+        "  gateway: RSS peak {rss_peak:.0} MB (VmHWM {rss_hwm:.0} MB, end {rss_end:.0} MB); CPU {g_cpu:.1} s = {:.0}% of one core",
+        100.0 * g_cpu / total_s
+    );
+    println!(
+        "  Valkey CPU {:.1} s = {:.0}% of one core; load clients' CPU {:.1} s = {:.0}%",
+        v_cpu1 - v_cpu0,
+        100.0 * (v_cpu1 - v_cpu0) / total_s,
+        client_cpu1 - client_cpu0,
+        100.0 * (client_cpu1 - client_cpu0) / total_s
+    );
     println!("  gaps {gaps}; duplicates {duplicates}; out of order {out_of_order}; resyncs {resyncs} ({resync_frames} resync frames); dropped from queues {dropped}; client errors {errors}; sampled feeds not matching {sample_mismatch}");
     println!(
         "\nTargets: p99 < {TARGET_P99_MS} ms: {:.1} ms {}; 0 gaps: {}; gateway RSS < {TARGET_RSS_MB} MB: {rss_peak:.0} MB {}",

@@ -12,13 +12,16 @@
 //! ../shared/data/ag_news (skips without it).
 
 use std::collections::HashSet;
-use std::process::{exit, Child, Command, Stdio};
+use std::process::exit;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{ag_news_dir, agent_stat, latency_summary, server_cpu_s, used_memory, wait_model_ready, Workload, TOPICS};
+use agentic_bench::{
+    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, start_fetcher, used_memory, wait_model_ready,
+    Workload, TOPICS,
+};
 use agentic_tests::{workspace_dir, Server};
 use redis::{Connection, Value};
 
@@ -35,16 +38,6 @@ fn stat(c: &mut Connection, name: &str) -> i64 {
         0
     } else {
         v as i64
-    }
-}
-
-/// Kills the fetcher when the benchmark ends, also on panic.
-struct Fetcher(Child);
-
-impl Drop for Fetcher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
     }
 }
 
@@ -68,7 +61,7 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
                 Ok(v) => v,
                 Err(_) => continue,
             };
-            let now = SystemNow::ms();
+            let now = now_ms();
             let Value::Array(entries) = v else { continue };
             for e in entries {
                 let Value::Array(f) = e else { continue };
@@ -87,13 +80,6 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
         }
         lat
     })
-}
-
-struct SystemNow;
-impl SystemNow {
-    fn ms() -> u64 {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-    }
 }
 
 fn main() {
@@ -168,49 +154,10 @@ fn main() {
     thread::sleep(Duration::from_millis(300));
     let cpu0 = server_cpu_s(&mut c);
     let deliveries0 = stat(&mut c, "pipeline_deliveries");
-    let limit = (rate * seconds).to_string();
-    let fetcher = Fetcher(
-        Command::new(&fetcher_bin)
-            .args([
-                "--valkey",
-                &server.url(),
-                "--metrics-addr",
-                "",
-                "replay",
-                "--file",
-                &news.display().to_string(),
-                "--rate",
-                &rate.to_string(),
-                "--loop",
-                "--limit",
-                &limit,
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| fail(&format!("cannot start the fetcher: {e}"))),
-    );
+    let fetcher = start_fetcher(&fetcher_bin, &server.url(), Some(&news), rate, seconds).unwrap_or_else(|e| fail(&e));
     let t0 = Instant::now();
     let mut backlog_series = Vec::new();
-    let mut fetcher = fetcher;
-    loop {
-        thread::sleep(Duration::from_secs(1));
-        backlog_series.push(stat(&mut c, "pipeline_backlog"));
-        if let Ok(Some(_)) = fetcher.0.try_wait() {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(seconds * 3 + 60) {
-            println!("  the fetcher did not finish in time; stopping it");
-            break;
-        }
-    }
-    let ingest_s = t0.elapsed().as_secs_f64();
-    drop(fetcher);
-    // Drain: wait until everything written was processed.
-    let drain0 = Instant::now();
-    while stat(&mut c, "pipeline_backlog") > 0 && drain0.elapsed() < Duration::from_secs(600) {
-        thread::sleep(Duration::from_millis(200));
-    }
+    let ingest_s = ingest_and_drain(&mut c, fetcher, seconds, |c| backlog_series.push(stat(c, "pipeline_backlog")));
     let total_s = t0.elapsed().as_secs_f64();
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);

@@ -69,7 +69,8 @@ fn next(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let (mut device, mut fingerprint, mut batch, mut block) = (None, None, BATCH_DEFAULT, BLOCK_DEFAULT_MS);
     let mut i = 2;
     while i < args.len() {
-        let value = args.get(i + 1).ok_or_else(|| validate::err(format!("ERR {} needs a value", validate::printable(args[i].as_slice()))))?;
+        let value =
+            args.get(i + 1).ok_or_else(|| validate::err(format!("ERR {} needs a value", validate::printable(args[i].as_slice()))))?;
         match validate::keyword(&args[i]).as_str() {
             "DEVICE" => device = Some(name(value, "device", 64)?),
             "MODEL" => fingerprint = Some(value.to_string_lossy()),
@@ -87,7 +88,8 @@ fn next(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let device = device.ok_or(ValkeyError::Str("ERR DEVICE is required (e.g. cuda:0 or cpu)"))?;
     let fingerprint = fingerprint.ok_or(ValkeyError::Str("ERR MODEL is required: the fingerprint of the sidecar's model files"))?;
     // Vectors are only comparable under one model; scoring needs the module's own copy (topic vectors).
-    let encoder = model::encoder().map_err(|e| validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable(e.as_bytes()))))?;
+    let encoder = model::encoder()
+        .map_err(|e| validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable(e.as_bytes()))))?;
     let ours = format!("{:016x}", encoder.fingerprint);
     if !fingerprint.eq_ignore_ascii_case(&ours) {
         return Err(validate::err(format!(
@@ -101,7 +103,11 @@ fn next(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     // No server-side timeout: the wait is ended by our own timer, which knows which wait it ends.
     let client = ffi::block_client::<sidecar::NextAnswer>(ctx, 0).ok_or(ValkeyError::Str("ERR the server refused to block this client"))?;
     if let Some(wait_id) = sidecar::next(&id, &device, batch as usize, client) {
-        ctx.create_timer(Duration::from_millis(block as u64), move |_ctx, (id, wait_id): (String, u64)| sidecar::wait_over(&id, wait_id), (id, wait_id));
+        ctx.create_timer(
+            Duration::from_millis(block as u64),
+            move |_ctx, (id, wait_id): (String, u64)| sidecar::wait_over(&id, wait_id),
+            (id, wait_id),
+        );
     }
     Ok(ValkeyValue::NoReply)
 }
