@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from agent_thread import run_agent, wait_until
-from conftest import REPO_ROOT, free_port
+from conftest import REPO_ROOT, free_port, missing
 
 from agentic_agents import replay
 from agentic_agents.module import stats, topic_slugs, user_key
@@ -36,7 +36,7 @@ def stream_documents(client, stream: str) -> list[tuple[str, str]]:
 def test_replay_writes_what_the_fetcher_writes(valkey, valkey_server, make_config, replayed):
     """Same file, same entries: ids (hashes of id-less articles included), cleaned text, dates, key order."""
     if not FETCHER.is_file():
-        pytest.skip(f"{FETCHER} is missing: build it with `make build`")
+        missing(f"{FETCHER} is missing: build it with `make build`")
     subprocess.run(
         [
             str(FETCHER),
