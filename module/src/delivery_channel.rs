@@ -16,8 +16,27 @@ use crate::{configs, ffi, metrics};
 
 pub const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
 
+/// Decimal digits of `v`, without allocating (this runs once per delivery on the event loop).
+fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&buf[i..]);
+}
+
+fn digits(v: u64) -> usize {
+    v.checked_ilog10().map_or(1, |d| d as usize + 1)
+}
+
 fn netstring(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.extend_from_slice(bytes.len().to_string().as_bytes());
+    push_u64(out, bytes.len() as u64);
     out.push(b':');
     out.extend_from_slice(bytes);
     out.push(b',');
@@ -28,13 +47,15 @@ pub fn encode(topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8], EntryId)]) -> 
     netstring(&mut out, FORMAT_TAG);
     netstring(&mut out, topic);
     netstring(&mut out, doc_key);
-    let mut id = String::with_capacity(24);
     for (user, entry) in deliveries {
         netstring(&mut out, user);
-        id.clear();
-        use std::fmt::Write;
-        let _ = write!(id, "{entry}");
-        netstring(&mut out, id.as_bytes());
+        // The entry id `<ms>-<seq>` as a netstring, written in place.
+        push_u64(&mut out, (digits(entry.ms) + 1 + digits(entry.seq)) as u64);
+        out.push(b':');
+        push_u64(&mut out, entry.ms);
+        out.push(b'-');
+        push_u64(&mut out, entry.seq);
+        out.push(b',');
     }
     out
 }
@@ -62,5 +83,7 @@ mod tests {
         let msg = encode(b"sports", b"doc:{7}", &[(user, EntryId { ms: 1700, seq: 2 }), (b"u2", EntryId { ms: 1700, seq: 0 })]);
         let expected: &[u8] = b"20:agentic-deliveries/1,6:sports,7:doc:{7},13:user:{a,b:1}\n,6:1700-2,2:u2,6:1700-0,";
         assert_eq!(msg, expected);
+        let edge = encode(b"t", b"d", &[(b"u", EntryId { ms: 0, seq: 10 }), (b"u", EntryId { ms: u64::MAX, seq: 9 })]);
+        assert_eq!(edge, format!("20:agentic-deliveries/1,1:t,1:d,1:u,4:0-10,1:u,22:{}-9,", u64::MAX).into_bytes());
     }
 }
