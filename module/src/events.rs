@@ -56,9 +56,34 @@ pub fn rebuild(ctx: &Context) {
     ffi::select_db(ctx, previous);
 }
 
+/// Valkey 8.1 runs module keyspace callbacks on the executing client and selects the event's
+/// database on it without selecting the client's own back (fixed upstream in valkey-io/valkey
+/// #4024): after `MOVE key n` the client would stay in database n and its next commands would go
+/// there. MOVE fires `move_from` in the client's database, then `move_to` in the target one, so
+/// the first tells which database to select again after the second. (Where callbacks run on a
+/// temporary client, as in 8.0, this selects on that client and changes nothing.)
+fn restore_client_db_after_move(ctx: &Context, event: &str) {
+    static MOVE_SOURCE_DB: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+    match event {
+        "move_from" => MOVE_SOURCE_DB.store(ffi::selected_db(ctx), std::sync::atomic::Ordering::Relaxed),
+        "move_to" => {
+            let source = MOVE_SOURCE_DB.swap(-1, std::sync::atomic::Ordering::Relaxed);
+            if source >= 0 {
+                ffi::select_db(ctx, source);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Keyspace events that move a user value in or out of place. Without them a replica, which
 /// never runs the fan-outs that repair the index lazily, would keep deleted users forever.
-pub fn on_keyspace_event(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
+pub fn on_keyspace_event(ctx: &Context, kind: NotifyEvent, event: &str, key: &[u8]) {
+    track_index(ctx, kind, event, key);
+    restore_client_db_after_move(ctx, event);
+}
+
+fn track_index(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
     let arrived = matches!(event, "restore" | "copy_to" | "rename_to" | "move_to" | "set");
     let left = matches!(event, "del" | "expired" | "evicted" | "rename_from" | "move_from");
     let ttl_set = event == "expire";

@@ -17,7 +17,7 @@ use valkey_module::{raw, BlockedClient, Context, ThreadSafeContext, ValkeyValue}
 use crate::feed::EntryId;
 use crate::ffi::{self, KeyName, OpenUser, Target, UserSlot};
 use crate::user::{Delivery, DeliverySpec, UserState};
-use crate::{delivery_channel, index, metrics};
+use crate::{cluster, delivery_channel, index, metrics};
 
 pub enum Targets {
     /// Subscribers from the index: only existing users still following the topic get it.
@@ -185,6 +185,16 @@ fn slice_budget() -> Duration {
 pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue> {
     metrics::FANOUT_CALLS.incr();
     let mut queue = QUEUE.lock().unwrap_or_else(|p| p.into_inner());
+    if !can_block && cluster::enabled() {
+        // Inside a command on a cluster node every key is looked up in the command's slot, so
+        // queued subscriber jobs cannot be finished here; this job (named users of the command's
+        // own slot, checked by the server's routing) runs alone.
+        drop(queue);
+        work(ctx, &mut job, None);
+        let reply = job.reply();
+        job.finish(ctx);
+        return Some(reply);
+    }
     if !can_block {
         // MULTI, Lua, replicas: everything now. Unbounded, but the caller asked for atomicity.
         // Jobs already queued finish first, so feeds keep the fan-out order.
@@ -198,7 +208,9 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
         job.finish(ctx);
         return Some(reply);
     }
-    if queue.is_empty() {
+    // On a cluster node a subscriber's key can only be found from the timer (see cluster.rs).
+    let inline_allowed = !(cluster::enabled() && matches!(job.mode, Targets::Subscribers { .. }));
+    if queue.is_empty() && inline_allowed {
         work(ctx, &mut job, Some(Instant::now() + slice_budget()));
         if job.done() {
             let reply = job.reply();
@@ -319,6 +331,10 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     let duplicates_before = job.duplicates;
     let explicit = matches!(job.mode, Targets::Explicit);
     let topic = &job.spec.doc.topic;
+    // Users of slots that atomic slot migration is importing are the source node's until the
+    // import completes.
+    let skip_importing = !explicit && cluster::enabled() && cluster::any_importing();
+    let mut importing_skipped = 0u64;
     let membership_exact = match job.mode {
         Targets::Subscribers { generation } => index::with(|ix| ix.generation(topic)) == Some(generation),
         Targets::Explicit => false,
@@ -340,6 +356,10 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         let target = job.targets[job.pos];
         job.pos += 1;
+        if skip_importing && cluster::importing(cluster::key_slot(target.key().as_bytes())) {
+            importing_skipped += 1;
+            continue;
+        }
         let raw_name = target.name();
         // Fast path: the value this index entry pointed at, still valid; the topic check is
         // needed only if the topic's membership changed since the snapshot.
@@ -404,15 +424,32 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     metrics::FANOUT_DELIVERIES.add(delivered_keys.len() as u64);
     metrics::FANOUT_DUPLICATES.add(job.duplicates - duplicates_before);
     metrics::FANOUT_WRONGTYPE_SKIPPED.add(wrongtype);
+    metrics::CLUSTER_IMPORTING_SKIPPED.add(importing_skipped);
     if !stale.is_empty() {
         metrics::FANOUT_STALE_SUBSCRIBERS.add(stale.len() as u64);
         let topic = job.spec.doc.topic.clone();
         index::with(|ix| stale.iter().for_each(|t| ix.remove(&topic, t.key().as_bytes())));
     }
     let s = &job.spec;
-    ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &delivered_keys);
+    if cluster::enabled() {
+        replicate_per_slot(ctx, s, &delivered_ids);
+    } else {
+        ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &delivered_keys);
+    }
     let announced: Vec<(&[u8], EntryId)> = delivered_ids.iter().map(|(t, id)| (t.key().as_bytes(), *id)).collect();
     delivery_channel::publish(ctx, &s.doc.topic, &s.doc.key, &announced);
     metrics::FANOUT_SLICES.incr();
     metrics::FANOUT_SLICE_US.record(slice_start.elapsed().as_micros() as u64);
+}
+
+/// One AGENT.DELIVER per hash slot: a replicated command must name keys of one slot for atomic
+/// slot migration to forward it to the slot's new owner (multi-slot commands are dropped there).
+fn replicate_per_slot(ctx: &Context, s: &DeliverySpec, delivered: &[(Target, EntryId)]) {
+    let mut by_slot: Vec<(u16, *mut raw::RedisModuleString)> =
+        delivered.iter().map(|(t, _)| (cluster::key_slot(t.key().as_bytes()), t.name())).collect();
+    by_slot.sort_by_key(|(slot, _)| *slot);
+    for group in by_slot.chunk_by(|a, b| a.0 == b.0) {
+        let names: Vec<*mut raw::RedisModuleString> = group.iter().map(|(_, n)| *n).collect();
+        ffi::replicate_deliver(ctx, &s.doc.topic, &s.doc.key, s.ts_ms, s.feed_len as u64, s.seen, &names);
+    }
 }

@@ -153,6 +153,19 @@ impl Index {
         self.topics.retain(|_, s| !s.users.is_empty());
     }
 
+    /// Every indexed user key for which `f` holds, once each.
+    pub fn keys_matching(&self, f: impl Fn(&[u8]) -> bool) -> Vec<Box<[u8]>> {
+        let mut found = std::collections::HashSet::new();
+        for subs in self.topics.values() {
+            for k in subs.position.keys() {
+                if f(k) {
+                    found.insert(k.clone());
+                }
+            }
+        }
+        found.into_iter().collect()
+    }
+
     /// The subscribers of `topic` as they are now, and the membership generation; a fan-out
     /// works through this copy.
     pub fn snapshot(&self, topic: &[u8]) -> (Vec<Target>, u64) {

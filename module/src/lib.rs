@@ -2,6 +2,7 @@
 //! This file only registers; each command lives in `commands/`, FFI callbacks in `ffi.rs`.
 
 pub mod classify;
+mod cluster;
 mod codec;
 mod commands;
 mod configs;
@@ -14,6 +15,7 @@ mod index;
 mod metrics;
 mod pipeline;
 pub mod seen;
+mod server_alloc;
 mod topic_set;
 mod topic_stream;
 pub mod user;
@@ -69,6 +71,10 @@ fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
         ctx.log_warning(&format!("agentic: refusing to load: {problem}"));
         return Status::Err;
     }
+    cluster::init(ctx);
+    if ffi::handle_atomic_slot_migration(ctx) {
+        ctx.log_notice("agentic: following atomic slot migration (Valkey 9)");
+    }
     pipeline::start_ticking(ctx);
     for (name, categories) in COMMAND_CATEGORIES {
         let (Ok(cname), Ok(ccat)) = (CString::new(name), CString::new(categories)) else { return Status::Err };
@@ -83,7 +89,7 @@ fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
 valkey_module! {
     name: MODULE_NAME,
     version: MODULE_VERSION,
-    allocator: (valkey_module::alloc::ValkeyAlloc, valkey_module::alloc::ValkeyAlloc),
+    allocator: (server_alloc::ServerAlloc, server_alloc::ServerAlloc),
     data_types: [USER_TYPE, CATALOG_TYPE],
     init: init,
     info: module_info_sections,

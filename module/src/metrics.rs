@@ -139,6 +139,17 @@ pub static FEED_READS: Counter = Counter::new();
 pub static FEED_BLOCKED_READS: Counter = Counter::new();
 pub static FEED_READ_TIMEOUTS: Counter = Counter::new();
 pub static FEED_MISSING_DOCS: Counter = Counter::new();
+/// Cluster mode: feed entries whose document lives in another slot than the user's, answered
+/// with a nil body (a command may only read keys of its own slot; clients fetch those documents
+/// from their owners).
+pub static FEED_DOCS_ELSEWHERE: Counter = Counter::new();
+
+// Cluster
+/// Users of slots being imported by atomic slot migration, left to the source node by fan-outs.
+pub static CLUSTER_IMPORTING_SKIPPED: Counter = Counter::new();
+/// Index entries dropped because their slot was exported or its import aborted.
+pub static CLUSTER_SLOT_USERS_FORGOTTEN: Counter = Counter::new();
+pub static CLUSTER_MIGRATION_EVENTS: Counter = Counter::new();
 
 // Memory and health
 /// Estimated bytes held by user values (feeds, seen filters, interests).
@@ -240,6 +251,10 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("feed_blocked_reads".into(), c(&FEED_BLOCKED_READS)),
         ("feed_read_timeouts".into(), c(&FEED_READ_TIMEOUTS)),
         ("feed_missing_docs".into(), c(&FEED_MISSING_DOCS)),
+        ("feed_docs_elsewhere".into(), c(&FEED_DOCS_ELSEWHERE)),
+        ("cluster_importing_skipped".into(), c(&CLUSTER_IMPORTING_SKIPPED)),
+        ("cluster_slot_users_forgotten".into(), c(&CLUSTER_SLOT_USERS_FORGOTTEN)),
+        ("cluster_migration_events".into(), c(&CLUSTER_MIGRATION_EVENTS)),
         ("user_keys".into(), Int(USER_KEYS.get())),
         ("user_bytes".into(), Int(USER_BYTES.get())),
         ("classify_calls".into(), c(&CLASSIFY_CALLS)),

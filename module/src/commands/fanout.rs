@@ -10,11 +10,11 @@ use crate::feed::DocRef;
 use crate::ffi::{self, KeyKind};
 use crate::seen::DocHash;
 use crate::user::DeliverySpec;
-use crate::{configs, index, topic_stream, validate};
+use crate::{cluster, configs, index, topic_stream, validate};
 
 #[command({
     name: "agent.fanout",
-    flags: [Write, DenyOOM],
+    flags: [Write, DenyOOM, GetkeysApi],
     arity: -4,
     summary: "Stores a document once and delivers it to every subscriber of its topic (or to the listed users), with per-user dedup and bounded feeds",
     complexity: "O(N) for N subscribers, worked through in bounded event-loop slices",
@@ -26,7 +26,38 @@ use crate::{configs, index, topic_stream, validate};
     ]
 })]
 fn agent_fanout(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    if ctx.is_keys_position_request() {
+        // The server's routing asks for every key (the STREAM and USERS key specs start at a
+        // keyword, which the server's own key finder for module commands skips): Valkey Cluster
+        // then answers CROSSSLOT, MOVED, ASK or TRYAGAIN for all of them before anything runs.
+        key_positions(&args).into_iter().for_each(|pos| ctx.key_at_pos(pos as i32));
+        return Ok(ValkeyValue::NoReply);
+    }
     super::run(ctx, args, fanout_command)
+}
+
+/// Argument positions of the document key, the stream key and the user keys; never fails
+/// (a malformed command is refused later, when it runs).
+fn key_positions(args: &[ValkeyString]) -> Vec<usize> {
+    let mut keys = Vec::new();
+    if args.len() > 2 {
+        keys.push(2);
+    }
+    let mut i = 4;
+    while i < args.len() {
+        match validate::keyword(&args[i]).as_str() {
+            "STREAM" if i + 1 < args.len() => {
+                keys.push(i + 1);
+                i += 2;
+            }
+            "USERS" => {
+                keys.extend(i + 1..args.len());
+                break;
+            }
+            _ => break,
+        }
+    }
+    keys
 }
 
 struct Request<'a> {
@@ -84,6 +115,12 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             return Err(WRONGTYPE);
         }
     }
+    let can_block = !ctx.get_flags().contains(ContextFlags::DENY_BLOCKING);
+    if cluster::enabled() && req.users.is_none() && !can_block {
+        return Err(ValkeyError::Str(
+            "ERR on a cluster node a fan-out to subscribers cannot run inside MULTI or a script (its subscribers live in other slots); name the users with USERS, or send it on its own",
+        ));
+    }
     let spec = DeliverySpec {
         doc: Arc::new(DocRef { topic: req.topic.into(), key: req.doc_key.into() }),
         hash: DocHash::of(req.doc_key),
@@ -110,7 +147,6 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         topic_stream::append_and_trim(ctx, stream, req.doc_key, req.payload)?;
     }
 
-    let can_block = !ctx.get_flags().contains(ContextFlags::DENY_BLOCKING);
     Ok(fanout::start(ctx, job, can_block).unwrap_or(ValkeyValue::NoReply))
 }
 

@@ -5,7 +5,7 @@ use valkey_module_macros::command;
 
 use crate::feed::{EntryId, FeedEntry};
 use crate::user::UserState;
-use crate::{fanout, ffi, metrics, validate};
+use crate::{cluster, fanout, ffi, metrics, validate};
 
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 10_000;
@@ -71,9 +71,9 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let user = key.get_value::<UserState>(&ffi::USER_TYPE).map_err(|_| ValkeyError::WrongType)?;
     let last_id = user.map(|u| u.feed.last_id).unwrap_or_default();
     let (entries, after) = match (&cursor, user) {
-        (Cursor::Newest, Some(u)) => (render(ctx, &u.feed.newest_before(EntryId::MAX, count)), last_id),
-        (Cursor::Before(id), Some(u)) => (render(ctx, &u.feed.newest_before(*id, count)), last_id),
-        (Cursor::After(id), Some(u)) => (render(ctx, &u.feed.oldest_after(*id, count)), *id),
+        (Cursor::Newest, Some(u)) => (render(ctx, &user_key, &u.feed.newest_before(EntryId::MAX, count)), last_id),
+        (Cursor::Before(id), Some(u)) => (render(ctx, &user_key, &u.feed.newest_before(*id, count)), last_id),
+        (Cursor::After(id), Some(u)) => (render(ctx, &user_key, &u.feed.oldest_after(*id, count)), *id),
         (Cursor::After(id), None) => (vec![], *id),
         (_, _) => (vec![], last_id),
     };
@@ -96,7 +96,7 @@ fn on_ready(ctx: &Context, w: &FeedWait) -> Option<ValkeyResult> {
     if found.is_empty() {
         return None;
     }
-    Some(Ok(ValkeyValue::Array(render(ctx, &found))))
+    Some(Ok(ValkeyValue::Array(render(ctx, &w.key, &found))))
 }
 
 fn on_timeout(_ctx: &Context, _w: &FeedWait) -> ValkeyResult {
@@ -108,17 +108,26 @@ fn on_free(w: FeedWait) {
     fanout::waiter_removed(&w.key);
 }
 
-fn render(ctx: &Context, entries: &[&FeedEntry]) -> Vec<ValkeyValue> {
+/// Entries with their document bodies. On a cluster node a command may read only keys of its own
+/// slot (the user's): a document of another slot gets a nil body, and the client reads it from
+/// the node serving it (`GET <doc-key>`).
+fn render(ctx: &Context, user_key: &[u8], entries: &[&FeedEntry]) -> Vec<ValkeyValue> {
+    let user_slot = cluster::enabled().then(|| cluster::key_slot(user_key));
     entries
         .iter()
         .map(|e| {
-            let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &e.doc.key);
-            let doc = ctx.open_key(&name);
-            let body = match doc.read() {
-                Ok(Some(b)) => ValkeyValue::StringBuffer(b.to_vec()),
-                _ => {
-                    metrics::FEED_MISSING_DOCS.incr();
-                    ValkeyValue::Null
+            let body = if user_slot.is_some_and(|s| s != cluster::key_slot(&e.doc.key)) {
+                metrics::FEED_DOCS_ELSEWHERE.incr();
+                ValkeyValue::Null
+            } else {
+                let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &e.doc.key);
+                let doc = ctx.open_key(&name);
+                match doc.read() {
+                    Ok(Some(b)) => ValkeyValue::StringBuffer(b.to_vec()),
+                    _ => {
+                        metrics::FEED_MISSING_DOCS.incr();
+                        ValkeyValue::Null
+                    }
                 }
             };
             ValkeyValue::Array(vec![

@@ -45,6 +45,14 @@ fn put(ctx: &Context, c: Catalog) -> ValkeyResult<()> {
     Ok(())
 }
 
+/// The catalog key is implicit in these commands, so no key spec routes them: on a cluster node
+/// that does not serve its slot they answer the MOVED the server would give for the key itself
+/// (`valkey-cli -c` follows it; other cluster clients send them to the node of `agentic:topics`).
+fn on_catalog_node(ctx: &Context, args: Vec<ValkeyString>, handler: fn(&Context, Vec<ValkeyString>) -> ValkeyResult) -> ValkeyResult {
+    crate::cluster::serve_here(ctx, CATALOG_KEY.as_bytes())?;
+    super::run(ctx, args, handler)
+}
+
 fn slug(arg: &ValkeyString) -> Result<String, ValkeyError> {
     Ok(String::from_utf8_lossy(validate::topic(arg)?).into_owned())
 }
@@ -67,7 +75,7 @@ fn examples(args: &[ValkeyString]) -> Result<Vec<String>, ValkeyError> {
     key_spec: []
 })]
 fn agent_topic_set(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_set)
+    on_catalog_node(ctx, args, topic_set)
 }
 
 fn topic_set(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
@@ -98,7 +106,7 @@ fn topic_set(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     key_spec: []
 })]
 fn agent_topic_addexamples(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_addexamples)
+    on_catalog_node(ctx, args, topic_addexamples)
 }
 
 fn topic_addexamples(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
@@ -120,7 +128,7 @@ fn topic_addexamples(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     key_spec: []
 })]
 fn agent_topic_del(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_del)
+    on_catalog_node(ctx, args, topic_del)
 }
 
 fn topic_del(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
@@ -147,7 +155,7 @@ fn topic_del(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     key_spec: []
 })]
 fn agent_topic_reset(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_reset)
+    on_catalog_node(ctx, args, topic_reset)
 }
 
 fn topic_reset(ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {
@@ -175,7 +183,7 @@ fn topic_reset(ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {
     key_spec: []
 })]
 fn agent_topic_get(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_get)
+    on_catalog_node(ctx, args, topic_get)
 }
 
 fn topic_get(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
@@ -202,7 +210,7 @@ fn topic_get(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     key_spec: []
 })]
 fn agent_topic_list(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
-    super::run(ctx, args, topic_list)
+    on_catalog_node(ctx, args, topic_list)
 }
 
 fn topic_list(ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {

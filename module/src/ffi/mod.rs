@@ -12,12 +12,14 @@ use valkey_module::{raw, Context};
 use crate::metrics;
 
 mod blocking;
+mod cluster;
 mod keys;
 mod streams;
 mod timers;
 mod types;
 
 pub use blocking::*;
+pub use cluster::*;
 pub use keys::*;
 pub use streams::*;
 pub use timers::*;

@@ -1,0 +1,190 @@
+//! Valkey Cluster: hash slots, what this node serves, and slots arriving by atomic slot migration.
+//!
+//! On a cluster node a command may only touch keys of the slots its key specs name (the server
+//! routed it by them, and while it runs the server looks every key up in the calling command's
+//! slot). So the module:
+//! - never opens a subscriber's key from inside a command: subscriber fan-outs run from the timer,
+//!   where every key is looked up in its own slot;
+//! - declares every key of AGENT.FANOUT to the server's routing (getkeys-api), so mixed slots get
+//!   CROSSSLOT, and migrating ones ASK / TRYAGAIN, before anything is written;
+//! - replicates deliveries one slot at a time, which atomic slot migration (Valkey 9) needs to
+//!   forward them to a slot's new owner;
+//! - leaves users of slots that are being imported by atomic slot migration to their source node
+//!   until the import completes, and forgets the users of slots exported or aborted.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use valkey_module::{CallOptionsBuilder, CallReply, CallResult, Context, ContextFlags};
+
+use crate::topic_stream::reply_bytes;
+use crate::{ffi, index, metrics};
+
+pub const SLOTS: u16 = 16384;
+
+static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
+
+/// Called once at load: whether this server runs with `cluster-enabled yes`.
+pub fn init(ctx: &Context) {
+    CLUSTER_MODE.store(ctx.get_flags().contains(ContextFlags::CLUSTER), Ordering::Relaxed);
+}
+
+pub fn enabled() -> bool {
+    CLUSTER_MODE.load(Ordering::Relaxed)
+}
+
+/// CRC16/XMODEM, the checksum Valkey Cluster hashes keys with.
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for &b in bytes {
+        crc ^= (b as u16) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// The hash slot of a key: of the part between the first `{` and the next `}` when that part is
+/// not empty, else of the whole key.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let hashed = match key.iter().position(|&b| b == b'{') {
+        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
+            _ => key,
+        },
+        None => key,
+    };
+    crc16(hashed) & (SLOTS - 1)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Atomic slot migration (Valkey 9): slots this node is importing are served by their source node
+// until the import completes; their users are skipped by fan-outs here meanwhile (the source's
+// deliveries reach them through the migration's replication stream).
+
+static IMPORTING: Mutex<Vec<(u16, u16)>> = Mutex::new(Vec::new());
+static ANY_IMPORTING: AtomicBool = AtomicBool::new(false);
+
+pub fn importing(slot: u16) -> bool {
+    ANY_IMPORTING.load(Ordering::Relaxed)
+        && IMPORTING.lock().unwrap_or_else(|p| p.into_inner()).iter().any(|&(a, b)| a <= slot && slot <= b)
+}
+
+/// True while some slot is being imported here (a fan-out then checks each user's slot).
+pub fn any_importing() -> bool {
+    ANY_IMPORTING.load(Ordering::Relaxed)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migration {
+    ImportStarted,
+    ImportCompleted,
+    ImportAborted,
+    ExportCompleted,
+    Other,
+}
+
+/// A server event of atomic slot migration, with the slot ranges it concerns.
+pub fn on_migration(event: Migration, ranges: &[(u16, u16)]) {
+    let mut importing = IMPORTING.lock().unwrap_or_else(|p| p.into_inner());
+    match event {
+        Migration::ImportStarted => importing.extend_from_slice(ranges),
+        Migration::ImportCompleted | Migration::ImportAborted => importing.retain(|r| !ranges.contains(r)),
+        Migration::ExportCompleted | Migration::Other => {}
+    }
+    ANY_IMPORTING.store(!importing.is_empty(), Ordering::Relaxed);
+    drop(importing);
+    if matches!(event, Migration::ImportAborted | Migration::ExportCompleted) {
+        // The server drops these slots' keys; their users must not stay in the index.
+        let forgotten = forget_slots(ranges);
+        metrics::CLUSTER_SLOT_USERS_FORGOTTEN.add(forgotten as u64);
+    }
+    metrics::CLUSTER_MIGRATION_EVENTS.incr();
+    ffi::log_notice(&format!("agentic: atomic slot migration {event:?} for slots {ranges:?}"));
+}
+
+/// Removes every index entry of a user in these slots; returns how many users.
+fn forget_slots(ranges: &[(u16, u16)]) -> usize {
+    ffi::invalidate_remembered_values();
+    let in_ranges = |key: &[u8]| {
+        let s = key_slot(key);
+        ranges.iter().any(|&(a, b)| a <= s && s <= b)
+    };
+    index::with(|ix| {
+        let keys = ix.keys_matching(in_ranges);
+        keys.iter().for_each(|k| ix.remove_everywhere(k));
+        keys.len()
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which node serves a slot, for commands whose key is implicit (the topic catalog).
+
+pub enum Owner {
+    Myself,
+    Other { host: String, port: i64 },
+    Unknown,
+}
+
+/// The primary serving `slot`, from CLUSTER SLOTS (rare commands only: it renders the slot map).
+pub fn owner_of(ctx: &Context, slot: u16) -> Owner {
+    let Some(me) = ffi::my_cluster_id() else { return Owner::Unknown };
+    let opts = CallOptionsBuilder::new().errors_as_replies().build();
+    let Ok(CallReply::Array(ranges)) = ctx.call_ext::<_, CallResult>("CLUSTER", &opts, &[&b"SLOTS"[..]]) else {
+        return Owner::Unknown;
+    };
+    for range in ranges.iter().flatten() {
+        let CallReply::Array(r) = range else { continue };
+        let (Some(Ok(CallReply::I64(a))), Some(Ok(CallReply::I64(b))), Some(Ok(CallReply::Array(node)))) = (r.get(0), r.get(1), r.get(2))
+        else {
+            continue;
+        };
+        if !(a.to_i64() <= slot as i64 && slot as i64 <= b.to_i64()) {
+            continue;
+        }
+        let host = node.get(0).and_then(|h| h.ok()).map(|h| String::from_utf8_lossy(&reply_bytes(&h)).into_owned());
+        let port = match node.get(1) {
+            Some(Ok(CallReply::I64(p))) => p.to_i64(),
+            _ => 0,
+        };
+        let id = node.get(2).and_then(|h| h.ok()).map(|h| reply_bytes(&h));
+        return match (host, id) {
+            (_, Some(id)) if id == me.as_bytes() => Owner::Myself,
+            (Some(host), _) => Owner::Other { host, port },
+            _ => Owner::Unknown,
+        };
+    }
+    Owner::Unknown
+}
+
+/// For commands that act on `key` without naming it: Ok on the node serving its slot (and
+/// outside cluster mode), else the redirection the server itself would give for that key.
+pub fn serve_here(ctx: &Context, key: &[u8]) -> Result<(), valkey_module::ValkeyError> {
+    if !enabled() {
+        return Ok(());
+    }
+    let slot = key_slot(key);
+    match owner_of(ctx, slot) {
+        Owner::Myself => Ok(()),
+        Owner::Other { host, port } => Err(valkey_module::ValkeyError::String(format!("MOVED {slot} {host}:{port}"))),
+        Owner::Unknown => Err(valkey_module::ValkeyError::String(format!("CLUSTERDOWN Hash slot {slot} not served"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_match_the_cluster_spec() {
+        // Reference values from the Redis Cluster specification and CLUSTER KEYSLOT.
+        assert_eq!(crc16(b"123456789"), 0x31C3);
+        assert_eq!(key_slot(b"foo"), 12182);
+        assert_eq!(key_slot(b"news_raw"), key_slot(b"{news_raw}:dedup:1"));
+        assert_eq!(key_slot(b"user:{42}"), key_slot(b"42"));
+        assert_eq!(key_slot(b"user:{}"), crc16(b"user:{}") & 16383);
+        assert_eq!(key_slot(b"a{b}{c}"), key_slot(b"b"));
+        assert_eq!(key_slot(b"{"), crc16(b"{") & 16383);
+    }
+}
