@@ -119,43 +119,147 @@ fn forget_slots(ranges: &[(u16, u16)]) -> usize {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Which node serves a slot, for commands whose key is implicit (the topic catalog).
+// The slots this node's shard serves, from CLUSTER SLOT-STATS (which, unlike CLUSTER SLOTS and
+// NODES, can be called from a timer: those read the calling client's address, and 8.0 crashes
+// on the module's client there). Cached briefly: the pipeline asks every tick.
 
-pub enum Owner {
-    Myself,
-    Other { host: String, port: i64 },
-    Unknown,
+pub struct MySlots {
+    bits: Vec<u64>,
+    ranges: Vec<(u16, u16)>,
 }
 
-/// The primary serving `slot`, from CLUSTER SLOTS (rare commands only: it renders the slot map).
-pub fn owner_of(ctx: &Context, slot: u16) -> Owner {
-    let Some(me) = ffi::my_cluster_id() else { return Owner::Unknown };
+impl MySlots {
+    pub fn serves(&self, slot: u16) -> bool {
+        self.bits[slot as usize / 64] & (1u64 << (slot % 64)) != 0
+    }
+
+    pub fn ranges(&self) -> &[(u16, u16)] {
+        &self.ranges
+    }
+}
+
+static MY_SLOTS: Mutex<Option<(std::time::Instant, std::sync::Arc<MySlots>)>> = Mutex::new(None);
+
+pub fn my_slots(ctx: &Context, max_age: std::time::Duration) -> std::sync::Arc<MySlots> {
+    if let Some((at, slots)) = MY_SLOTS.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if at.elapsed() < max_age {
+            return slots.clone();
+        }
+    }
+    let slots = std::sync::Arc::new(read_my_slots(ctx));
+    *MY_SLOTS.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), slots.clone()));
+    slots
+}
+
+fn read_my_slots(ctx: &Context) -> MySlots {
+    let mut bits = vec![0u64; SLOTS as usize / 64];
+    let opts = CallOptionsBuilder::new().errors_as_replies().build();
+    let reply = ctx.call_ext::<_, CallResult>("CLUSTER", &opts, &[&b"SLOT-STATS"[..], b"SLOTSRANGE", b"0", b"16383"]);
+    if let Ok(CallReply::Array(entries)) = reply {
+        for entry in entries.iter().flatten() {
+            let CallReply::Array(e) = entry else { continue };
+            let slot = match e.get(0) {
+                Some(Ok(CallReply::I64(slot))) => slot.to_i64(),
+                _ => continue,
+            };
+            if (0..SLOTS as i64).contains(&slot) {
+                bits[slot as usize / 64] |= 1u64 << (slot % 64);
+            }
+        }
+    }
+    let mut ranges: Vec<(u16, u16)> = Vec::new();
+    for slot in 0..SLOTS {
+        if bits[slot as usize / 64] & (1u64 << (slot % 64)) == 0 {
+            continue;
+        }
+        match ranges.last_mut() {
+            Some((_, end)) if *end + 1 == slot => *end = slot,
+            _ => ranges.push((slot, slot)),
+        }
+    }
+    MySlots { bits, ranges }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which node serves a slot, from CLUSTER SLOTS: for commands only (see above).
+
+#[derive(Clone, Debug)]
+pub struct NodeAddr {
+    pub id: Vec<u8>,
+    pub host: String,
+    pub port: i64,
+}
+
+struct SlotMap {
+    me: Vec<u8>,
+    nodes: Vec<NodeAddr>,
+    /// Index into `nodes` per slot; u16::MAX where no node serves it.
+    owner: Vec<u16>,
+}
+
+impl SlotMap {
+    fn owner(&self, slot: u16) -> Option<&NodeAddr> {
+        self.owner.get(slot as usize).and_then(|&i| self.nodes.get(i as usize))
+    }
+
+    pub fn is_me(&self, node: &NodeAddr) -> bool {
+        node.id == self.me
+    }
+}
+
+static SLOT_MAP: Mutex<Option<(std::time::Instant, std::sync::Arc<SlotMap>)>> = Mutex::new(None);
+
+/// The slot map, re-read when older than `max_age`. None outside cluster mode or when the
+/// server's answer cannot be read. Only from a command (see `my_slots`).
+fn slot_map(ctx: &Context, max_age: std::time::Duration) -> Option<std::sync::Arc<SlotMap>> {
+    if !enabled() {
+        return None;
+    }
+    if let Some((at, map)) = SLOT_MAP.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        if at.elapsed() < max_age {
+            return Some(map.clone());
+        }
+    }
+    let map = std::sync::Arc::new(read_slot_map(ctx)?);
+    *SLOT_MAP.lock().unwrap_or_else(|p| p.into_inner()) = Some((std::time::Instant::now(), map.clone()));
+    Some(map)
+}
+
+fn read_slot_map(ctx: &Context) -> Option<SlotMap> {
+    let me = ffi::my_cluster_id()?.into_bytes();
     let opts = CallOptionsBuilder::new().errors_as_replies().build();
     let Ok(CallReply::Array(ranges)) = ctx.call_ext::<_, CallResult>("CLUSTER", &opts, &[&b"SLOTS"[..]]) else {
-        return Owner::Unknown;
+        return None;
     };
+    let mut map = SlotMap { me, nodes: Vec::new(), owner: vec![u16::MAX; SLOTS as usize] };
     for range in ranges.iter().flatten() {
         let CallReply::Array(r) = range else { continue };
         let (Some(Ok(CallReply::I64(a))), Some(Ok(CallReply::I64(b))), Some(Ok(CallReply::Array(node)))) = (r.get(0), r.get(1), r.get(2))
         else {
             continue;
         };
-        if !(a.to_i64() <= slot as i64 && slot as i64 <= b.to_i64()) {
+        let (a, b) = (a.to_i64(), b.to_i64());
+        if !(0 <= a && a <= b && b < SLOTS as i64) {
             continue;
         }
-        let host = node.get(0).and_then(|h| h.ok()).map(|h| String::from_utf8_lossy(&reply_bytes(&h)).into_owned());
+        let host = node.get(0).and_then(|h| h.ok()).map(|h| String::from_utf8_lossy(&reply_bytes(&h)).into_owned()).unwrap_or_default();
         let port = match node.get(1) {
             Some(Ok(CallReply::I64(p))) => p.to_i64(),
             _ => 0,
         };
-        let id = node.get(2).and_then(|h| h.ok()).map(|h| reply_bytes(&h));
-        return match (host, id) {
-            (_, Some(id)) if id == me.as_bytes() => Owner::Myself,
-            (Some(host), _) => Owner::Other { host, port },
-            _ => Owner::Unknown,
+        let Some(id) = node.get(2).and_then(|h| h.ok()).map(|h| reply_bytes(&h)) else { continue };
+        let index = match map.nodes.iter().position(|n| n.id == id) {
+            Some(i) => i,
+            None => {
+                map.nodes.push(NodeAddr { id, host, port });
+                map.nodes.len() - 1
+            }
         };
+        for slot in a..=b {
+            map.owner[slot as usize] = index as u16;
+        }
     }
-    Owner::Unknown
+    Some(map)
 }
 
 /// For commands that act on `key` without naming it: Ok on the node serving its slot (and
@@ -165,10 +269,11 @@ pub fn serve_here(ctx: &Context, key: &[u8]) -> Result<(), valkey_module::Valkey
         return Ok(());
     }
     let slot = key_slot(key);
-    match owner_of(ctx, slot) {
-        Owner::Myself => Ok(()),
-        Owner::Other { host, port } => Err(valkey_module::ValkeyError::String(format!("MOVED {slot} {host}:{port}"))),
-        Owner::Unknown => Err(valkey_module::ValkeyError::String(format!("CLUSTERDOWN Hash slot {slot} not served"))),
+    let map = slot_map(ctx, std::time::Duration::ZERO);
+    match map.as_ref().and_then(|m| m.owner(slot).map(|o| (m.is_me(o), o.clone()))) {
+        Some((true, _)) => Ok(()),
+        Some((false, o)) => Err(valkey_module::ValkeyError::String(format!("MOVED {slot} {}:{}", o.host, o.port))),
+        None => Err(valkey_module::ValkeyError::String(format!("CLUSTERDOWN Hash slot {slot} not served"))),
     }
 }
 

@@ -144,12 +144,26 @@ pub const PIPELINE_STREAM_MAXLEN_MIN: i64 = 1;
 pub const PIPELINE_STREAM_MAXLEN_MAX: i64 = i64::MAX;
 pub static PIPELINE_STREAM_MAXLEN: AtomicI64 = AtomicI64::new(PIPELINE_STREAM_MAXLEN_DEFAULT);
 
+/// Cluster pipeline: an article not acknowledged for every slot after this many ms is sent again
+/// to the nodes serving the missing slots.
+pub const CLUSTER_RESEND_MS_DEFAULT: i64 = 1_000;
+pub const CLUSTER_RESEND_MS_MIN: i64 = 10;
+pub const CLUSTER_RESEND_MS_MAX: i64 = 600_000;
+pub static CLUSTER_RESEND_MS: AtomicI64 = AtomicI64::new(CLUSTER_RESEND_MS_DEFAULT);
+
+/// Cluster pipeline: a node acknowledges an article once its replicas have the effects, or after
+/// this many ms without them (counted in `cluster_acks_unconfirmed`).
+pub const CLUSTER_ACK_WAIT_MS_DEFAULT: i64 = 5_000;
+pub const CLUSTER_ACK_WAIT_MS_MIN: i64 = 0;
+pub const CLUSTER_ACK_WAIT_MS_MAX: i64 = 600_000;
+pub static CLUSTER_ACK_WAIT_MS: AtomicI64 = AtomicI64::new(CLUSTER_ACK_WAIT_MS_DEFAULT);
+
 /// Enables AGENT.DEBUG (fault injection for tests), like Valkey's enable-debug-command.
 pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 20] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 22] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -171,6 +185,8 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 20] {
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
         ("sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX),
         ("sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX),
+        ("cluster-resend-ms", &CLUSTER_RESEND_MS, CLUSTER_RESEND_MS_MIN, CLUSTER_RESEND_MS_MAX),
+        ("cluster-ack-wait-ms", &CLUSTER_ACK_WAIT_MS, CLUSTER_ACK_WAIT_MS_MIN, CLUSTER_ACK_WAIT_MS_MAX),
     ]
 }
 
@@ -276,4 +292,12 @@ pub fn pipeline_max_inflight() -> usize {
 
 pub fn pipeline_stream_maxlen() -> u64 {
     get(&PIPELINE_STREAM_MAXLEN).clamp(PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX) as u64
+}
+
+pub fn cluster_resend_ms() -> u64 {
+    get(&CLUSTER_RESEND_MS).clamp(CLUSTER_RESEND_MS_MIN, CLUSTER_RESEND_MS_MAX) as u64
+}
+
+pub fn cluster_ack_wait_ms() -> u64 {
+    get(&CLUSTER_ACK_WAIT_MS).clamp(CLUSTER_ACK_WAIT_MS_MIN, CLUSTER_ACK_WAIT_MS_MAX) as u64
 }

@@ -3,6 +3,8 @@
 
 pub mod classify;
 mod cluster;
+mod cluster_msg;
+mod cluster_pipeline;
 mod codec;
 mod commands;
 mod configs;
@@ -72,6 +74,9 @@ fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
         return Status::Err;
     }
     cluster::init(ctx);
+    if cluster::enabled() {
+        ffi::register_cluster_receivers(ctx, &[cluster_msg::ARTICLE, cluster_msg::ACK, cluster_msg::NACK]);
+    }
     if ffi::handle_atomic_slot_migration(ctx) {
         ctx.log_notice("agentic: following atomic slot migration (Valkey 9)");
     }
@@ -121,6 +126,8 @@ valkey_module! {
             ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
             ["sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_DEFAULT, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
             ["sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_DEFAULT, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["cluster-resend-ms", &CLUSTER_RESEND_MS, CLUSTER_RESEND_MS_DEFAULT, CLUSTER_RESEND_MS_MIN, CLUSTER_RESEND_MS_MAX, ConfigurationFlags::DEFAULT, None],
+            ["cluster-ack-wait-ms", &CLUSTER_ACK_WAIT_MS, CLUSTER_ACK_WAIT_MS_DEFAULT, CLUSTER_ACK_WAIT_MS_MIN, CLUSTER_ACK_WAIT_MS_MAX, ConfigurationFlags::DEFAULT, None],
         ],
         string: [
             ["model-dir", &MODEL_DIR, "", ConfigurationFlags::DEFAULT, Some(Box::new(on_model_dir_changed))],

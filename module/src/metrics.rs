@@ -150,6 +150,25 @@ pub static CLUSTER_IMPORTING_SKIPPED: Counter = Counter::new();
 /// Index entries dropped because their slot was exported or its import aborted.
 pub static CLUSTER_SLOT_USERS_FORGOTTEN: Counter = Counter::new();
 pub static CLUSTER_MIGRATION_EVENTS: Counter = Counter::new();
+/// Cluster pipeline: articles the ingest node sent; articles this node applied, and applied again
+/// (sent again after a lost message or acknowledgement, a failover or a moved slot); messages
+/// sent over the bus and their bytes; sends the server refused (link down: re-sent later);
+/// NACKs sent (an article arrived out of sequence); articles sent again; acknowledgements sent,
+/// and sent without the replicas confirming within cluster-ack-wait-ms; messages that did not
+/// decode; stream entries appended with a new id because the stream had moved past theirs.
+pub static CLUSTER_ARTICLES_SENT: Counter = Counter::new();
+pub static CLUSTER_ARTICLES_APPLIED: Counter = Counter::new();
+pub static CLUSTER_ARTICLES_REAPPLIED: Counter = Counter::new();
+pub static CLUSTER_BUS_MESSAGES: Counter = Counter::new();
+pub static CLUSTER_BUS_BYTES: Counter = Counter::new();
+pub static CLUSTER_BUS_SEND_FAILURES: Counter = Counter::new();
+pub static CLUSTER_NACKS_SENT: Counter = Counter::new();
+pub static CLUSTER_RESENDS: Counter = Counter::new();
+pub static CLUSTER_ACKS_SENT: Counter = Counter::new();
+pub static CLUSTER_ACKS_UNCONFIRMED: Counter = Counter::new();
+pub static CLUSTER_MESSAGES_MALFORMED: Counter = Counter::new();
+pub static CLUSTER_STREAM_REORDERED: Counter = Counter::new();
+pub static CLUSTER_OUTSTANDING: Gauge = Gauge::new();
 
 // Memory and health
 /// Estimated bytes held by user values (feeds, seen filters, interests).
@@ -255,6 +274,19 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("cluster_importing_skipped".into(), c(&CLUSTER_IMPORTING_SKIPPED)),
         ("cluster_slot_users_forgotten".into(), c(&CLUSTER_SLOT_USERS_FORGOTTEN)),
         ("cluster_migration_events".into(), c(&CLUSTER_MIGRATION_EVENTS)),
+        ("cluster_articles_sent".into(), c(&CLUSTER_ARTICLES_SENT)),
+        ("cluster_articles_applied".into(), c(&CLUSTER_ARTICLES_APPLIED)),
+        ("cluster_articles_reapplied".into(), c(&CLUSTER_ARTICLES_REAPPLIED)),
+        ("cluster_bus_messages".into(), c(&CLUSTER_BUS_MESSAGES)),
+        ("cluster_bus_bytes".into(), c(&CLUSTER_BUS_BYTES)),
+        ("cluster_bus_send_failures".into(), c(&CLUSTER_BUS_SEND_FAILURES)),
+        ("cluster_nacks_sent".into(), c(&CLUSTER_NACKS_SENT)),
+        ("cluster_resends".into(), c(&CLUSTER_RESENDS)),
+        ("cluster_acks_sent".into(), c(&CLUSTER_ACKS_SENT)),
+        ("cluster_acks_unconfirmed".into(), c(&CLUSTER_ACKS_UNCONFIRMED)),
+        ("cluster_messages_malformed".into(), c(&CLUSTER_MESSAGES_MALFORMED)),
+        ("cluster_stream_reordered".into(), c(&CLUSTER_STREAM_REORDERED)),
+        ("cluster_outstanding".into(), Int(CLUSTER_OUTSTANDING.get())),
         ("user_keys".into(), Int(USER_KEYS.get())),
         ("user_bytes".into(), Int(USER_BYTES.get())),
         ("classify_calls".into(), c(&CLASSIFY_CALLS)),

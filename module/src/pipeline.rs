@@ -9,7 +9,7 @@
 //! document and the feeds' seen-filters make the redo idempotent, so nothing is lost and nobody
 //! gets an article twice.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -24,7 +24,7 @@ use crate::feed::DocRef;
 use crate::seen::DocHash;
 use crate::topic_stream::{self, reply_bytes};
 use crate::user::DeliverySpec;
-use crate::{configs, ffi, index, metrics};
+use crate::{cluster, cluster_pipeline, configs, ffi, index, metrics};
 
 pub const STREAM: &str = "news_raw";
 pub const GROUP: &str = "agentic";
@@ -44,9 +44,13 @@ struct State {
     pending_from: Option<String>,
     /// Entry ids read and not yet acknowledged (classifying or fanning out).
     inflight: BTreeSet<String>,
+    /// Cluster mode: articles in news_raw order, filled in as they are classified and sent from
+    /// the front, so every node applies them in the order they were ingested.
+    order: BTreeMap<(u64, u64), Option<cluster_pipeline::Outgoing>>,
 }
 
-static STATE: Mutex<State> = Mutex::new(State { group_ready: false, pending_from: Some(String::new()), inflight: BTreeSet::new() });
+static STATE: Mutex<State> =
+    Mutex::new(State { group_ready: false, pending_from: Some(String::new()), inflight: BTreeSet::new(), order: BTreeMap::new() });
 static CLASSIFIED: Mutex<Vec<Classified>> = Mutex::new(Vec::new());
 static TICKING: AtomicBool = AtomicBool::new(false);
 
@@ -85,33 +89,50 @@ pub fn tick(ctx: &Context) {
 
 fn step(ctx: &Context) -> bool {
     let flags = ctx.get_flags();
-    if !configs::pipeline_enabled() || !flags.contains(ContextFlags::MASTER) || flags.contains(ContextFlags::LOADING) {
+    let primary = flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING);
+    // On a cluster every primary applies the articles the ingest node sends, pipeline or not.
+    let cluster_busy = cluster::enabled() && primary && cluster_pipeline::tick(ctx);
+    let ingest = configs::pipeline_enabled() && primary && (!cluster::enabled() || serves_news_raw(ctx));
+    if !ingest {
         let mut s = state();
         s.group_ready = false;
         s.pending_from = Some(String::new());
-        return false;
-    }
-    if crate::cluster::enabled() {
-        // The pipeline writes documents and topic streams of every slot; on a cluster node those
-        // writes are refused for slots served elsewhere, and a retry loop would classify the same
-        // articles over and over. Until the cross-shard pipeline exists, it stays idle there.
-        if !CLUSTER_WARNED.swap(true, Ordering::Relaxed) {
-            ffi::log_warning("agentic: the in-server pipeline does not run on a cluster node yet; news_raw is left to external agents (see README, Cluster)");
+        if cluster::enabled() {
+            // A new ingest node (or this one later) starts a new session from news_raw's pending entries.
+            s.inflight.clear();
+            s.order.clear();
         }
-        return false;
+        drop(s);
+        cluster_pipeline::stop_sending();
+        if !primary {
+            cluster_pipeline::forget_sessions();
+        }
+        return cluster_busy;
     }
     if ffi::selected_db(ctx) != 0 {
         ffi::select_db(ctx, 0);
     }
     finish_classified(ctx);
     if !ensure_group(ctx) {
-        return false;
+        return cluster_busy;
     }
     read_more(ctx);
     update_backlog(ctx);
     let s = state();
     metrics::PIPELINE_INFLIGHT.set(s.inflight.len() as i64);
-    !s.inflight.is_empty() || s.pending_from.is_some()
+    metrics::CLUSTER_OUTSTANDING.set(cluster_pipeline::outstanding() as i64);
+    cluster_busy || !s.inflight.is_empty() || s.pending_from.is_some()
+}
+
+/// On a cluster the ingest node is the primary serving news_raw's slot.
+fn serves_news_raw(ctx: &Context) -> bool {
+    cluster::my_slots(ctx, std::time::Duration::from_millis(200)).serves(cluster::key_slot(STREAM.as_bytes()))
+}
+
+/// (ms, seq) of a stream entry id, for ordering.
+fn id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 fn ensure_group(ctx: &Context) -> bool {
@@ -182,12 +203,19 @@ fn read_more(ctx: &Context) {
         };
         match parse_article(&fields) {
             Ok((article_id, doc, text)) => {
-                state().inflight.insert(entry_id.clone());
+                {
+                    let mut s = state();
+                    s.inflight.insert(entry_id.clone());
+                    if cluster::enabled() {
+                        s.order.insert(id_order(&entry_id), None);
+                    }
+                }
                 let job = PipelineJob { entry_id: entry_id.clone(), article_id, doc: Some(doc), text, catalog: catalog.clone() };
                 if !pool::submit(Box::new(job)) {
                     // Queue full: leave it pending, it is re-read later.
                     let mut s = state();
                     s.inflight.remove(&entry_id);
+                    s.order.remove(&id_order(&entry_id));
                     if s.pending_from.is_none() {
                         s.pending_from = Some(String::new());
                     }
@@ -204,7 +232,6 @@ fn read_more(ctx: &Context) {
 }
 
 static CATALOG_WARNED: AtomicBool = AtomicBool::new(false);
-static CLUSTER_WARNED: AtomicBool = AtomicBool::new(false);
 
 /// The topic catalog to classify against; None (logged once, counted) while the catalog key
 /// holds something else, so articles wait in the stream instead of being classified wrongly.
@@ -326,6 +353,13 @@ impl Drop for PipelineJob {
 
 /// Stores, appends and fans out every classified article; acknowledges each when its fan-out ends.
 fn finish_classified(ctx: &Context) {
+    take_classified(ctx);
+    if cluster::enabled() {
+        send_in_order(ctx);
+    }
+}
+
+fn take_classified(ctx: &Context) {
     let done: Vec<Classified> = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()));
     for c in done {
         let Classified { entry_id, article_id, mut doc, result } = c;
@@ -336,6 +370,7 @@ fn finish_classified(ctx: &Context) {
                 metrics::PIPELINE_RETRIES.incr();
                 let mut s = state();
                 s.inflight.remove(&entry_id);
+                s.order.remove(&id_order(&entry_id));
                 if s.pending_from.is_none() {
                     s.pending_from = Some(String::new());
                 }
@@ -352,6 +387,13 @@ fn finish_classified(ctx: &Context) {
         let payload = serde_json::Value::Object(doc).to_string();
         let doc_key = format!("doc:{{{article_id}}}");
         let stream_key = format!("topic:{topic}");
+        if cluster::enabled() {
+            let out = cluster_pipeline::Outgoing { entry_id: entry_id.clone(), ingest_ms, topic, doc_key, stream_key, payload };
+            if let Some(slot) = state().order.get_mut(&id_order(&entry_id)) {
+                *slot = Some(out);
+            }
+            continue;
+        }
         if let Err(e) = deliver(ctx, &topic, &doc_key, &stream_key, &payload, entry_id.clone(), ingest_ms) {
             metrics::PIPELINE_FAILURES.incr();
             ffi::log_warning(&format!("agentic: pipeline could not deliver {entry_id}: {e}"));
@@ -362,6 +404,30 @@ fn finish_classified(ctx: &Context) {
             }
         }
     }
+}
+
+/// Cluster mode: sends the classified articles at the front of news_raw order.
+fn send_in_order(ctx: &Context) {
+    loop {
+        let next = {
+            let mut s = state();
+            match s.order.first_entry() {
+                Some(e) if e.get().is_some() => e.remove(),
+                _ => None,
+            }
+        };
+        let Some(out) = next else { break };
+        cluster_pipeline::send_article(ctx, out);
+    }
+}
+
+/// Cluster mode: every slot has the article; acknowledge it in news_raw.
+pub fn article_done(ctx: &Context, entry_id: &str, ingest_ms: u64, delivered: u64) {
+    ack(ctx, entry_id);
+    state().inflight.remove(entry_id);
+    metrics::PIPELINE_DELIVERED.incr();
+    metrics::PIPELINE_DELIVERIES.add(delivered);
+    metrics::PIPELINE_LAG_MS.record(ffi::now_ms().saturating_sub(ingest_ms));
 }
 
 fn deliver(

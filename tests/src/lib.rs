@@ -554,6 +554,7 @@ pub struct ClusterBuilder {
 pub struct Cluster {
     pub nodes: Vec<Server>,
     pub primaries: usize,
+    template: ServerBuilder,
 }
 
 impl ClusterBuilder {
@@ -573,22 +574,20 @@ impl ClusterBuilder {
     /// cluster that covers all slots.
     pub fn start(self) -> Cluster {
         let total = self.primaries * (1 + self.replicas);
-        let nodes: Vec<Server> = (0..total)
-            .map(|_| {
-                self.node
-                    .clone()
-                    .arg("--cluster-enabled", "yes")
-                    .arg("--cluster-config-file", "nodes.conf")
-                    .arg("--cluster-node-timeout", "2000")
-                    .start()
-            })
-            .collect();
-        let cluster = Cluster { nodes, primaries: self.primaries };
+        let template = self
+            .node
+            .clone()
+            .arg("--cluster-enabled", "yes")
+            .arg("--cluster-config-file", "nodes.conf")
+            .arg("--cluster-node-timeout", "2000");
+        let nodes: Vec<Server> = (0..total).map(|_| template.clone().start()).collect();
+        let cluster = Cluster { nodes, primaries: self.primaries, template };
         let per = 16384 / self.primaries;
         for i in 0..self.primaries {
             let first = i * per;
             let last = if i + 1 == self.primaries { 16383 } else { first + per - 1 };
-            let _: () = redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(first).arg(last).query(&mut cluster.nodes[i].conn()).expect("ADDSLOTSRANGE");
+            let _: () =
+                redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(first).arg(last).query(&mut cluster.nodes[i].conn()).expect("ADDSLOTSRANGE");
         }
         let mut first = cluster.nodes[0].conn();
         for n in &cluster.nodes[1..] {
@@ -643,7 +642,8 @@ impl Cluster {
                 };
                 ranges.iter().any(|r| {
                     let redis::Value::Array(r) = r else { return false };
-                    let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b)), Some(redis::Value::Array(owner))) = (r.first(), r.get(1), r.get(2))
+                    let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b)), Some(redis::Value::Array(owner))) =
+                        (r.first(), r.get(1), r.get(2))
                     else {
                         return false;
                     };
@@ -652,6 +652,19 @@ impl Cluster {
                 })
             })
             .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+    }
+
+    /// SIGKILLs node `i` and starts it again on the same port and data dir (its nodes.conf brings
+    /// it back into the cluster; with AOF on, its data too). Returns once it answers PING.
+    pub fn kill9_and_restart(&mut self, i: usize, down_for: Duration) {
+        let port = self.nodes[i].port;
+        let placeholder = ServerBuilder::new().no_module().start();
+        let old = std::mem::replace(&mut self.nodes[i], placeholder);
+        let dir = old.kill9();
+        thread::sleep(down_for);
+        let restarted = self.template.clone().port(port).adopt_dir(dir).start();
+        let placeholder = std::mem::replace(&mut self.nodes[i], restarted);
+        drop(placeholder);
     }
 
     /// `CLUSTER KEYSLOT key`, asked of the first node.
@@ -666,11 +679,7 @@ impl Cluster {
 
     fn wait_known_nodes(&self, total: usize) {
         let ok = wait_for(
-            || {
-                self.nodes.iter().all(|n| {
-                    info_field_cluster(n, "cluster_known_nodes").and_then(|v| v.parse::<usize>().ok()) == Some(total)
-                })
-            },
+            || self.nodes.iter().all(|n| info_field_cluster(n, "cluster_known_nodes").and_then(|v| v.parse::<usize>().ok()) == Some(total)),
             Duration::from_secs(20),
         );
         assert!(ok, "the nodes did not all meet");
@@ -687,7 +696,11 @@ impl Cluster {
             },
             Duration::from_secs(30),
         );
-        assert!(ok, "cluster did not become healthy: {:?}", self.nodes.iter().map(|n| info_field_cluster(n, "cluster_state")).collect::<Vec<_>>());
+        assert!(
+            ok,
+            "cluster did not become healthy: {:?}",
+            self.nodes.iter().map(|n| info_field_cluster(n, "cluster_state")).collect::<Vec<_>>()
+        );
     }
 }
 

@@ -107,12 +107,20 @@ fn subscriber_fanouts_on_each_primary_keep_every_key_in_its_slot() {
         let local: i64 = topic_counts(&mut c).get("sports").copied().unwrap_or(0);
         assert!(local > 0, "node {i} has subscribers");
         // A document key this node serves.
-        let doc = (0..).map(|k| format!("doc:{{n{i}-{k}}}")).find(|d| cluster.primary_of_key(d).port == node.port).expect("a local doc key");
+        let doc =
+            (0..).map(|k| format!("doc:{{n{i}-{k}}}")).find(|d| cluster.primary_of_key(d).port == node.port).expect("a local doc key");
         let (delivered, dups) = fanout(&mut c, "sports", &doc, "payload");
         assert_eq!((delivered, dups), (local, 0), "node {i}");
         // Named users of the document's own slot, through the routed client.
         let tag = &doc[4..doc.find('}').expect("tag") + 1];
-        let v: Value = redis::cmd("AGENT.FANOUT").arg("tech").arg(format!("doc:{tag}:2")).arg("p").arg("USERS").arg(format!("user:{tag}")).query(&mut routed).expect("USERS fan-out");
+        let v: Value = redis::cmd("AGENT.FANOUT")
+            .arg("tech")
+            .arg(format!("doc:{tag}:2"))
+            .arg("p")
+            .arg("USERS")
+            .arg(format!("user:{tag}"))
+            .query(&mut routed)
+            .expect("USERS fan-out");
         assert_eq!(parse_outcome(&v), (1, 0));
     }
     // Unsubscribe and delete some users, then fan out again.
@@ -124,7 +132,8 @@ fn subscriber_fanouts_on_each_primary_keep_every_key_in_its_slot() {
     }
     let mut delivered_total = 0;
     for (i, node) in cluster.nodes.iter().enumerate() {
-        let doc = (0..).map(|k| format!("doc:{{m{i}-{k}}}")).find(|d| cluster.primary_of_key(d).port == node.port).expect("a local doc key");
+        let doc =
+            (0..).map(|k| format!("doc:{{m{i}-{k}}}")).find(|d| cluster.primary_of_key(d).port == node.port).expect("a local doc key");
         delivered_total += fanout(&mut node.conn(), "sports", &doc, "second").0;
     }
     assert_eq!(delivered_total, 240, "every remaining subscriber, on whichever node, got it once");
@@ -154,7 +163,11 @@ fn feeds_never_read_a_document_of_another_slot() {
     let entries = feed(&mut c, "user:{u}", &[]);
     assert_eq!(entries.len(), 2);
     assert_eq!((entries[0].doc.as_str(), entries[0].payload.as_deref()), ("doc:{u}:1", Some("close by")));
-    assert_eq!((entries[1].doc.as_str(), entries[1].payload.as_deref()), ("doc:{elsewhere}", None), "another slot's document has a nil body");
+    assert_eq!(
+        (entries[1].doc.as_str(), entries[1].payload.as_deref()),
+        ("doc:{elsewhere}", None),
+        "another slot's document has a nil body"
+    );
     assert_eq!(stat(&mut c, "feed_docs_elsewhere"), 1);
     // The client reads it from the node serving it.
     let body: String = c.get("doc:{elsewhere}").expect("GET");
@@ -234,7 +247,15 @@ fn atomic_slot_migration_keeps_the_index_exact() {
     assert_eq!(before_a + before_b, 200);
     // Move node a's whole first half of slots to b.
     let b_id = cluster.node_id(b);
-    let _: Value = redis::cmd("CLUSTER").arg("MIGRATESLOTS").arg("SLOTSRANGE").arg(0).arg(4095).arg("NODE").arg(&b_id).query(&mut a.conn()).expect("MIGRATESLOTS");
+    let _: Value = redis::cmd("CLUSTER")
+        .arg("MIGRATESLOTS")
+        .arg("SLOTSRANGE")
+        .arg(0)
+        .arg(4095)
+        .arg("NODE")
+        .arg(&b_id)
+        .query(&mut a.conn())
+        .expect("MIGRATESLOTS");
     let moved = all.iter().filter(|u| cluster.key_slot(u) <= 4095).count() as i64;
     let ok = wait_for(
         || {

@@ -86,3 +86,94 @@ unsafe extern "C" fn on_atomic_slot_migration(ctx: *mut raw::RedisModuleCtx, _ei
         cluster::on_migration(event, &ranges);
     });
 }
+
+/// Sends a module message over the cluster bus to one node (fire-and-forget: lost if the link to
+/// that node is down; the pipeline's acknowledgements and re-sends cover that).
+pub fn send_cluster_message(ctx: &Context, target_id: &[u8], msg_type: u8, payload: &[u8]) -> bool {
+    let Some(send) = (unsafe { raw::RedisModule_SendClusterMessage }) else { return false };
+    let Ok(len) = u32::try_from(payload.len()) else { return false };
+    // The server reads exactly CLUSTER_NAMELEN (40) bytes of the id.
+    if target_id.len() != 40 {
+        return false;
+    }
+    let id = std::ffi::CString::new(target_id).unwrap_or_default();
+    unsafe { send(ctx.ctx, id.as_ptr(), msg_type, payload.as_ptr() as *const c_char, len) == raw::REDISMODULE_OK as c_int }
+}
+
+/// Receives the pipeline's bus messages: queued, and handled on the pipeline's next tick (writes
+/// from inside the bus handler would be propagated outside any command's order).
+pub fn register_cluster_receivers(ctx: &Context, types: &[u8]) {
+    let Some(register) = (unsafe { raw::RedisModule_RegisterClusterMessageReceiver }) else { return };
+    for &t in types {
+        unsafe { register(ctx.ctx, t, Some(on_cluster_message)) };
+    }
+}
+
+unsafe extern "C" fn on_cluster_message(ctx: *mut raw::RedisModuleCtx, sender: *const c_char, msg_type: u8, payload: *const u8, len: u32) {
+    let ctx = Context::new(ctx);
+    guard("cluster message", (), || {
+        if sender.is_null() || (payload.is_null() && len > 0) {
+            return;
+        }
+        // SAFETY: the server passes a 40-byte node id and `len` bytes, valid during the call.
+        let sender = unsafe { std::slice::from_raw_parts(sender as *const u8, 40) }.to_vec();
+        let bytes = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(payload, len as usize) }.to_vec() };
+        crate::cluster_pipeline::received(sender, msg_type, bytes);
+        schedule_pipeline_tick(&ctx, 0);
+    });
+}
+
+/// This primary's replication offset and the lowest offset its online replicas acknowledged
+/// (None without online replicas), from INFO replication.
+pub fn replication_offsets(ctx: &Context) -> (i64, Option<i64>) {
+    let info = ctx.server_info("replication");
+    let master = info.field_signed("master_repl_offset").unwrap_or(0);
+    let replicas = info.field_signed("connected_slaves").unwrap_or(0);
+    let mut lowest: Option<i64> = None;
+    for i in 0..replicas {
+        let Some(line) = info.field_c(&format!("slave{i}")) else { continue };
+        let online = line.split(',').any(|kv| kv == "state=online");
+        let offset = line.split(',').find_map(|kv| kv.strip_prefix("offset=")).and_then(|v| v.parse::<i64>().ok());
+        if let (true, Some(o)) = (online, offset) {
+            lowest = Some(lowest.map_or(o, |l: i64| l.min(o)));
+        }
+    }
+    (master, lowest)
+}
+
+/// Ids of the primaries the cluster knows, not marked failed, or of every node where the server
+/// does not tell roles (module API: safe from timers, where
+/// CLUSTER SLOTS / NODES through RM_Call would crash 8.0, which reads the calling client's address).
+pub fn cluster_primaries(ctx: &Context) -> Vec<Vec<u8>> {
+    let (Some(list), Some(free), Some(info)) =
+        (unsafe { (raw::RedisModule_GetClusterNodesList, raw::RedisModule_FreeClusterNodesList, raw::RedisModule_GetClusterNodeInfo) })
+    else {
+        return Vec::new();
+    };
+    let mut n = 0usize;
+    let ids = unsafe { list(ctx.ctx, &mut n) };
+    if ids.is_null() {
+        return Vec::new();
+    }
+    let mut primaries = Vec::new();
+    for i in 0..n {
+        // SAFETY: the list holds `n` pointers to 40-byte ids, valid until freed below.
+        let id = unsafe { *ids.add(i) };
+        if id.is_null() {
+            continue;
+        }
+        let mut flags: c_int = 0;
+        let (mut ip, mut primary_id, mut port) = ([0 as c_char; 64], [0 as c_char; 48], 0 as c_int);
+        let found = unsafe { info(ctx.ctx, id, ip.as_mut_ptr(), primary_id.as_mut_ptr(), &mut port, &mut flags) };
+        let flags = flags as u32;
+        // Valkey 9.1 answers ERR here from a timer (no client to take the address family from):
+        // such nodes are kept, and replicas ignore the pipeline's messages.
+        let primary_or_unknown =
+            found != raw::REDISMODULE_OK as c_int || (flags & raw::REDISMODULE_NODE_MASTER != 0 && flags & raw::REDISMODULE_NODE_FAIL == 0);
+        if primary_or_unknown {
+            primaries.push(unsafe { std::slice::from_raw_parts(id as *const u8, 40) }.to_vec());
+        }
+    }
+    unsafe { free(ids) };
+    primaries
+}

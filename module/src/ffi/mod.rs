@@ -151,7 +151,7 @@ pub fn replicate_deliver(
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 31] = unsafe {
+    let present: [(&str, bool); 35] = unsafe {
         [
             ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
@@ -165,6 +165,10 @@ pub fn missing_api() -> Option<&'static str> {
             ("GetBlockedClientPrivateData", { raw::RedisModule_GetBlockedClientPrivateData }.is_some()),
             ("GetExpire", { raw::RedisModule_GetExpire }.is_some()),
             ("GetSelectedDb", { raw::RedisModule_GetSelectedDb }.is_some()),
+            ("GetServerInfo", { raw::RedisModule_GetServerInfo }.is_some()),
+            ("FreeServerInfo", { raw::RedisModule_FreeServerInfo }.is_some()),
+            ("ServerInfoGetFieldSigned", { raw::RedisModule_ServerInfoGetFieldSigned }.is_some()),
+            ("ServerInfoGetFieldC", { raw::RedisModule_ServerInfoGetFieldC }.is_some()),
             ("KeyType", { raw::RedisModule_KeyType }.is_some()),
             ("Milliseconds", { raw::RedisModule_Milliseconds }.is_some()),
             ("ModuleTypeGetType", { raw::RedisModule_ModuleTypeGetType }.is_some()),

@@ -1,0 +1,147 @@
+//! One pipeline for the whole cluster: an article written to news_raw on the primary that serves
+//! it is classified once, stored once, appended to its topic stream once and delivered to every
+//! subscriber on every primary exactly once, in news_raw order; also when a primary is killed and
+//! comes back while articles flow.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use agentic_tests::{wait_for, workspace_dir, Cluster, ClusterBuilder};
+use common::*;
+use redis::cluster::ClusterConnection;
+use redis::Value;
+
+const TOPICS: [&str; 10] =
+    ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
+
+fn cluster(primaries: usize, extra: &[&'static str]) -> ClusterBuilder {
+    let model = workspace_dir().join("model/out/tiny");
+    assert!(model.join("model.onnx").is_file(), "the tiny test model is missing: run `make tiny-model` (make test does)");
+    let model = model.to_str().expect("UTF-8 path").to_string();
+    let extra: Vec<&'static str> = extra.to_vec();
+    Cluster::builder(primaries, 0).node(move |b| {
+        let mut args = vec!["model-dir", model.as_str(), "pipeline", "yes", "seen-fp-ppm", "1", "cluster-resend-ms", "300"];
+        args.extend_from_slice(&extra);
+        b.module_args(&args).arg("--cluster-require-full-coverage", "no")
+    })
+}
+
+fn add_article(c: &mut ClusterConnection, id: &str) {
+    let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
+    let _: String = redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(id).arg("data").arg(data).query(c).expect("XADD news_raw");
+}
+
+fn subscribe_everyone(c: &mut ClusterConnection, users: &[String]) {
+    for u in users {
+        let _: i64 = redis::cmd("AGENT.SUBSCRIBE").arg(u).arg(&TOPICS[..]).query(c).expect("AGENT.SUBSCRIBE");
+    }
+}
+
+fn feed_doc_keys(c: &mut ClusterConnection, user: &str) -> Vec<String> {
+    let v: Value = redis::cmd("AGENT.FEED").arg(user).arg("COUNT").arg(1000).query(c).expect("AGENT.FEED");
+    parse_feed(&v).into_iter().map(|e| e.doc).collect()
+}
+
+fn sum_stat(cluster: &Cluster, name: &str) -> i64 {
+    cluster.nodes.iter().map(|n| stat(&mut n.conn(), name)).sum()
+}
+
+fn wait_all_acked(cluster: &Cluster, n: i64, within: Duration) {
+    let ok = wait_for(|| sum_stat(cluster, "pipeline_acked") >= n, within);
+    let report: Vec<HashMap<String, String>> = cluster
+        .nodes
+        .iter()
+        .map(|node| stats(&mut node.conn()).into_iter().filter(|(k, _)| k.starts_with("cluster_") || k.starts_with("pipeline_")).collect())
+        .collect();
+    assert!(ok, "only {} of {n} articles acknowledged: {report:#?}", sum_stat(cluster, "pipeline_acked"));
+}
+
+/// Every user has every article exactly once, newest first in news_raw order; every topic
+/// stream entry, document and acknowledgement is there once.
+fn assert_exactly_once(cluster: &Cluster, users: &[String], ids: &[String]) {
+    let mut c = cluster.conn();
+    let expected: Vec<String> = ids.iter().rev().map(|id| format!("doc:{{{id}}}")).collect();
+    for u in users {
+        assert_eq!(feed_doc_keys(&mut c, u), expected, "feed of {u}");
+    }
+    let mut in_streams = 0;
+    for t in TOPICS {
+        let entries: Value = redis::cmd("XRANGE").arg(format!("topic:{t}")).arg("-").arg("+").query(&mut c).expect("XRANGE");
+        if let Value::Array(e) = entries {
+            in_streams += e.len();
+        }
+    }
+    assert_eq!(in_streams, ids.len(), "each article is in its topic stream once");
+    for id in ids {
+        let body: String = redis::cmd("GET").arg(format!("doc:{{{id}}}")).query(&mut c).expect("GET doc");
+        assert!(body.contains("\"topic\""), "{id}: {body}");
+    }
+    let pending: Value = redis::cmd("XPENDING").arg("news_raw").arg("agentic").query(&mut c).expect("XPENDING");
+    assert!(matches!(&pending, Value::Array(p) if p.first() == Some(&Value::Int(0))), "nothing pending: {pending:?}");
+    assert_eq!(sum_stat(cluster, "fanout_stale_subscribers"), 0);
+    assert_eq!(sum_stat(cluster, "cluster_messages_malformed"), 0);
+}
+
+#[test]
+fn every_article_reaches_subscribers_on_every_primary_once_in_order() {
+    let cluster = cluster(3, &[]).start();
+    let mut c = cluster.conn();
+    let users = users(0..600);
+    subscribe_everyone(&mut c, &users);
+    for node in &cluster.nodes {
+        assert!(topic_counts(&mut node.conn()).get("sports").copied().unwrap_or(0) > 100, "users on every primary");
+    }
+    let ids: Vec<String> = (0..10).map(|i| format!("a{i}")).collect();
+    for id in &ids {
+        add_article(&mut c, id);
+    }
+    wait_all_acked(&cluster, 10, Duration::from_secs(30));
+    assert_exactly_once(&cluster, &users, &ids);
+    // Only the ingest node read news_raw; every primary applied every article.
+    let ingest = cluster.primary_of_key("news_raw");
+    for node in &cluster.nodes {
+        let mut n = node.conn();
+        assert_eq!(stat(&mut n, "pipeline_read"), if node.port == ingest.port { 10 } else { 0 });
+        // Articles sent again (an acknowledgement slower than cluster-resend-ms) are applied again
+        // and change nothing; they are counted apart.
+        let applied = stat(&mut n, "cluster_articles_applied") - stat(&mut n, "cluster_articles_reapplied");
+        assert_eq!(applied, 10, "node {}", node.port);
+    }
+    assert_eq!(sum_stat(&cluster, "pipeline_deliveries"), 6000);
+}
+
+#[test]
+fn a_primary_killed_and_restarted_mid_stream_misses_nothing_and_gets_nothing_twice() {
+    let mut cluster = cluster(3, &[]).node(|b| b.arg("--appendonly", "yes").arg("--appendfsync", "always")).start();
+    let mut c = cluster.conn();
+    let users = users(0..300);
+    subscribe_everyone(&mut c, &users);
+    let ingest_port = cluster.primary_of_key("news_raw").port;
+    let victim = cluster.nodes.iter().position(|n| n.port != ingest_port).expect("another primary");
+    let ids: Vec<String> = (0..30).map(|i| format!("k{i}")).collect();
+    for id in &ids[..10] {
+        add_article(&mut c, id);
+    }
+    wait_all_acked(&cluster, 10, Duration::from_secs(30));
+    // While the victim is down, articles go on arriving at the ingest node.
+    let url = cluster.nodes.iter().find(|n| n.port == ingest_port).expect("ingest").url();
+    let later = ids[10..].to_vec();
+    let writer = std::thread::spawn(move || {
+        let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        for id in later {
+            let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
+            let _: String =
+                redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
+            std::thread::sleep(Duration::from_millis(30));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    cluster.kill9_and_restart(victim, Duration::from_millis(1500));
+    writer.join().expect("writer");
+    cluster.wait_healthy();
+    wait_all_acked(&cluster, 30, Duration::from_secs(60));
+    assert_exactly_once(&cluster, &users, &ids);
+    assert!(sum_stat(&cluster, "cluster_resends") > 0, "the restarted primary was sent what it missed");
+}
