@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway eval
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -147,3 +147,7 @@ eval: build model
 bench-pipeline: build model
 	$(CARGO) build --release -p agentic-fetcher -p agentic-bench
 	$(CARGO) run --release -p agentic-bench --bin pipeline_bench
+
+# One primary vs three (30,000 users, the reference workload) through the cluster pipeline.
+bench-cluster: build tiny-model
+	$(CARGO) run --release -p agentic-bench --bin cluster_bench

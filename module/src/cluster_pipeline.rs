@@ -236,8 +236,9 @@ fn acknowledge_completed(ctx: &Context) {
     }
     let ranges = cluster::my_slots(ctx, MY_SLOTS_AGE).ranges().to_vec();
     let me = me();
-    // Read in a later tick than the fan-out ran in, so the offset covers its replicated effects.
-    let (offset, _) = ffi::replication_offsets(ctx);
+    // Read in a later tick than the fan-out ran in, so the offset covers its replicated effects;
+    // only for acknowledgements that go to another node (INFO is not free).
+    let offset = if done.iter().any(|c| c.sender != me) { ffi::replication_offsets(ctx).0 } else { 0 };
     for c in done {
         if let Some(s) = lock(&SESSIONS).get_mut(&c.session) {
             s.applied.insert(c.seq, true);
@@ -306,6 +307,8 @@ struct Outstanding {
     stream_appended: bool,
     delivered: u64,
     sent_at: Instant,
+    /// Nodes that acknowledged it: never sent it again (unless they serve a missing slot now).
+    acked_by: Vec<Arc<[u8]>>,
 }
 
 impl Outstanding {
@@ -409,6 +412,7 @@ pub fn send_article(ctx: &Context, o: Outgoing) {
                 stream_appended: false,
                 delivered: 0,
                 sent_at: Instant::now(),
+                acked_by: Vec::new(),
             },
         );
         seq
@@ -459,6 +463,9 @@ fn handle_ack(ctx: &Context, from: &[u8], ack: Ack) {
             }
         }
         let Some(out) = s.window.get_mut(&ack.seq) else { return };
+        if !out.acked_by.iter().any(|n| n[..] == node[..]) {
+            out.acked_by.push(node.clone());
+        }
         out.cover(&ack.ranges);
         out.doc_stored |= ack.doc_stored;
         out.stream_appended |= ack.stream_appended;
@@ -490,7 +497,8 @@ fn handle_nack(ctx: &Context, from: &[u8], nack: Nack) {
 }
 
 /// Sends again what is not covered after `cluster-resend-ms`, oldest first, to the nodes that
-/// served the missing slots, document or stream last (to every primary where none is known).
+/// served the missing slots, document or stream last (to every primary that has not acknowledged
+/// it where none is known).
 fn resend_overdue(ctx: &Context) {
     let after = Duration::from_millis(configs::cluster_resend_ms());
     let everyone = ffi::cluster_primaries(ctx);
@@ -518,7 +526,15 @@ fn resend_overdue(ctx: &Context) {
                 if !o.stream_appended {
                     want(cluster::key_slot(&o.article.stream_key));
                 }
-                (seq, if unknown { everyone.clone() } else { targets })
+                if unknown {
+                    // Where a missing slot's node is not known, everyone who has not answered.
+                    for p in &everyone {
+                        if !o.acked_by.iter().any(|a| a[..] == p[..]) && !targets.contains(p) {
+                            targets.push(p.clone());
+                        }
+                    }
+                }
+                (seq, targets)
             })
             .collect()
     };

@@ -362,8 +362,12 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         }
         let raw_name = target.name();
         // Fast path: the value this index entry pointed at, still valid; the topic check is
-        // needed only if the topic's membership changed since the snapshot.
-        let fast = target.with(|u| (explicit || membership_exact || u.has_topic(topic)).then(|| u.deliver(&job.spec)));
+        // needed only if the topic's membership changed since the snapshot. A job created before
+        // an earlier job found the value (a burst of fan-outs queued at once) finds it in the
+        // index entry itself.
+        let spec = &job.spec;
+        let deliver = |t: Target| t.with(|u| (explicit || membership_exact || u.has_topic(topic)).then(|| u.deliver(spec)));
+        let fast = deliver(target).or_else(|| deliver(target.key().target()));
         let outcome = match fast {
             Some(d) => {
                 if let Some(Delivery::Delivered { grew, .. }) = &d {
