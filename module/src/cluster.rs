@@ -95,6 +95,14 @@ pub fn on_migration(event: Migration, ranges: &[(u16, u16)]) {
     }
     ANY_IMPORTING.store(!importing.is_empty(), Ordering::Relaxed);
     drop(importing);
+    if event == Migration::ImportCompleted {
+        // Their source delivered to them until now; what this node applied meanwhile they get now.
+        let in_ranges = |key: &[u8]| {
+            let s = key_slot(key);
+            ranges.iter().any(|&(a, b)| a <= s && s <= b)
+        };
+        index::with(|ix| ix.keys_matching(in_ranges)).iter().for_each(|k| crate::cluster_pipeline::user_arrived(k));
+    }
     if matches!(event, Migration::ImportAborted | Migration::ExportCompleted) {
         // The server drops these slots' keys; their users must not stay in the index.
         let forgotten = forget_slots(ranges);

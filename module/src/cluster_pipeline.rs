@@ -86,6 +86,29 @@ struct Completion {
 
 static COMPLETED: Mutex<Vec<Completion>> = Mutex::new(Vec::new());
 
+/// Articles this node applied that a sender may still send again (from its window start on): when
+/// a user key arrives from another node (resharding) or an imported slot becomes this node's, its
+/// users get the ones they follow and have not seen, in order, before anything newer.
+struct Logged {
+    session: u64,
+    seq: u64,
+    topic: Vec<u8>,
+    spec: DeliverySpec,
+}
+
+static LOG: Mutex<VecDeque<Logged>> = Mutex::new(VecDeque::new());
+/// Bound on the log; an entry pushed out while its sender still waits is counted.
+const LOG_MAX: usize = 100_000;
+
+/// User keys that arrived here (RESTORE from another node, or a completed import), waiting for
+/// their catch-up on the next tick.
+static ARRIVED: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
+
+/// A user key arrived on this node; it catches up on the next tick, before newer articles.
+pub fn user_arrived(key: &[u8]) {
+    lock(&ARRIVED).push(key.to_vec());
+}
+
 /// Acknowledgements waiting for this node's replicas: (replication offset, since, target, ack).
 static HELD_ACKS: Mutex<VecDeque<(i64, Instant, Vec<u8>, Ack)>> = Mutex::new(VecDeque::new());
 
@@ -108,6 +131,7 @@ fn decide(a: &Article) -> Decision {
     while s.applied.first_key_value().is_some_and(|(&k, _)| k < a.window_start) {
         s.applied.pop_first();
     }
+    lock(&LOG).retain(|l| l.session != a.session || l.seq >= a.window_start);
     if a.seq > s.expected {
         return Decision::Nack(s.expected);
     }
@@ -136,7 +160,7 @@ fn handle_article(ctx: &Context, sender: &[u8], a: Article) {
             if again {
                 metrics::CLUSTER_ARTICLES_REAPPLIED.incr();
             }
-            apply(ctx, sender, a)
+            apply(ctx, sender, a, !again)
         }
     }
 }
@@ -144,7 +168,7 @@ fn handle_article(ctx: &Context, sender: &[u8], a: Article) {
 /// Stores the document and the stream entry if this node serves their slots (the server's own
 /// check on calls from a module decides: other nodes' keys are refused), then delivers to the
 /// subscribers this node serves; the completion is acknowledged later.
-fn apply(ctx: &Context, sender: &[u8], a: Article) {
+fn apply(ctx: &Context, sender: &[u8], a: Article, first_time: bool) {
     metrics::CLUSTER_ARTICLES_APPLIED.incr();
     let (mut doc_stored, mut stream_appended) = (false, false);
     if let Some(payload) = &a.payload {
@@ -158,6 +182,14 @@ fn apply(ctx: &Context, sender: &[u8], a: Article) {
         feed_len: a.feed_len.clamp(configs::FEED_LEN_MIN as u64, configs::FEED_LEN_MAX as u64) as usize,
         seen: SeenParams { ttl_ms: a.seen_ttl_ms, fp_ppm: a.seen_fp_ppm, capacity: a.seen_capacity },
     };
+    if first_time {
+        let mut log = lock(&LOG);
+        if log.len() >= LOG_MAX {
+            log.pop_front();
+            metrics::CLUSTER_CATCHUP_LOG_OVERFLOW.incr();
+        }
+        log.push_back(Logged { session: a.session, seq: a.seq, topic: a.topic.clone(), spec: spec.clone() });
+    }
     let (subscribers, generation) = index::with(|ix| ix.snapshot(&a.topic));
     let job = fanout::Job::subscribers(spec, subscribers, generation);
     let (sender, session, seq) = (sender.to_vec(), a.session, a.seq);
@@ -551,6 +583,7 @@ fn resend_overdue(ctx: &Context) {
 pub fn tick(ctx: &Context) -> bool {
     acknowledge_completed(ctx);
     release_held_acks(ctx);
+    catch_up_arrivals(ctx);
     let inbox: Vec<Received> = std::mem::take(&mut *lock(&INBOX));
     for m in inbox {
         let outcome = match m.kind {
@@ -570,10 +603,39 @@ pub fn tick(ctx: &Context) -> bool {
     !lock(&HELD_ACKS).is_empty() || outstanding() > 0 || !lock(&COMPLETED).is_empty()
 }
 
+/// Delivers to users that arrived here the logged articles they follow, in order, as fan-out
+/// jobs queued before any article applied later; their seen-filters skip what they already had
+/// (delivered on the node they came from).
+fn catch_up_arrivals(ctx: &Context) {
+    let arrived: Vec<Vec<u8>> = std::mem::take(&mut *lock(&ARRIVED));
+    if arrived.is_empty() {
+        return;
+    }
+    metrics::CLUSTER_CATCHUP_USERS.add(arrived.len() as u64);
+    let log = lock(&LOG);
+    for entry in log.iter() {
+        let (targets, generation) = index::with(|ix| {
+            let targets: Vec<_> = arrived.iter().filter_map(|u| ix.target_of(&entry.topic, u)).collect();
+            (targets, ix.generation(&entry.topic).unwrap_or(0))
+        });
+        if targets.is_empty() {
+            continue;
+        }
+        let job = fanout::Job::subscribers(entry.spec.clone(), targets, generation);
+        fanout::start_internal(
+            ctx,
+            job,
+            Box::new(|_ctx: &Context, delivered: u64, _duplicates: u64| metrics::CLUSTER_CATCHUP_DELIVERIES.add(delivered)),
+        );
+    }
+}
+
 /// Receiving state is per process: a replica promoted later starts from the sender's window.
 /// Replicas drop the messages they get (their primary applies, and replicates the effects).
 pub fn forget_sessions() {
     lock(&INBOX).clear();
+    lock(&LOG).clear();
+    lock(&ARRIVED).clear();
     lock(&SESSIONS).clear();
     lock(&HELD_ACKS).clear();
     lock(&COMPLETED).clear();

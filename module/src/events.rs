@@ -105,6 +105,10 @@ fn track_index(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
             let k = ctx.open_key(&name);
             if let Ok(Some(u)) = k.get_value::<UserState>(&ffi::USER_TYPE) {
                 index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, key)));
+                if event == "restore" && crate::cluster::enabled() {
+                    // MIGRATE during resharding: the user catches up with what this node applied.
+                    crate::cluster_pipeline::user_arrived(key);
+                }
             }
         }
     });

@@ -169,6 +169,12 @@ pub static CLUSTER_ACKS_UNCONFIRMED: Counter = Counter::new();
 pub static CLUSTER_MESSAGES_MALFORMED: Counter = Counter::new();
 pub static CLUSTER_STREAM_REORDERED: Counter = Counter::new();
 pub static CLUSTER_OUTSTANDING: Gauge = Gauge::new();
+/// Users that arrived from another node (resharding) or with a completed import, caught up with
+/// the articles applied here meanwhile; feed entries written so; log entries dropped while a
+/// sender could still need them (the log's bound was reached).
+pub static CLUSTER_CATCHUP_USERS: Counter = Counter::new();
+pub static CLUSTER_CATCHUP_DELIVERIES: Counter = Counter::new();
+pub static CLUSTER_CATCHUP_LOG_OVERFLOW: Counter = Counter::new();
 
 // Memory and health
 /// Estimated bytes held by user values (feeds, seen filters, interests).
@@ -287,6 +293,9 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("cluster_messages_malformed".into(), c(&CLUSTER_MESSAGES_MALFORMED)),
         ("cluster_stream_reordered".into(), c(&CLUSTER_STREAM_REORDERED)),
         ("cluster_outstanding".into(), Int(CLUSTER_OUTSTANDING.get())),
+        ("cluster_catchup_users".into(), c(&CLUSTER_CATCHUP_USERS)),
+        ("cluster_catchup_deliveries".into(), c(&CLUSTER_CATCHUP_DELIVERIES)),
+        ("cluster_catchup_log_overflow".into(), c(&CLUSTER_CATCHUP_LOG_OVERFLOW)),
         ("user_keys".into(), Int(USER_KEYS.get())),
         ("user_bytes".into(), Int(USER_BYTES.get())),
         ("classify_calls".into(), c(&CLASSIFY_CALLS)),

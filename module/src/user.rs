@@ -30,6 +30,7 @@ pub enum Delivery {
 }
 
 /// Everything a delivery needs, resolved once per fan-out.
+#[derive(Clone)]
 pub struct DeliverySpec {
     pub doc: Arc<DocRef>,
     pub hash: DocHash,

@@ -61,6 +61,11 @@ fn wait_all_acked(cluster: &Cluster, n: i64, within: Duration) {
 /// Every user has every article exactly once, newest first in news_raw order; every topic
 /// stream entry, document and acknowledgement is there once.
 fn assert_exactly_once(cluster: &Cluster, users: &[String], ids: &[String]) {
+    assert_feeds_streams_documents(cluster, users, ids);
+    assert_eq!(sum_stat(cluster, "fanout_stale_subscribers"), 0);
+}
+
+fn assert_feeds_streams_documents(cluster: &Cluster, users: &[String], ids: &[String]) {
     let mut c = cluster.conn();
     let expected: Vec<String> = ids.iter().rev().map(|id| format!("doc:{{{id}}}")).collect();
     for u in users {
@@ -80,7 +85,6 @@ fn assert_exactly_once(cluster: &Cluster, users: &[String], ids: &[String]) {
     }
     let pending: Value = redis::cmd("XPENDING").arg("news_raw").arg("agentic").query(&mut c).expect("XPENDING");
     assert!(matches!(&pending, Value::Array(p) if p.first() == Some(&Value::Int(0))), "nothing pending: {pending:?}");
-    assert_eq!(sum_stat(cluster, "fanout_stale_subscribers"), 0);
     assert_eq!(sum_stat(cluster, "cluster_messages_malformed"), 0);
 }
 
@@ -144,4 +148,48 @@ fn a_primary_killed_and_restarted_mid_stream_misses_nothing_and_gets_nothing_twi
     wait_all_acked(&cluster, 30, Duration::from_secs(60));
     assert_exactly_once(&cluster, &users, &ids);
     assert!(sum_stat(&cluster, "cluster_resends") > 0, "the restarted primary was sent what it missed");
+}
+
+#[test]
+fn resharding_3000_slots_while_articles_flow_loses_and_repeats_nothing() {
+    let cluster = cluster(3, &[]).start();
+    let mut c = cluster.conn();
+    let users = users(0..300);
+    subscribe_everyone(&mut c, &users);
+    let ingest = cluster.primary_of_key("news_raw");
+    let (from, to) = {
+        let others: Vec<_> = cluster.nodes.iter().filter(|n| n.port != ingest.port).collect();
+        (others[0], others[1])
+    };
+    let ids: Vec<String> = (0..80).map(|i| format!("r{i}")).collect();
+    let url = ingest.url();
+    let all = ids.clone();
+    let writer = std::thread::spawn(move || {
+        let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        for id in all {
+            let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
+            let _: String = redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    });
+    // Legacy resharding: MIGRATE moves users, documents and stream entries key by key.
+    let out = std::process::Command::new(agentic_tests::cli_binary())
+        .args(["--cluster", "reshard", &format!("127.0.0.1:{}", from.port)])
+        .args(["--cluster-from", &cluster.node_id(from), "--cluster-to", &cluster.node_id(to)])
+        .args(["--cluster-slots", "3000", "--cluster-yes"])
+        .output()
+        .expect("valkey-cli --cluster reshard");
+    assert!(out.status.success(), "reshard failed: {}", String::from_utf8_lossy(&out.stderr));
+    writer.join().expect("writer");
+    cluster.wait_healthy();
+    wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
+    assert_feeds_streams_documents(&cluster, &users, &ids);
+    let moved = users.iter().filter(|u| cluster.primary_of_key(u).port == to.port).count();
+    assert!(moved > 0, "users moved");
+    eprintln!(
+        "resharding: {moved} users moved; caught up {} users with {} deliveries; {} stale entries met",
+        sum_stat(&cluster, "cluster_catchup_users"),
+        sum_stat(&cluster, "cluster_catchup_deliveries"),
+        sum_stat(&cluster, "fanout_stale_subscribers")
+    );
 }
