@@ -33,6 +33,9 @@ pub struct Article {
     pub doc_expire_at_ms: u64,
     /// The document, for the nodes that serve its key's or its stream's slot.
     pub payload: Option<Vec<u8>>,
+    /// Only store the document and the stream entry (sent again to every primary when the node
+    /// serving them is not known): no delivery, no place in the session's sequence.
+    pub store_only: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -126,6 +129,7 @@ impl Article {
             Some(p) => w.u32(1).bytes(p),
             None => w.u32(0),
         };
+        w.u32(self.store_only as u32);
         w.0
     }
 
@@ -150,7 +154,15 @@ impl Article {
                 1 => Some(r.bytes()?),
                 f => return Err(format!("bad payload flag {f}")),
             },
+            store_only: match r.u32()? {
+                0 => false,
+                1 => true,
+                f => return Err(format!("bad store-only flag {f}")),
+            },
         };
+        if a.store_only && a.payload.is_none() {
+            return Err("a store-only article without its document".into());
+        }
         r.end()?;
         if a.seq == 0 || a.window_start == 0 || a.window_start > a.seq {
             return Err(format!("bad sequence numbers {} (window from {})", a.seq, a.window_start));
@@ -233,6 +245,7 @@ mod tests {
             seen_capacity: 128,
             doc_expire_at_ms: 1_700_086_400_123,
             payload: Some(b"{\"title\":\"Cup final\"}".to_vec()),
+            store_only: false,
         }
     }
 

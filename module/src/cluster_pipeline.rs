@@ -150,6 +150,25 @@ fn decide(a: &Article) -> Decision {
 }
 
 fn handle_article(ctx: &Context, sender: &[u8], a: Article) {
+    if a.store_only {
+        // Writes only (idempotent); the acknowledgement claims no slots.
+        let payload = a.payload.clone().unwrap_or_default();
+        let ack = Ack {
+            session: a.session,
+            seq: a.seq,
+            doc_stored: store_document(ctx, &a, &payload),
+            stream_appended: append_to_stream(ctx, &a, &payload),
+            delivered: 0,
+            ranges: Vec::new(),
+        };
+        if sender == me() {
+            handle_ack(ctx, sender, ack);
+        } else {
+            metrics::CLUSTER_ACKS_SENT.incr();
+            send(ctx, sender, cluster_msg::ACK, &ack.encode());
+        }
+        return;
+    }
     match decide(&a) {
         Decision::Nack(expected) => {
             metrics::CLUSTER_NACKS_SENT.incr();
@@ -219,6 +238,14 @@ fn store_document(ctx: &Context, a: &Article, payload: &[u8]) -> bool {
     }
 }
 
+/// Whether an XRANGE entry `[id, [field, value, ...]]` has `doc` = `doc_key`.
+fn entry_names_doc(item: &CallReply, doc_key: &[u8]) -> bool {
+    let CallReply::Array(entry) = item else { return false };
+    let Some(Ok(CallReply::Array(fields))) = entry.get(1) else { return false };
+    let flat: Vec<Vec<u8>> = fields.iter().flatten().map(|f| crate::topic_stream::reply_bytes(&f)).collect();
+    flat.chunks(2).any(|kv| kv.len() == 2 && kv[0] == b"doc" && kv[1] == doc_key)
+}
+
 /// A key of a slot this node does not serve is the normal case; anything else is a failure.
 fn not_here_or_logged(error: &str, what: &str, key: &[u8]) {
     if !error.contains("non local key") {
@@ -235,10 +262,12 @@ fn append_to_stream(ctx: &Context, a: &Article, payload: &[u8]) -> bool {
         Ok(_) => metrics::STREAM_APPENDS.incr(),
         Err(e) if e.to_string().contains("equal or smaller") => {
             let read = CallOptionsBuilder::new().errors_as_replies().build();
-            let exists = matches!(
-                ctx.call_ext::<_, CallResult>("XRANGE", &read, &[&a.stream_key[..], &a.entry_id, &a.entry_id]),
-                Ok(CallReply::Array(items)) if items.len() > 0
-            );
+            // Appended before under its own id, or under a new one by an earlier pass through
+            // here (its id is then above this one): either way an entry naming this document.
+            let exists = match ctx.call_ext::<_, CallResult>("XRANGE", &read, &[&a.stream_key[..], &a.entry_id, b"+", b"COUNT", b"10000"]) {
+                Ok(CallReply::Array(items)) => items.iter().flatten().any(|item| entry_names_doc(&item, &a.doc_key)),
+                _ => false,
+            };
             if !exists {
                 let any: [&[u8]; 6] = [&a.stream_key, b"*", b"doc", &a.doc_key, b"data", payload];
                 if ctx.call_ext::<_, CallResult>("XADD", &write_opts(), &any[..]).is_err() {
@@ -339,8 +368,10 @@ struct Outstanding {
     stream_appended: bool,
     delivered: u64,
     sent_at: Instant,
-    /// Nodes that acknowledged it: never sent it again (unless they serve a missing slot now).
+    /// Nodes that acknowledged it: not sent it again in the first re-sends where a missing
+    /// slot's node is unknown (later ones go to everyone: slots may have moved to them since).
     acked_by: Vec<Arc<[u8]>>,
+    resends: u32,
 }
 
 impl Outstanding {
@@ -370,6 +401,8 @@ struct Sender {
     /// The node each slot's acknowledgements came from last: where a document, a stream entry
     /// or a missing slot is sent (everyone, while unknown).
     owners: Vec<Option<Arc<[u8]>>>,
+    /// The slot ranges each node named in its latest acknowledgement.
+    node_ranges: Vec<(Arc<[u8]>, Vec<(u16, u16)>)>,
 }
 
 static SENDER: Mutex<Option<Sender>> = Mutex::new(None);
@@ -412,6 +445,7 @@ pub fn send_article(ctx: &Context, o: Outgoing) {
             next_seq: 1,
             window: BTreeMap::new(),
             owners: vec![None; cluster::SLOTS as usize],
+            node_ranges: Vec::new(),
         });
         let seq = s.next_seq;
         s.next_seq += 1;
@@ -431,6 +465,7 @@ pub fn send_article(ctx: &Context, o: Outgoing) {
             seen_capacity: seen.capacity,
             doc_expire_at_ms: if doc_ttl > 0 { now + doc_ttl } else { 0 },
             payload: Some(o.payload.into_bytes()),
+            store_only: false,
         };
         s.window.insert(
             seq,
@@ -445,6 +480,7 @@ pub fn send_article(ctx: &Context, o: Outgoing) {
                 delivered: 0,
                 sent_at: Instant::now(),
                 acked_by: Vec::new(),
+                resends: 0,
             },
         );
         seq
@@ -488,14 +524,32 @@ fn handle_ack(ctx: &Context, from: &[u8], ack: Ack) {
         if s.session != ack.session {
             return;
         }
-        let node: Arc<[u8]> = Arc::from(from);
-        for &(a, b) in &ack.ranges {
-            for slot in a..=b {
-                s.owners[slot as usize] = Some(node.clone());
+        let known = s.node_ranges.iter().position(|(n, _)| n[..] == *from);
+        let node: Arc<[u8]> = known.map_or_else(|| Arc::from(from), |i| s.node_ranges[i].0.clone());
+        if !ack.ranges.is_empty() && known.is_none_or(|i| s.node_ranges[i].1 != ack.ranges) {
+            // The slots this node served before and does not now moved away: unknown until
+            // their new node answers.
+            if let Some(i) = known {
+                for &(a, b) in &s.node_ranges[i].1 {
+                    for slot in a..=b {
+                        if s.owners[slot as usize].as_ref().is_some_and(|o| o[..] == node[..]) {
+                            s.owners[slot as usize] = None;
+                        }
+                    }
+                }
+                s.node_ranges[i].1 = ack.ranges.clone();
+            } else {
+                s.node_ranges.push((node.clone(), ack.ranges.clone()));
+            }
+            for &(a, b) in &ack.ranges {
+                for slot in a..=b {
+                    s.owners[slot as usize] = Some(node.clone());
+                }
             }
         }
         let Some(out) = s.window.get_mut(&ack.seq) else { return };
-        if !out.acked_by.iter().any(|n| n[..] == node[..]) {
+        // A store-only acknowledgement (no slots) does not count as the node having applied it.
+        if !ack.ranges.is_empty() && !out.acked_by.iter().any(|n| n[..] == node[..]) {
             out.acked_by.push(node.clone());
         }
         out.cover(&ack.ranges);
@@ -559,9 +613,11 @@ fn resend_overdue(ctx: &Context) {
                     want(cluster::key_slot(&o.article.stream_key));
                 }
                 if unknown {
-                    // Where a missing slot's node is not known, everyone who has not answered.
+                    // Where a missing slot's node is not known: first everyone who has not
+                    // answered, then everyone (a node that answered may have gained the slot).
                     for p in &everyone {
-                        if !o.acked_by.iter().any(|a| a[..] == p[..]) && !targets.contains(p) {
+                        let answered = o.acked_by.iter().any(|a| a[..] == p[..]);
+                        if (o.resends >= 2 || !answered) && !targets.contains(p) {
                             targets.push(p.clone());
                         }
                     }
@@ -572,7 +628,33 @@ fn resend_overdue(ctx: &Context) {
     };
     for (seq, targets) in overdue {
         metrics::CLUSTER_RESENDS.incr();
+        if let Some(o) = lock(&SENDER).as_mut().and_then(|s| s.window.get_mut(&seq)) {
+            o.resends += 1;
+        }
         dispatch(ctx, seq, &targets);
+        resend_store_only(ctx, seq, &everyone);
+    }
+}
+
+/// A document or stream entry still missing may be the work of a node the sender knows under an
+/// old name (a failover moved its slots): every primary gets the writes alone, and only the one
+/// serving the key can make them.
+fn resend_store_only(ctx: &Context, seq: u64, everyone: &[Vec<u8>]) {
+    let article = {
+        let guard = lock(&SENDER);
+        let Some(out) = guard.as_ref().and_then(|s| s.window.get(&seq)) else { return };
+        if out.doc_stored && out.stream_appended {
+            return;
+        }
+        Article { store_only: true, ..out.article.clone() }
+    };
+    let me = me();
+    for target in everyone {
+        if *target == me {
+            handle_article(ctx, &me, article.clone());
+        } else {
+            send(ctx, target, cluster_msg::ARTICLE, &article.encode());
+        }
     }
 }
 
@@ -599,6 +681,12 @@ pub fn tick(ctx: &Context) -> bool {
     }
     if outstanding() > 0 {
         resend_overdue(ctx);
+    }
+    if let Some(s) = lock(&SENDER).as_ref() {
+        let w = s.window.values();
+        metrics::CLUSTER_WAITING_SLOTS.set(w.clone().filter(|o| o.covered_slots < cluster::SLOTS as u32).count() as i64);
+        metrics::CLUSTER_WAITING_DOCUMENT.set(w.clone().filter(|o| !o.doc_stored).count() as i64);
+        metrics::CLUSTER_WAITING_STREAM.set(w.filter(|o| !o.stream_appended).count() as i64);
     }
     !lock(&HELD_ACKS).is_empty() || outstanding() > 0 || !lock(&COMPLETED).is_empty()
 }

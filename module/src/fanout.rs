@@ -256,6 +256,12 @@ fn arm_timer(ctx: &Context) {
 
 /// One event-loop slice: continues queued jobs until the budget is spent.
 pub fn run_slice(ctx: &Context) {
+    if ffi::writes_paused() {
+        // Deliveries are writes: wait until the pause ends (checked every 10 ms).
+        metrics::FANOUT_PAUSED_SLICES.incr();
+        ffi::schedule_slice_in(ctx, 10);
+        return;
+    }
     TIMER_ARMED.store(false, Ordering::Relaxed);
     if let Some(end) = LAST_SLICE_END.lock().unwrap_or_else(|p| p.into_inner()).take() {
         metrics::FANOUT_SLICE_GAP_US.record(end.elapsed().as_micros() as u64);

@@ -121,6 +121,8 @@ pub static FANOUT_SLICE_US: Histogram = Histogram::new();
 /// Time a blocked fan-out waits between two of its slices while the event loop serves others.
 pub static FANOUT_SLICE_GAP_US: Histogram = Histogram::new();
 pub static FEED_EVICTIONS: Counter = Counter::new();
+/// Fan-out slices put off because the server had paused writes (CLIENT PAUSE WRITE, failover).
+pub static FANOUT_PAUSED_SLICES: Counter = Counter::new();
 /// Expected number of new documents wrongly skipped by the Bloom seen-filters, in millionths
 /// (sum of each delivery's false-positive probability at the time of its check).
 pub static SEEN_FP_EXPECTED_MICRO: Counter = Counter::new();
@@ -169,6 +171,11 @@ pub static CLUSTER_ACKS_UNCONFIRMED: Counter = Counter::new();
 pub static CLUSTER_MESSAGES_MALFORMED: Counter = Counter::new();
 pub static CLUSTER_STREAM_REORDERED: Counter = Counter::new();
 pub static CLUSTER_OUTSTANDING: Gauge = Gauge::new();
+/// Articles the ingest node waits for: some slots not acknowledged, the document or the stream
+/// entry not written yet.
+pub static CLUSTER_WAITING_SLOTS: Gauge = Gauge::new();
+pub static CLUSTER_WAITING_DOCUMENT: Gauge = Gauge::new();
+pub static CLUSTER_WAITING_STREAM: Gauge = Gauge::new();
 /// Users that arrived from another node (resharding) or with a completed import, caught up with
 /// the articles applied here meanwhile; feed entries written so; log entries dropped while a
 /// sender could still need them (the log's bound was reached).
@@ -265,6 +272,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("fanout_blocked_calls".into(), c(&FANOUT_BLOCKED_CALLS)),
         ("fanout_jobs_pending".into(), Int(FANOUT_JOBS_PENDING.get())),
         ("feed_evictions".into(), c(&FEED_EVICTIONS)),
+        ("fanout_paused_slices".into(), c(&FANOUT_PAUSED_SLICES)),
         ("seen_false_positive_expected".into(), Float(SEEN_FP_EXPECTED_MICRO.get() as f64 / 1e6)),
         ("stream_appends".into(), c(&STREAM_APPENDS)),
         ("stream_trimmed".into(), c(&STREAM_TRIMMED)),
@@ -293,6 +301,9 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("cluster_messages_malformed".into(), c(&CLUSTER_MESSAGES_MALFORMED)),
         ("cluster_stream_reordered".into(), c(&CLUSTER_STREAM_REORDERED)),
         ("cluster_outstanding".into(), Int(CLUSTER_OUTSTANDING.get())),
+        ("cluster_waiting_slots".into(), Int(CLUSTER_WAITING_SLOTS.get())),
+        ("cluster_waiting_document".into(), Int(CLUSTER_WAITING_DOCUMENT.get())),
+        ("cluster_waiting_stream".into(), Int(CLUSTER_WAITING_STREAM.get())),
         ("cluster_catchup_users".into(), c(&CLUSTER_CATCHUP_USERS)),
         ("cluster_catchup_deliveries".into(), c(&CLUSTER_CATCHUP_DELIVERIES)),
         ("cluster_catchup_log_overflow".into(), c(&CLUSTER_CATCHUP_LOG_OVERFLOW)),

@@ -83,6 +83,11 @@ pub fn on_stream_event(ctx: &Context, _kind: valkey_module::NotifyEvent, event: 
 
 /// One pipeline step; re-arms itself: 1 ms while work is in flight, 20 ms when idle.
 pub fn tick(ctx: &Context) {
+    if ffi::writes_paused() {
+        // Everything the pipeline does writes (reads from the group, stores, delivers, acks).
+        ffi::schedule_pipeline_tick(ctx, 10);
+        return;
+    }
     let busy = ffi::guard("pipeline", false, || step(ctx));
     ffi::schedule_pipeline_tick(ctx, if busy { 1 } else { 20 });
 }

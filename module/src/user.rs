@@ -89,7 +89,8 @@ impl UserState {
 // Encoding: one self-describing byte string, used for RDB, AOF rewrite (AGENT.LOADUSER), DUMP and
 // DEBUG DIGEST. Deterministic: equal states encode to equal bytes.
 
-pub const ENCODING_VERSION: u8 = 1;
+/// 2 added each Bloom layer's probe scheme; version 1 values decode with scheme 1 layers.
+pub const ENCODING_VERSION: u8 = 2;
 
 pub fn encode(u: &UserState) -> Vec<u8> {
     let mut w = Writer(Vec::with_capacity(64 + u.feed.entries.len() * 40 + u.seen.heap_bytes()));
@@ -117,6 +118,7 @@ pub fn encode(u: &UserState) -> Vec<u8> {
         w.u32(l.k);
         w.u32(l.capacity);
         w.u32(l.count);
+        w.u32(l.probes);
     }
     w.u32(u.seen.bits.len() as u32);
     for word in &u.seen.bits {
@@ -128,7 +130,7 @@ pub fn encode(u: &UserState) -> Vec<u8> {
 pub fn decode(buf: &[u8]) -> Result<UserState, String> {
     let mut r = Reader(buf);
     let version = r.u8()?;
-    if version != ENCODING_VERSION {
+    if version != 1 && version != ENCODING_VERSION {
         return Err(format!("unknown user value encoding {version}"));
     }
     let salt = r.u64()?;
@@ -161,7 +163,11 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
             k: r.u32()?,
             capacity: r.u32()?,
             count: r.u32()?,
+            probes: if version == 1 { crate::seen::PROBES_V1 } else { r.u32()? },
         };
+        if !(crate::seen::PROBES_V1..=crate::seen::PROBES_CURRENT).contains(&layer.probes) {
+            return Err("corrupt user value: unknown Bloom probe scheme".into());
+        }
         let out_of_order = layer.start_ms >= layer.end_ms || seen.layers.last().is_some_and(|prev| prev.start_ms > layer.start_ms);
         if out_of_order || layer.k == 0 || layer.k > 64 || layer.words == 0 || !layer.words.is_multiple_of(8) {
             return Err("corrupt user value: bad Bloom layer".into());

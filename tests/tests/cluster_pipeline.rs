@@ -17,11 +17,15 @@ const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
 fn cluster(primaries: usize, extra: &[&'static str]) -> ClusterBuilder {
+    cluster_with(primaries, 0, extra)
+}
+
+fn cluster_with(primaries: usize, replicas: usize, extra: &[&'static str]) -> ClusterBuilder {
     let model = workspace_dir().join("model/out/tiny");
     assert!(model.join("model.onnx").is_file(), "the tiny test model is missing: run `make tiny-model` (make test does)");
     let model = model.to_str().expect("UTF-8 path").to_string();
     let extra: Vec<&'static str> = extra.to_vec();
-    Cluster::builder(primaries, 0).node(move |b| {
+    Cluster::builder(primaries, replicas).node(move |b| {
         let mut args = vec!["model-dir", model.as_str(), "pipeline", "yes", "seen-fp-ppm", "1", "cluster-resend-ms", "300"];
         args.extend_from_slice(&extra);
         b.module_args(&args).arg("--cluster-require-full-coverage", "no")
@@ -48,6 +52,20 @@ fn sum_stat(cluster: &Cluster, name: &str) -> i64 {
     cluster.nodes.iter().map(|n| stat(&mut n.conn(), name)).sum()
 }
 
+fn cluster_report(cluster: &Cluster) -> Vec<(u16, HashMap<String, String>)> {
+    cluster
+        .nodes
+        .iter()
+        .map(|node| {
+            let s = stats(&mut node.conn())
+                .into_iter()
+                .filter(|(k, v)| (k.starts_with("cluster_") || k.starts_with("pipeline_") || k.starts_with("fanout_")) && v != "0")
+                .collect();
+            (node.port, s)
+        })
+        .collect()
+}
+
 fn wait_all_acked(cluster: &Cluster, n: i64, within: Duration) {
     let ok = wait_for(|| sum_stat(cluster, "pipeline_acked") >= n, within);
     let report: Vec<HashMap<String, String>> = cluster
@@ -68,17 +86,31 @@ fn assert_exactly_once(cluster: &Cluster, users: &[String], ids: &[String]) {
 fn assert_feeds_streams_documents(cluster: &Cluster, users: &[String], ids: &[String]) {
     let mut c = cluster.conn();
     let expected: Vec<String> = ids.iter().rev().map(|id| format!("doc:{{{id}}}")).collect();
+    let mut wrong: Vec<String> = Vec::new();
     for u in users {
-        assert_eq!(feed_doc_keys(&mut c, u), expected, "feed of {u}");
-    }
-    let mut in_streams = 0;
-    for t in TOPICS {
-        let entries: Value = redis::cmd("XRANGE").arg(format!("topic:{t}")).arg("-").arg("+").query(&mut c).expect("XRANGE");
-        if let Value::Array(e) = entries {
-            in_streams += e.len();
+        let got = feed_doc_keys(&mut c, u);
+        if got != expected {
+            let missing: Vec<&String> = expected.iter().filter(|d| !got.contains(d)).collect();
+            let extra = got.len() as i64 - (expected.len() - missing.len()) as i64;
+            wrong.push(format!("{u} (node {}): missing {missing:?}, {extra} extra or out of order", cluster.primary_of_key(u).port));
         }
     }
-    assert_eq!(in_streams, ids.len(), "each article is in its topic stream once");
+    assert!(
+        wrong.is_empty(),
+        "{} of {} feeds differ:\n{}\nstats: {:#?}",
+        wrong.len(),
+        users.len(),
+        wrong.join("\n"),
+        cluster_report(cluster)
+    );
+    let mut in_streams: Vec<(String, String)> = Vec::new();
+    for t in TOPICS {
+        let entries: Vec<(String, HashMap<String, String>)> =
+            redis::cmd("XRANGE").arg(format!("topic:{t}")).arg("-").arg("+").query(&mut c).expect("XRANGE");
+        in_streams.extend(entries.into_iter().map(|(id, fields)| (fields.get("doc").cloned().unwrap_or_default(), format!("{t} {id}"))));
+    }
+    in_streams.sort();
+    assert_eq!(in_streams.len(), ids.len(), "each article is in its topic stream once: {in_streams:?}");
     for id in ids {
         let body: String = redis::cmd("GET").arg(format!("doc:{{{id}}}")).query(&mut c).expect("GET doc");
         assert!(body.contains("\"topic\""), "{id}: {body}");
@@ -168,7 +200,8 @@ fn resharding_3000_slots_while_articles_flow_loses_and_repeats_nothing() {
         let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
         for id in all {
             let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
-            let _: String = redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
+            let _: String =
+                redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
             std::thread::sleep(Duration::from_millis(25));
         }
     });
@@ -192,4 +225,77 @@ fn resharding_3000_slots_while_articles_flow_loses_and_repeats_nothing() {
         sum_stat(&cluster, "cluster_catchup_deliveries"),
         sum_stat(&cluster, "fanout_stale_subscribers")
     );
+}
+
+/// Runs CLUSTER FAILOVER on `replica` and waits until it is a primary.
+fn failover(replica: &agentic_tests::Server) {
+    let _: () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut replica.conn()).expect("CLUSTER FAILOVER");
+    let ok = wait_for(
+        || agentic_tests::info_field(&mut replica.conn(), "replication", "role").as_deref() == Some("master"),
+        Duration::from_secs(20),
+    );
+    assert!(ok, "node {} did not take over", replica.port);
+}
+
+#[test]
+fn failovers_of_a_shard_and_of_the_ingest_primary_lose_and_repeat_nothing() {
+    let cluster = cluster_with(3, 1, &[]).start();
+    let mut c = cluster.conn();
+    let users = users(0..300);
+    subscribe_everyone(&mut c, &users);
+    let ingest_port = cluster.primary_of_key("news_raw").port;
+    let ingest_index = cluster.nodes.iter().position(|n| n.port == ingest_port).expect("ingest node");
+    let shard_index = (0..3).find(|&i| i != ingest_index).expect("another shard");
+    // Replicas of primary i are nodes[3 + i] (one replica each).
+    let ids: Vec<String> = (0..60).map(|i| format!("f{i}")).collect();
+    let writer = {
+        let urls: Vec<String> = cluster.nodes.iter().map(|n| n.url()).collect();
+        let all = ids.clone();
+        std::thread::spawn(move || {
+            let mut routed = redis::cluster::ClusterClient::new(urls).expect("client").get_connection().expect("connect");
+            for id in all {
+                let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
+                // A write during a failover may be refused once; it is retried like any client would.
+                let mut last = None;
+                let ok = (0..50).any(|_| {
+                    let r: redis::RedisResult<String> =
+                        redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(&data).query(&mut routed);
+                    match r {
+                        Ok(_) => true,
+                        Err(e) => {
+                            last = Some(e.to_string());
+                            std::thread::sleep(Duration::from_millis(100));
+                            false
+                        }
+                    }
+                });
+                assert!(ok, "XADD {id} never succeeded: {last:?}");
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    failover(&cluster.nodes[3 + shard_index]);
+    std::thread::sleep(Duration::from_millis(500));
+    failover(&cluster.nodes[3 + ingest_index]);
+    std::thread::sleep(Duration::from_millis(300));
+    for n in &cluster.nodes {
+        let log = std::fs::read_to_string(n.dir.join("valkey.log")).unwrap_or_default();
+        if log.contains("crashed by signal") || log.contains("ASSERTION FAILED") {
+            let start = log.find("BUG REPORT START").unwrap_or(0);
+            panic!("node {} crashed:\n{}", n.port, &log[start..(start + 6000).min(log.len())]);
+        }
+    }
+    writer.join().expect("writer");
+    cluster.wait_healthy();
+    wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
+    assert_feeds_streams_documents(&cluster, &users, &ids);
+    // Replicas hold what their primaries hold.
+    for i in 0..3 {
+        let (a, b) = (&cluster.nodes[i], &cluster.nodes[3 + i]);
+        let (primary, replica) =
+            if agentic_tests::info_field(&mut a.conn(), "replication", "role").as_deref() == Some("master") { (a, b) } else { (b, a) };
+        agentic_tests::wait_replica_synced(primary, replica);
+        assert_eq!(digest(&mut primary.conn()), digest(&mut replica.conn()), "shard {i}");
+    }
 }

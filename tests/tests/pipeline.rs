@@ -193,3 +193,35 @@ fn a_foreign_value_under_the_catalog_key_pauses_the_pipeline_without_losing_arti
     wait_acked(&mut c, 3);
     assert_eq!(feed_docs(&mut c, "user:{0}").len(), 3);
 }
+
+/// While writes are paused (CLIENT PAUSE WRITE; a manual CLUSTER FAILOVER pauses the same way)
+/// the pipeline and sliced fan-outs wait instead of writing (the server asserts nothing is
+/// replicated then, and crashed before), and finish once the pause ends.
+#[test]
+fn paused_writes_hold_the_pipeline_and_fan_outs_until_the_pause_ends() {
+    // With AOF on, every write is propagated (without replicas or AOF nothing would be).
+    let server = builder(&["fanout-slice-us", "10"]).arg("--appendonly", "yes").start();
+    let mut c = server.conn();
+    let many = users(0..20_000);
+    subscribe_many(&mut c, &many, "sports");
+    subscribe_all(&mut c, &users(0..5));
+    for i in 0..10 {
+        add_article(&mut c, &format!("p{i}"), &format!("Headline number {i}"));
+    }
+    let mut other = server.conn();
+    let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(800).arg("WRITE").query(&mut other).expect("CLIENT PAUSE");
+    for i in 10..20 {
+        // Writes from clients wait for the pause like everything else.
+        let url = server.url();
+        let (id, title) = (format!("p{i}"), format!("Headline number {i}"));
+        std::thread::spawn(move || {
+            let mut c = redis::Client::open(url).expect("url").get_connection().expect("connect");
+            add_article(&mut c, &id, &title);
+        });
+    }
+    std::thread::sleep(Duration::from_millis(1000));
+    wait_acked(&mut c, 20);
+    let pong: String = redis::cmd("PING").query(&mut c).expect("the server is up");
+    assert_eq!(pong, "PONG");
+    assert_eq!(feed_docs(&mut c, "user:{3}").len(), 20, "every article reached every follower");
+}

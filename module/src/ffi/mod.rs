@@ -101,6 +101,13 @@ pub fn log_notice(msg: &str) {
     valkey_module::logging::log(valkey_module::logging::ValkeyLogLevel::Notice, msg);
 }
 
+/// True while the server has paused writes (CLIENT PAUSE WRITE, the handover of a manual
+/// CLUSTER FAILOVER): nothing may be written or replicated then (the server asserts it), so the
+/// module's timers wait.
+pub fn writes_paused() -> bool {
+    unsafe { raw::RedisModule_AvoidReplicaTraffic.unwrap()() != 0 }
+}
+
 pub fn now_ms() -> u64 {
     unsafe { raw::RedisModule_Milliseconds.unwrap()() as u64 }
 }
@@ -151,8 +158,9 @@ pub fn replicate_deliver(
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 35] = unsafe {
+    let present: [(&str, bool); 36] = unsafe {
         [
+            ("AvoidReplicaTraffic", { raw::RedisModule_AvoidReplicaTraffic }.is_some()),
             ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
             ("BlockClientOnKeys", { raw::RedisModule_BlockClientOnKeys }.is_some()),
             ("CloseKey", { raw::RedisModule_CloseKey }.is_some()),

@@ -8,8 +8,12 @@ use valkey_module::{raw, Context};
 use super::*;
 
 pub fn schedule_next_slice(ctx: &Context) {
+    schedule_slice_in(ctx, 0);
+}
+
+pub fn schedule_slice_in(ctx: &Context, ms: i64) {
     unsafe {
-        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, 0, Some(on_slice_timer), ptr::null_mut());
+        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_slice_timer), ptr::null_mut());
     }
 }
 
