@@ -32,9 +32,24 @@ fn cluster_with(primaries: usize, replicas: usize, extra: &[&'static str]) -> Cl
     })
 }
 
-fn add_article(c: &mut ClusterConnection, id: &str) {
-    let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
-    let _: String = redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(id).arg("data").arg(data).query(c).expect("XADD news_raw");
+fn article_json(id: &str) -> String {
+    format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#)
+}
+
+fn add_article(c: &mut impl redis::ConnectionLike, id: &str) {
+    let _: String =
+        redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(id).arg("data").arg(article_json(id)).query(c).expect("XADD news_raw");
+}
+
+/// Writes articles to news_raw on the node at `url` (the ingest node), `pause` apart, on a thread.
+fn spawn_writer(url: String, ids: Vec<String>, pause: Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        for id in ids {
+            add_article(&mut direct, &id);
+            std::thread::sleep(pause);
+        }
+    })
 }
 
 fn subscribe_everyone(c: &mut ClusterConnection, users: &[String]) {
@@ -163,16 +178,7 @@ fn a_primary_killed_and_restarted_mid_stream_misses_nothing_and_gets_nothing_twi
     wait_all_acked(&cluster, 10, Duration::from_secs(30));
     // While the victim is down, articles go on arriving at the ingest node.
     let url = cluster.nodes.iter().find(|n| n.port == ingest_port).expect("ingest").url();
-    let later = ids[10..].to_vec();
-    let writer = std::thread::spawn(move || {
-        let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        for id in later {
-            let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
-            let _: String =
-                redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
-            std::thread::sleep(Duration::from_millis(30));
-        }
-    });
+    let writer = spawn_writer(url, ids[10..].to_vec(), Duration::from_millis(30));
     std::thread::sleep(Duration::from_millis(100));
     cluster.kill9_and_restart(victim, Duration::from_millis(1500));
     writer.join().expect("writer");
@@ -194,17 +200,7 @@ fn resharding_3000_slots_while_articles_flow_loses_and_repeats_nothing() {
         (others[0], others[1])
     };
     let ids: Vec<String> = (0..80).map(|i| format!("r{i}")).collect();
-    let url = ingest.url();
-    let all = ids.clone();
-    let writer = std::thread::spawn(move || {
-        let mut direct = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        for id in all {
-            let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
-            let _: String =
-                redis::cmd("XADD").arg("news_raw").arg("*").arg("id").arg(&id).arg("data").arg(data).query(&mut direct).expect("XADD");
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    });
+    let writer = spawn_writer(ingest.url(), ids.clone(), Duration::from_millis(25));
     // Legacy resharding: MIGRATE moves users, documents and stream entries key by key.
     let out = std::process::Command::new(agentic_tests::cli_binary())
         .args(["--cluster", "reshard", &format!("127.0.0.1:{}", from.port)])
@@ -254,7 +250,7 @@ fn failovers_of_a_shard_and_of_the_ingest_primary_lose_and_repeat_nothing() {
         std::thread::spawn(move || {
             let mut routed = redis::cluster::ClusterClient::new(urls).expect("client").get_connection().expect("connect");
             for id in all {
-                let data = format!(r#"{{"id":"{id}","title":"Headline {id}","text":"Body of article {id}."}}"#);
+                let data = article_json(&id);
                 // A write during a failover may be refused once; it is retried like any client would.
                 let mut last = None;
                 let ok = (0..50).any(|_| {
