@@ -612,7 +612,9 @@ fn resend_overdue(ctx: &Context) {
                 if !o.stream_appended {
                     want(cluster::key_slot(&o.article.stream_key));
                 }
-                if unknown {
+                // Still missing after two rounds: the node named for a slot may have lost it (a
+                // failover, a restart as a replica), so it is treated as unknown.
+                if unknown || o.resends >= 2 {
                     // Where a missing slot's node is not known: first everyone who has not
                     // answered, then everyone (a node that answered may have gained the slot).
                     for p in &everyone {

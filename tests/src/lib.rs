@@ -667,6 +667,29 @@ impl Cluster {
         drop(placeholder);
     }
 
+    /// The slot ranges `node` serves, from its own CLUSTER SLOTS.
+    pub fn slot_ranges_of(&self, node: &Server) -> Vec<(u16, u16)> {
+        let me = self.node_id(node);
+        let Ok(redis::Value::Array(ranges)) = redis::cmd("CLUSTER").arg("SLOTS").query::<redis::Value>(&mut node.conn()) else {
+            return Vec::new();
+        };
+        let mut mine: Vec<(u16, u16)> = ranges
+            .iter()
+            .filter_map(|r| {
+                let redis::Value::Array(r) = r else { return None };
+                let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b)), Some(redis::Value::Array(owner))) =
+                    (r.first(), r.get(1), r.get(2))
+                else {
+                    return None;
+                };
+                let id = owner.get(2).and_then(|v| redis::from_redis_value::<String>(v).ok())?;
+                (id == me).then_some((*a as u16, *b as u16))
+            })
+            .collect();
+        mine.sort();
+        mine
+    }
+
     /// `CLUSTER KEYSLOT key`, asked of the first node.
     pub fn key_slot(&self, key: &str) -> u16 {
         let s: i64 = redis::cmd("CLUSTER").arg("KEYSLOT").arg(key).query(&mut self.nodes[0].conn()).expect("CLUSTER KEYSLOT");

@@ -295,3 +295,63 @@ fn failovers_of_a_shard_and_of_the_ingest_primary_lose_and_repeat_nothing() {
         assert_eq!(digest(&mut primary.conn()), digest(&mut replica.conn()), "shard {i}");
     }
 }
+
+#[test]
+fn kill_9_of_a_shard_primary_with_a_replica_loses_and_repeats_nothing() {
+    let mut cluster = cluster_with(3, 1, &[]).start();
+    let mut c = cluster.conn();
+    let users = users(0..300);
+    subscribe_everyone(&mut c, &users);
+    let ingest_port = cluster.primary_of_key("news_raw").port;
+    let victim = (0..3).find(|&i| cluster.nodes[i].port != ingest_port).expect("another shard");
+    let ids: Vec<String> = (0..60).map(|i| format!("x{i}")).collect();
+    let writer = spawn_writer(cluster.primary_of_key("news_raw").url(), ids.clone(), Duration::from_millis(40));
+    std::thread::sleep(Duration::from_millis(600));
+    // The replica takes over after cluster-node-timeout; the killed node comes back as a replica.
+    cluster.kill9_and_restart(victim, Duration::from_millis(4000));
+    writer.join().expect("writer");
+    cluster.wait_healthy();
+    wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
+    assert_feeds_streams_documents(&cluster, &users, &ids);
+    let (a, b) = (&cluster.nodes[victim], &cluster.nodes[3 + victim]);
+    let (primary, replica) =
+        if agentic_tests::info_field(&mut a.conn(), "replication", "role").as_deref() == Some("master") { (a, b) } else { (b, a) };
+    agentic_tests::wait_replica_synced(primary, replica);
+    assert_eq!(digest(&mut primary.conn()), digest(&mut replica.conn()));
+}
+
+#[test]
+fn atomic_slot_migration_while_articles_flow_loses_and_repeats_nothing() {
+    let (major, _, _) = agentic_tests::server_version();
+    if major < 9 {
+        eprintln!("SKIPPED: CLUSTER MIGRATESLOTS needs Valkey 9 (this server is {major}.x)");
+        return;
+    }
+    let cluster = cluster(3, &[]).start();
+    let mut c = cluster.conn();
+    let users = users(0..300);
+    subscribe_everyone(&mut c, &users);
+    let ingest = cluster.primary_of_key("news_raw");
+    let others: Vec<_> = cluster.nodes.iter().filter(|n| n.port != ingest.port).collect();
+    let (from, to) = (others[0], others[1]);
+    let ids: Vec<String> = (0..60).map(|i| format!("m{i}")).collect();
+    let writer = spawn_writer(ingest.url(), ids.clone(), Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(300));
+    // Half of `from`'s slots move to `to` in one atomic migration.
+    let (first, end) = cluster.slot_ranges_of(from)[0];
+    let last = first + (end - first) / 2;
+    let _: Value = redis::cmd("CLUSTER")
+        .arg("MIGRATESLOTS")
+        .arg("SLOTSRANGE")
+        .arg(first)
+        .arg(last)
+        .arg("NODE")
+        .arg(cluster.node_id(to))
+        .query(&mut from.conn())
+        .expect("CLUSTER MIGRATESLOTS");
+    writer.join().expect("writer");
+    assert!(wait_for(|| cluster.primary_of_slot(first).port == to.port, Duration::from_secs(30)), "the migration did not complete");
+    cluster.wait_healthy();
+    wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
+    assert_feeds_streams_documents(&cluster, &users, &ids);
+}
