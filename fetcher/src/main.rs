@@ -30,7 +30,7 @@ use crate::writer::{Writer, WriterConfig};
     version,
     about = "Writes raw news articles into a Valkey stream (default news_raw) for the in-server pipeline",
     long_about = "Writes raw news articles into a Valkey stream (default news_raw) for the in-server pipeline.\n\n\
-Each article is written by one idempotent script: SET fetcher:seen:<id> NX EX <dedup-ttl>, then \
+Each article is written by one idempotent script: SET fetcher:seen:{<stream>}:<id> NX EX <dedup-ttl>, then \
 XADD <stream> * id <id> data <json>. Connection errors are retried (with reconnect and backoff) \
 until Valkey answers, so a restart neither loses nor duplicates articles. Writing pauses while the \
 consumer group's lag is at --max-backlog and resumes below 90% of it.\n\n\
@@ -49,9 +49,13 @@ struct Cli {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Valkey URL: redis://[user:pass@]host:port[/db] or unix:///path/to/valkey.sock
+    /// Valkey URL: redis://[user:pass@]host:port[/db] or unix:///path/to/valkey.sock; with
+    /// --cluster, one or more cluster nodes, comma-separated
     #[arg(long, global = true, default_value = "redis://127.0.0.1:6379", value_name = "URL")]
     valkey: String,
+    /// Valkey Cluster: route every key to the node serving it (MOVED/ASK, failovers)
+    #[arg(long, global = true)]
+    cluster: bool,
     /// Stream the articles are appended to
     #[arg(long, global = true, default_value = "news_raw", value_name = "KEY")]
     stream: String,
@@ -61,7 +65,7 @@ struct Common {
     /// Pause writing while the backlog is at this many entries (resume below 90%); 0 disables
     #[arg(long, global = true, default_value_t = 1000, value_name = "N")]
     max_backlog: u64,
-    /// Lifetime of the per-article dedup key fetcher:seen:<id>
+    /// Lifetime of the per-article dedup key fetcher:seen:{<stream>}:<id>
     #[arg(long, global = true, default_value_t = 86400, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
     dedup_ttl: u64,
     /// Address of the Prometheus /metrics endpoint; "" disables it
@@ -247,6 +251,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     let mut wcfg = WriterConfig {
         valkey: common.valkey.clone(),
+        cluster: common.cluster,
         stream: common.stream.clone(),
         group: common.group.clone(),
         max_backlog: common.max_backlog,

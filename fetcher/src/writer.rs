@@ -16,12 +16,23 @@ use crate::article::Article;
 use crate::metrics::Metrics;
 
 /// The write script: dedup marker and stream entry in one atomic step.
-/// KEYS[1] stream, KEYS[2] `fetcher:seen:<id>`; ARGV id, JSON, dedup TTL seconds.
+/// KEYS[1] stream, KEYS[2] `fetcher:seen:{<stream's hash tag>}:<id>`; ARGV id, JSON, dedup TTL.
 /// Returns the new entry id, or nil when the id was already seen.
 pub const WRITE_SCRIPT: &str = "if redis.call('SET', KEYS[2], 1, 'NX', 'EX', ARGV[3]) then return redis.call('XADD', KEYS[1], '*', 'id', ARGV[1], 'data', ARGV[2]) else return false end";
 
 /// Prefix of the per-article dedup key.
 pub const SEEN_PREFIX: &str = "fetcher:seen:";
+
+/// The dedup key of article `id`: it carries the stream's hash tag, so on Valkey Cluster both keys
+/// of the write script are in the stream's slot (a key hashes by its `{tag}` when it has one, by
+/// its whole name otherwise).
+pub fn seen_key(stream: &str, id: &str) -> String {
+    let tag = stream
+        .find('{')
+        .and_then(|open| stream[open + 1..].find('}').filter(|&len| len > 0).map(|len| &stream[open + 1..open + 1 + len]))
+        .unwrap_or(stream);
+    format!("{SEEN_PREFIX}{{{tag}}}:{id}")
+}
 
 /// How long a backlog reading is reused before it is read again.
 const BACKLOG_CACHE: Duration = Duration::from_millis(100);
@@ -44,6 +55,8 @@ pub struct WriterConfig {
     pub dedup_ttl: u64,
     /// Articles per second; `None` = as fast as Valkey answers.
     pub rate: Option<f64>,
+    /// `valkey` names cluster nodes (comma-separated seeds): a cluster client routes every key.
+    pub cluster: bool,
 }
 
 /// What the writer did, for the final summary.
@@ -117,10 +130,45 @@ fn error_kind_label(e: &RedisError) -> String {
     e.code().map(|c| c.to_ascii_lowercase()).unwrap_or_else(|| format!("{:?}", e.kind()).to_ascii_lowercase())
 }
 
+/// A connection to one server, or to a cluster (following MOVED/ASK and failovers).
+#[derive(Clone)]
+pub enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl redis::aio::ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, cmd: &'a redis::Pipeline, offset: usize, count: usize) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+enum Client {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient),
+}
+
 pub struct Writer {
     cfg: WriterConfig,
-    client: redis::Client,
-    conn: Option<MultiplexedConnection>,
+    client: Client,
+    conn: Option<Conn>,
     connected_once: bool,
     sha: String,
     metrics: Arc<Metrics>,
@@ -133,7 +181,17 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(cfg: WriterConfig, metrics: Arc<Metrics>, progress: Option<ProgressBar>) -> RedisResult<Writer> {
-        let client = redis::Client::open(cfg.valkey.as_str())?;
+        let client = if cfg.cluster {
+            let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
+            Client::Cluster(
+                redis::cluster::ClusterClientBuilder::new(seeds)
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .build()?,
+            )
+        } else {
+            Client::Single(redis::Client::open(cfg.valkey.as_str())?)
+        };
         let sha = redis::Script::new(WRITE_SCRIPT).get_hash().to_string();
         Ok(Writer {
             cfg,
@@ -184,7 +242,7 @@ impl Writer {
     }
 
     /// A live connection, connecting (with backoff, forever) when there is none.
-    async fn connection(&mut self) -> MultiplexedConnection {
+    async fn connection(&mut self) -> Conn {
         if let Some(c) = &self.conn {
             return c.clone();
         }
@@ -193,7 +251,11 @@ impl Writer {
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            match self.client.get_multiplexed_async_connection_with_config(&config).await {
+            let attempt = match &self.client {
+                Client::Single(c) => c.get_multiplexed_async_connection_with_config(&config).await.map(Conn::Single),
+                Client::Cluster(c) => c.get_async_connection().await.map(Conn::Cluster),
+            };
+            match attempt {
                 Ok(c) => {
                     if self.connected_once {
                         self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -230,7 +292,7 @@ impl Writer {
     /// Runs `op` on a connection until it succeeds, reconnecting on connection errors.
     async fn retrying<T, F, Fut>(&mut self, what: &str, mut op: F) -> RedisResult<T>
     where
-        F: FnMut(MultiplexedConnection) -> Fut,
+        F: FnMut(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         loop {
@@ -265,7 +327,7 @@ impl Writer {
     /// Writes one article; `Some(entry id)` when appended, `None` when it was a duplicate.
     async fn write(&mut self, a: &Article) -> RedisResult<Option<String>> {
         let stream = self.cfg.stream.clone();
-        let seen = format!("{SEEN_PREFIX}{}", a.id);
+        let seen = seen_key(&stream, &a.id);
         let id = a.id.clone();
         let json = a.to_json();
         let ttl = self.cfg.dedup_ttl;
@@ -435,6 +497,13 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn dedup_keys_share_the_stream_slot() {
+        assert_eq!(seen_key("news_raw", "a1"), "fetcher:seen:{news_raw}:a1");
+        assert_eq!(seen_key("{feeds}:raw", "a1"), "fetcher:seen:{feeds}:a1");
+        assert_eq!(seen_key("odd{}name", "a1"), "fetcher:seen:{odd{}name}:a1");
     }
 
     #[test]

@@ -65,7 +65,7 @@ fn rss_and_atom_items_become_documents() {
         assert_eq!(docs.get(id), Some(&want), "document {id}; all: {docs:#?}");
     }
     // the dedup markers exist with the TTL
-    let ttl: i64 = redis::cmd("TTL").arg("fetcher:seen:wire-0001").query(&mut server.conn()).unwrap();
+    let ttl: i64 = redis::cmd("TTL").arg("fetcher:seen:{news_raw}:wire-0001").query(&mut server.conn()).unwrap();
     assert!(ttl > 86000 && ttl <= 86400, "ttl {ttl}");
 }
 
