@@ -31,9 +31,14 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct Config {
-    /// Valkey with the agentic module loaded.
-    #[arg(long, env = "VALKEY_URL", default_value = "redis://127.0.0.1:6379")]
-    pub valkey: String,
+    /// Valkey with the agentic module loaded; with --cluster, one or more nodes of the cluster
+    /// (comma-separated; the others are discovered).
+    #[arg(long, env = "VALKEY_URL", default_value = "redis://127.0.0.1:6379", value_delimiter = ',')]
+    pub valkey: Vec<String>,
+    /// Valkey runs as a cluster: commands go to the node serving each key, and live deliveries
+    /// are followed on every primary's shard channel.
+    #[arg(long, env = "AGENTIC_CLUSTER")]
+    pub cluster: bool,
     /// HTTP and WebSocket address.
     #[arg(long, env = "AGENTIC_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

@@ -1,4 +1,5 @@
-//! The live path of user feeds: one subscription to the module's delivery channel. Each
+//! The live path of user feeds: one subscription to the module's delivery channel (one per
+//! primary on a cluster, see shards.rs). Each
 //! announcement names a document and the (user key, entry id) pairs it was delivered to; the
 //! router reads the document once (cached), and queues an item to every open socket of those
 //! users. No read per user, however many sockets are open.
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use tokio::sync::mpsc;
 
 use crate::entry::{DocBody, Item};
 use crate::hub::{Outbox, Registry};
@@ -20,6 +22,8 @@ const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
 const DOC_CACHE: usize = 4096;
 /// Announcements whose documents are read concurrently; routing stays in arrival order.
 const IN_FLIGHT: usize = 64;
+/// The longest single pause while waiting for a document on a cluster (about 1.3 s in all).
+const DOC_WAIT_MAX: Duration = Duration::from_millis(640);
 
 #[derive(Debug, PartialEq)]
 pub struct Announcement {
@@ -104,64 +108,102 @@ async fn body_for(valkey: &Valkey, cache: &Mutex<DocCache>, topic: Vec<u8>, doc_
         return Some(b);
     }
     metrics::DOC_FETCHES.incr();
-    let payload = valkey.get_doc(&key.1).await.ok()?;
-    if payload.is_none() {
-        metrics::DOCS_MISSING.incr();
+    let mut payload = valkey.get_doc(&key.1).await.ok()?;
+    // On a cluster the document is stored by its own node while the user's node delivers, so
+    // an announcement can arrive first: wait for the document a little before giving up.
+    let mut pause = Duration::from_millis(10);
+    while payload.is_none() && valkey.is_cluster() && pause <= DOC_WAIT_MAX {
+        metrics::DOC_WAITS.incr();
+        tokio::time::sleep(pause).await;
+        pause *= 2;
+        payload = valkey.get_doc(&key.1).await.ok()?;
     }
     let body = Arc::new(DocBody::new(&String::from_utf8_lossy(&key.0), &String::from_utf8_lossy(&key.1), payload.as_deref()));
-    if let Ok(mut c) = cache.lock() {
-        c.put(key, body.clone());
+    match payload {
+        Some(_) => {
+            if let Ok(mut c) = cache.lock() {
+                c.put(key, body.clone());
+            }
+        }
+        None => metrics::DOCS_MISSING.incr(),
     }
     Some(body)
 }
 
-/// Follows the delivery channel forever, reconnecting with backoff. After every (re)connect all
-/// user sockets resync: announcements published while nobody listened are gone.
-pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String) {
+/// Routes announcements, in arrival order, to the open sockets they concern; the document of each
+/// is read once (cached) while later announcements are already being matched.
+async fn route(valkey: Valkey, users: Arc<Registry>, announcements: mpsc::Receiver<Vec<u8>>) {
     let cache = Mutex::new(DocCache::default());
+    let incoming = futures_util::stream::unfold(announcements, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
+    let routed = incoming
+        .map(|payload| {
+            metrics::DELIVERY_MESSAGES.incr();
+            let parsed = parse(&payload);
+            let targets = match &parsed {
+                Some(a) => {
+                    metrics::DELIVERY_ENTRIES.add(a.deliveries.len() as u64);
+                    targets_of(&users, a)
+                }
+                None => {
+                    metrics::DELIVERY_MALFORMED.incr();
+                    Vec::new()
+                }
+            };
+            let (valkey, cache) = (&valkey, &cache);
+            async move {
+                let a = parsed.filter(|_| !targets.is_empty())?;
+                let body = body_for(valkey, cache, a.topic, a.doc_key).await;
+                Some((targets, body))
+            }
+        })
+        .buffered(IN_FLIGHT);
+    let mut routed = std::pin::pin!(routed);
+    while let Some(next) = routed.next().await {
+        let Some((targets, body)) = next else { continue };
+        match body {
+            Some(body) => {
+                metrics::DELIVERY_ENTRIES_ROUTED.add(targets.len() as u64);
+                for (outbox, id) in targets {
+                    outbox.push(Item { id, body: body.clone() });
+                }
+            }
+            // The document could not be read: those sockets re-read their feeds.
+            None => targets.iter().for_each(|(o, _)| o.request_resync()),
+        }
+    }
+}
+
+/// Announcements waiting for the router; a full queue holds up the subscriber connections
+/// (Valkey buffers for them) rather than growing without bound.
+const QUEUE: usize = 65_536;
+
+/// Follows live deliveries forever: on a single server its delivery channel, on a cluster every
+/// primary's shard channel (see `cluster_run`).
+pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String) {
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(route(valkey.clone(), users.clone(), rx));
+    match valkey.server_client() {
+        Some(client) => server_run(client.clone(), users, channel, tx).await,
+        None => crate::shards::run(valkey, users, channel, tx).await,
+    }
+}
+
+/// One server: one subscription, reconnecting with backoff. After every (re)connect all user
+/// sockets resync: announcements published while nobody listened are gone.
+async fn server_run(client: redis::Client, users: Arc<Registry>, channel: String, tx: mpsc::Sender<Vec<u8>>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match valkey.client().get_async_pubsub().await {
+        match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
                     metrics::PUBSUB_CONNECTS.incr();
                     backoff = Duration::from_millis(100);
                     log::info!("following deliveries on channel {channel}");
                     users.for_each(|o| o.request_resync());
-                    let messages = pubsub.into_on_message();
-                    let mut routed = messages
-                        .map(|msg| {
-                            metrics::DELIVERY_MESSAGES.incr();
-                            let parsed = parse(msg.get_payload_bytes());
-                            let targets = match &parsed {
-                                Some(a) => {
-                                    metrics::DELIVERY_ENTRIES.add(a.deliveries.len() as u64);
-                                    targets_of(&users, a)
-                                }
-                                None => {
-                                    metrics::DELIVERY_MALFORMED.incr();
-                                    Vec::new()
-                                }
-                            };
-                            let (valkey, cache) = (&valkey, &cache);
-                            async move {
-                                let a = parsed.filter(|_| !targets.is_empty())?;
-                                let body = body_for(valkey, cache, a.topic, a.doc_key).await;
-                                Some((targets, body))
-                            }
-                        })
-                        .buffered(IN_FLIGHT);
-                    while let Some(next) = routed.next().await {
-                        let Some((targets, body)) = next else { continue };
-                        match body {
-                            Some(body) => {
-                                metrics::DELIVERY_ENTRIES_ROUTED.add(targets.len() as u64);
-                                for (outbox, id) in targets {
-                                    outbox.push(Item { id, body: body.clone() });
-                                }
-                            }
-                            // The document could not be read: those sockets re-read their feeds.
-                            None => targets.iter().for_each(|(o, _)| o.request_resync()),
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(msg) = messages.next().await {
+                        if tx.send(msg.get_payload_bytes().to_vec()).await.is_err() {
+                            return;
                         }
                     }
                     log::warn!("delivery channel connection lost; reconnecting");

@@ -4,6 +4,7 @@
 
 mod api;
 mod auth;
+mod cluster;
 mod config;
 mod entry;
 mod hub;
@@ -11,6 +12,7 @@ mod ids;
 mod live;
 mod metrics;
 mod session;
+mod shards;
 mod topics;
 mod valkey;
 
@@ -75,11 +77,11 @@ fn router(state: AppState) -> Router {
 async fn connect(config: &Config) -> valkey::Valkey {
     let mut logged = false;
     loop {
-        match valkey::Valkey::connect(&config.valkey, config.valkey_connections as usize).await {
+        match valkey::Valkey::connect(&config.valkey, config.cluster, config.valkey_connections as usize).await {
             Ok(v) => return v,
             Err(e) => {
                 if !logged {
-                    log::warn!("waiting for Valkey at {}: {e}", config.valkey);
+                    log::warn!("waiting for Valkey at {}: {e}", config.valkey.join(","));
                     logged = true;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -121,7 +123,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tokio::spawn(live::run(valkey.clone(), users.clone(), config.delivery_channel.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    log::info!("agentic-gateway on http://{addr} (Valkey {})", config.valkey);
+    log::info!("agentic-gateway on http://{addr} (Valkey {}{})", config.valkey.join(","), if config.cluster { ", cluster" } else { "" });
     let state = AppState { topics: topics::TopicFeeds::new(valkey.clone()), valkey, users, config: Arc::new(config) };
     // Pushed frames go out at once: Nagle would hold a frame while the previous one is unacknowledged.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

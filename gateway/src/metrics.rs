@@ -59,6 +59,11 @@ pub static DELIVERY_ENTRIES: Counter = Counter::new();
 pub static DELIVERY_ENTRIES_ROUTED: Counter = Counter::new();
 pub static PUBSUB_CONNECTS: Counter = Counter::new();
 pub static PUBSUB_ERRORS: Counter = Counter::new();
+/// Re-reads of a document that was not there yet when its delivery was announced (on a
+/// cluster the document's node may store it after the user's node delivered).
+pub static DOC_WAITS: Counter = Counter::new();
+/// Cluster slot-map changes seen (each resyncs the sockets of the users whose slot moved).
+pub static CLUSTER_TOPOLOGY_CHANGES: Counter = Counter::new();
 pub static TOPIC_READS: Counter = Counter::new();
 pub static TOPIC_READ_ERRORS: Counter = Counter::new();
 pub static DOC_FETCHES: Counter = Counter::new();
@@ -266,6 +271,18 @@ pub fn render() -> String {
     );
     counter(&mut o, "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.", &[("", PUBSUB_CONNECTS.get())]);
     counter(&mut o, "gateway_pubsub_errors_total", "Delivery-channel connection failures.", &[("", PUBSUB_ERRORS.get())]);
+    counter(
+        &mut o,
+        "gateway_doc_waits_total",
+        "Re-reads of a document not yet stored when its delivery was announced (cluster).",
+        &[("", DOC_WAITS.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_cluster_topology_changes_total",
+        "Cluster slot-map changes seen; the sockets of users whose slot moved resync.",
+        &[("", CLUSTER_TOPOLOGY_CHANGES.get())],
+    );
     counter(&mut o, "gateway_topic_reads_total", "Blocking topic-stream reads.", &[("", TOPIC_READS.get())]);
     counter(&mut o, "gateway_topic_read_errors_total", "Failed topic-stream reads.", &[("", TOPIC_READ_ERRORS.get())]);
     counter(&mut o, "gateway_doc_fetches_total", "Documents read for live deliveries.", &[("", DOC_FETCHES.get())]);

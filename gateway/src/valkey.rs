@@ -1,13 +1,18 @@
-//! Every Valkey command the gateway sends, over a few shared multiplexed connections. Replies
-//! are parsed here, so the rest of the gateway sees feed items and plain values.
+//! Every Valkey command the gateway sends, over a few shared multiplexed connections (to one
+//! server, or to a cluster: one connection per node, commands routed by key, MOVED and ASK
+//! followed). Replies are parsed here, so the rest of the gateway sees feed items and plain values.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use redis::aio::{ConnectionManager, MultiplexedConnection};
-use redis::{RedisError, RedisResult, Value};
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
 
+use crate::cluster::Topology;
 use crate::entry::{DocBody, Item};
 use crate::ids::{EntryId, Slug, UserId};
 use crate::metrics;
@@ -15,10 +20,53 @@ use crate::metrics;
 /// Largest page read from a feed at once; longer catch-ups read several pages.
 pub const PAGE: usize = 1000;
 
+/// One connection the gateway sends commands on.
+#[derive(Clone)]
+pub enum Conn {
+    /// Shared, to one server; reconnects by itself.
+    Server(ConnectionManager),
+    /// A connection of its own to one server (blocking reads).
+    Dedicated(MultiplexedConnection),
+    /// To every node of a cluster.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Server(c) => c.req_packed_command(cmd),
+            Conn::Dedicated(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(&'a mut self, cmd: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Server(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Dedicated(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Server(c) => c.get_db(),
+            Conn::Dedicated(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Target {
+    Server(redis::Client),
+    Cluster { client: ClusterClient, seed: redis::ConnectionInfo },
+}
+
 #[derive(Clone)]
 pub struct Valkey {
-    client: redis::Client,
-    conns: Arc<Vec<ConnectionManager>>,
+    target: Target,
+    conns: Arc<Vec<Conn>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -47,14 +95,20 @@ fn text(v: &Value) -> String {
     }
 }
 
+fn invalid(what: &str) -> RedisError {
+    RedisError::from((redis::ErrorKind::InvalidClientConfig, "invalid Valkey setup", what.to_string()))
+}
+
 fn unexpected(what: &str) -> RedisError {
     RedisError::from((redis::ErrorKind::TypeError, "unexpected reply", what.to_string()))
 }
 
-/// `[id, topic, doc-key, payload-or-nil]` entries of AGENT.FEED.
-fn feed_items(reply: Value) -> RedisResult<Vec<Item>> {
+/// `[id, topic, doc-key, payload-or-nil]` entries of AGENT.FEED, and which of them came without a
+/// body (index, topic, document key).
+fn feed_items(reply: Value) -> RedisResult<(Vec<Item>, Vec<(usize, String, Vec<u8>)>)> {
     let Value::Array(entries) = reply else { return Err(unexpected("AGENT.FEED did not reply with an array")) };
     let mut items = Vec::with_capacity(entries.len());
+    let mut missing = Vec::new();
     for e in entries {
         let Value::Array(f) = e else { return Err(unexpected("AGENT.FEED entry is not an array")) };
         let id = f.first().and_then(bytes).and_then(|b| std::str::from_utf8(b).ok()).and_then(EntryId::parse);
@@ -62,13 +116,14 @@ fn feed_items(reply: Value) -> RedisResult<Vec<Item>> {
             return Err(unexpected("AGENT.FEED entry lacks id, topic or document"));
         };
         let payload = f.get(3).and_then(bytes);
+        let topic = String::from_utf8_lossy(topic);
         if payload.is_none() {
-            metrics::DOCS_MISSING.incr();
+            missing.push((items.len(), topic.to_string(), doc.to_vec()));
         }
-        let body = DocBody::new(&String::from_utf8_lossy(topic), &String::from_utf8_lossy(doc), payload);
+        let body = DocBody::new(&topic, &String::from_utf8_lossy(doc), payload);
         items.push(Item { id, body: Arc::new(body) });
     }
-    Ok(items)
+    Ok((items, missing))
 }
 
 /// XRANGE/XREVRANGE/XREAD entries of a topic stream: fields `doc <key> data <payload>`.
@@ -116,20 +171,53 @@ where
 }
 
 impl Valkey {
-    pub async fn connect(url: &str, connections: usize) -> RedisResult<Valkey> {
-        let client = redis::Client::open(url)?;
-        let mut conns = Vec::with_capacity(connections.max(1));
-        for _ in 0..connections.max(1) {
-            conns.push(ConnectionManager::new(client.clone()).await?);
+    /// `urls`: one server, or with `cluster` any nodes of a cluster (the rest are discovered).
+    pub async fn connect(urls: &[String], cluster: bool, connections: usize) -> RedisResult<Valkey> {
+        let n = connections.max(1);
+        let mut conns = Vec::with_capacity(n);
+        let target = if cluster {
+            let seed = urls.first().map(String::as_str).unwrap_or("redis://127.0.0.1:6379").into_connection_info()?;
+            let client = ClusterClient::new(urls.to_vec())?;
+            for _ in 0..n {
+                conns.push(Conn::Cluster(client.get_async_connection().await?));
+            }
+            Target::Cluster { client, seed }
+        } else {
+            let [url] = urls else { return Err(invalid("give one Valkey URL, or several with --cluster")) };
+            let client = redis::Client::open(url.as_str())?;
+            for _ in 0..n {
+                conns.push(Conn::Server(ConnectionManager::new(client.clone()).await?));
+            }
+            Target::Server(client)
+        };
+        Ok(Valkey { target, conns: Arc::new(conns), next: Arc::new(AtomicUsize::new(0)) })
+    }
+
+    /// The client of the single server (None on a cluster).
+    pub fn server_client(&self) -> Option<&redis::Client> {
+        match &self.target {
+            Target::Server(c) => Some(c),
+            Target::Cluster { .. } => None,
         }
-        Ok(Valkey { client, conns: Arc::new(conns), next: Arc::new(AtomicUsize::new(0)) })
     }
 
-    pub fn client(&self) -> &redis::Client {
-        &self.client
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
     }
 
-    fn conn(&self) -> ConnectionManager {
+    /// A RESP3 client for one cluster node (`host:port`), with the seed's credentials, for a
+    /// subscription of its own on that node.
+    pub fn node_client(&self, addr: &str) -> RedisResult<redis::Client> {
+        let Target::Cluster { seed, .. } = &self.target else { return Err(invalid("not a cluster")) };
+        let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("node address without a port"))?;
+        let port: u16 = port.parse().map_err(|_| invalid("node address with a bad port"))?;
+        let mut redis_info = seed.redis.clone();
+        redis_info.protocol = redis::ProtocolVersion::RESP3;
+        redis_info.db = 0;
+        redis::Client::open(redis::ConnectionInfo { addr: redis::ConnectionAddr::Tcp(host.to_string(), port), redis: redis_info })
+    }
+
+    fn conn(&self) -> Conn {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
         self.conns[i].clone()
     }
@@ -143,7 +231,7 @@ impl Valkey {
     /// with a short pause turn a restart into a delay instead of an error.
     async fn retrying<T, F, Fut>(&self, run: F) -> RedisResult<T>
     where
-        F: Fn(ConnectionManager) -> Fut,
+        F: Fn(Conn) -> Fut,
         Fut: std::future::Future<Output = RedisResult<T>>,
     {
         let mut pause = std::time::Duration::from_millis(50);
@@ -153,7 +241,11 @@ impl Valkey {
                 Err(e) if !matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => {
                     metrics::VALKEY_ERRORS.incr();
                     attempt += 1;
-                    if attempt >= 5 || !(e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal()) {
+                    let transient = e.is_io_error()
+                        || e.is_connection_dropped()
+                        || e.is_connection_refusal()
+                        || matches!(e.kind(), redis::ErrorKind::ClusterDown | redis::ErrorKind::TryAgain | redis::ErrorKind::MasterDown);
+                    if attempt >= 5 || !transient {
                         return Err(e);
                     }
                     tokio::time::sleep(pause).await;
@@ -165,8 +257,93 @@ impl Valkey {
     }
 
     /// A connection of its own, for blocking reads that must not hold up the shared ones.
-    pub async fn dedicated(&self) -> RedisResult<MultiplexedConnection> {
-        self.client.get_multiplexed_async_connection().await
+    pub async fn dedicated(&self) -> RedisResult<Conn> {
+        match &self.target {
+            Target::Server(c) => Ok(Conn::Dedicated(c.get_multiplexed_async_connection().await?)),
+            Target::Cluster { client, .. } => Ok(Conn::Cluster(client.get_async_connection().await?)),
+        }
+    }
+
+    /// The reply of every primary to `cmd` (of the server on a single server).
+    async fn on_every_primary(&self, cmd: &Cmd) -> RedisResult<Vec<Value>> {
+        if !self.is_cluster() {
+            return Ok(vec![self.query(cmd).await?]);
+        }
+        let reply = self
+            .retrying(|conn| async move {
+                let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
+                c.route_command(cmd, RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None))).await
+            })
+            .await?;
+        match reply {
+            Value::Map(pairs) => Ok(pairs.into_iter().map(|(_, v)| v).collect()),
+            other => Ok(vec![other]),
+        }
+    }
+
+    /// Which primary serves which slot (CLUSTER SLOTS from any node).
+    pub async fn topology(&self) -> RedisResult<Topology> {
+        let reply: Value = self
+            .retrying(|conn| async move {
+                let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
+                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                c.route_command(redis::cmd("CLUSTER").arg("SLOTS"), route).await
+            })
+            .await?;
+        Topology::from_cluster_slots(&reply).ok_or_else(|| unexpected("CLUSTER SLOTS reply"))
+    }
+
+    /// Fills in bodies AGENT.FEED left nil because, on a cluster, the document lives in another
+    /// slot than the user: one GET per distinct document, from its own node.
+    async fn fill_bodies(&self, items: &mut [Item], missing: Vec<(usize, String, Vec<u8>)>) -> RedisResult<()> {
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if !self.is_cluster() {
+            metrics::DOCS_MISSING.add(missing.len() as u64);
+            return Ok(());
+        }
+        let mut distinct: Vec<(String, Vec<u8>)> = missing.iter().map(|(_, t, d)| (t.clone(), d.clone())).collect();
+        distinct.sort();
+        distinct.dedup();
+        let newest_ms = missing.iter().map(|(i, _, _)| items[*i].id.ms).max().unwrap_or(0);
+        let mut payloads = futures_util::future::try_join_all(distinct.iter().map(|(_, doc)| self.get_doc(doc))).await?;
+        metrics::DOC_FETCHES.add(distinct.len() as u64);
+        // A document delivered moments ago may not be stored on its own node yet (see live.rs);
+        // older ones that are absent have expired.
+        let mut pause = std::time::Duration::from_millis(10);
+        while payloads.iter().any(Option::is_none) && metrics::now_ms().saturating_sub(newest_ms) < 5_000 && pause.as_millis() <= 320 {
+            metrics::DOC_WAITS.incr();
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+            for (p, (_, doc)) in payloads.iter_mut().zip(&distinct) {
+                if p.is_none() {
+                    *p = self.get_doc(doc).await?;
+                }
+            }
+        }
+        let bodies: Vec<Arc<DocBody>> = distinct
+            .iter()
+            .zip(payloads)
+            .map(|((topic, doc), payload)| {
+                if payload.is_none() {
+                    metrics::DOCS_MISSING.incr();
+                }
+                Arc::new(DocBody::new(topic, &String::from_utf8_lossy(doc), payload.as_deref()))
+            })
+            .collect();
+        for (i, topic, doc) in missing {
+            if let Ok(at) = distinct.binary_search(&(topic, doc)) {
+                items[i].body = bodies[at].clone();
+            }
+        }
+        Ok(())
+    }
+
+    async fn feed(&self, cmd: &Cmd) -> RedisResult<Vec<Item>> {
+        let (mut items, missing) = feed_items(self.query(cmd).await?)?;
+        self.fill_bodies(&mut items, missing).await?;
+        Ok(items)
     }
 
     /// Up to `count` newest entries (older than `before` when given), newest first.
@@ -176,7 +353,7 @@ impl Valkey {
         if let Some(b) = before {
             cmd.arg("BEFORE").arg(b.to_string());
         }
-        feed_items(self.query(&cmd).await?)
+        self.feed(&cmd).await
     }
 
     /// Every entry newer than `after`, oldest first, and whether entries after `after` may have
@@ -184,7 +361,7 @@ impl Valkey {
     pub async fn feed_after(&self, user: &UserId, after: EntryId) -> RedisResult<(Vec<Item>, bool)> {
         let all = pages_after(after, |from| async move {
             let cmd = redis::cmd("AGENT.FEED").arg(user.key()).arg("COUNT").arg(PAGE).arg("AFTER").arg(from.to_string()).clone();
-            feed_items(self.query(&cmd).await?)
+            self.feed(&cmd).await
         })
         .await?;
         let truncated = if all.is_empty() || after == EntryId::ZERO {
@@ -287,34 +464,58 @@ impl Valkey {
         Ok(topics)
     }
 
-    /// AGENT.STATS as numbers.
+    /// AGENT.STATS as numbers, summed over the primaries of a cluster.
     pub async fn module_stats(&self) -> RedisResult<BTreeMap<String, f64>> {
-        let reply: Value = self.query(&redis::cmd("AGENT.STATS")).await?;
-        let Value::Array(flat) = reply else { return Err(unexpected("AGENT.STATS did not reply with an array")) };
-        Ok(flat.chunks(2).filter_map(|kv| Some((text(kv.first()?), text(kv.get(1)?).parse().ok()?))).collect())
-    }
-
-    /// `INFO <sections>` as field -> value (the `agentic_` prefix of module fields removed).
-    pub async fn info(&self, sections: &[&str]) -> RedisResult<BTreeMap<String, String>> {
-        let reply: String = self.query(redis::cmd("INFO").arg(sections)).await?;
-        Ok(reply
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.strip_prefix("agentic_").unwrap_or(k).to_string(), v.trim().to_string()))
-            .collect())
-    }
-
-    /// Whether Valkey answers and has the module loaded (the stack's guardrail).
-    pub async fn module_loaded(&self) -> RedisResult<bool> {
-        let reply: Value = self.query(redis::cmd("MODULE").arg("LIST")).await?;
-        let Value::Array(mods) = reply else { return Ok(false) };
-        Ok(mods.iter().any(|m| match m {
-            Value::Array(f) => {
-                f.chunks(2).any(|kv| kv.first().and_then(bytes) == Some(b"name") && kv.get(1).and_then(bytes) == Some(b"agentic"))
+        let mut sum = BTreeMap::new();
+        for reply in self.on_every_primary(&redis::cmd("AGENT.STATS")).await? {
+            let Value::Array(flat) = reply else { return Err(unexpected("AGENT.STATS did not reply with an array")) };
+            for kv in flat.chunks(2) {
+                let (Some(k), Some(v)) = (kv.first(), kv.get(1)) else { continue };
+                if let Ok(v) = text(v).parse::<f64>() {
+                    *sum.entry(text(k)).or_insert(0.0) += v;
+                }
             }
-            Value::Map(f) => f.iter().any(|(k, v)| bytes(k) == Some(b"name") && bytes(v) == Some(b"agentic")),
-            _ => false,
-        }))
+        }
+        Ok(sum)
     }
+
+    /// `INFO <sections>` as field -> value (the `agentic_` prefix of module fields removed). On a
+    /// cluster numbers are summed over the primaries; other values are the first primary's.
+    pub async fn info(&self, sections: &[&str]) -> RedisResult<BTreeMap<String, String>> {
+        let mut out: BTreeMap<String, String> = BTreeMap::new();
+        for reply in self.on_every_primary(redis::cmd("INFO").arg(sections)).await? {
+            let text = text(&reply);
+            for (k, v) in text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once(':')) {
+                let k = k.strip_prefix("agentic_").unwrap_or(k).to_string();
+                let v = v.trim();
+                match (out.get(&k).and_then(|o| o.parse::<f64>().ok()), v.parse::<f64>()) {
+                    (Some(o), Ok(n)) => {
+                        out.insert(k, (o + n).to_string());
+                    }
+                    (None, _) if !out.contains_key(&k) => {
+                        out.insert(k, v.to_string());
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether Valkey answers and has the module loaded (on a cluster: every primary has it).
+    pub async fn module_loaded(&self) -> RedisResult<bool> {
+        let replies = self.on_every_primary(redis::cmd("MODULE").arg("LIST")).await?;
+        Ok(!replies.is_empty() && replies.iter().all(has_agentic))
+    }
+}
+
+fn has_agentic(reply: &Value) -> bool {
+    let Value::Array(mods) = reply else { return false };
+    mods.iter().any(|m| match m {
+        Value::Array(f) => {
+            f.chunks(2).any(|kv| kv.first().and_then(bytes) == Some(b"name") && kv.get(1).and_then(bytes) == Some(b"agentic"))
+        }
+        Value::Map(f) => f.iter().any(|(k, v)| bytes(k) == Some(b"name") && bytes(v) == Some(b"agentic")),
+        _ => false,
+    })
 }

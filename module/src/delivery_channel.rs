@@ -8,11 +8,13 @@
 //! id. Netstrings, because keys may hold any byte but NUL, and every language parses them in a
 //! few lines. Pub/Sub is at-most-once: a subscriber that reconnects re-reads feeds with
 //! `AGENT.FEED ... AFTER id`.
+//!
+//! On a cluster each primary announces on its own shard channel instead (see `shard_channel`).
 
 use valkey_module::{Context, ContextFlags};
 
 use crate::feed::EntryId;
-use crate::{configs, ffi, metrics};
+use crate::{cluster, configs, ffi, metrics};
 
 pub const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
 
@@ -60,13 +62,45 @@ pub fn encode(topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8], EntryId)]) -> 
     out
 }
 
+/// The shard channel a cluster primary announces on: `<channel>{<tag>}`, the tag naming the
+/// smallest slot the primary serves (cluster::slot_tag), so SSUBSCRIBE reaches exactly this
+/// shard. None while the node serves no slot (it has no users then).
+pub fn shard_channel(ctx: &Context, channel: &str) -> Option<String> {
+    let slots = cluster::my_slots(ctx, SHARD_CHANNEL_MAX_AGE);
+    let &(first, _) = slots.ranges().first()?;
+    Some(format!("{channel}{{{}}}", cluster::slot_tag(first)))
+}
+
+/// How stale the slot ownership behind the shard channel may be: a gateway re-reads the
+/// topology (and resyncs its sockets) when slots move, so a moment of the old name is harmless.
+const SHARD_CHANNEL_MAX_AGE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Publishes one slice's deliveries, unless the channel is disabled (empty) or the server is
 /// loading its data (nobody can be subscribed yet, and replayed AOF deliveries are not news).
+///
+/// On a cluster the primary publishes once on its shard channel (SPUBLISH semantics: the message
+/// reaches this shard's nodes only, replicas included, instead of every node of the cluster), and
+/// replicas applying AGENT.DELIVER stay silent, since their primary's message already reached them.
 pub fn publish(ctx: &Context, topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8], EntryId)]) {
-    if deliveries.is_empty() || ctx.get_flags().contains(ContextFlags::LOADING) {
+    let flags = ctx.get_flags();
+    if deliveries.is_empty() || flags.contains(ContextFlags::LOADING) {
         return;
     }
     let Some(channel) = configs::delivery_channel() else { return };
+    if cluster::enabled() {
+        if flags.contains(ContextFlags::SLAVE) {
+            return;
+        }
+        let Some(shard) = shard_channel(ctx, &channel) else {
+            metrics::DELIVERY_MESSAGES_UNROUTED.incr();
+            return;
+        };
+        let message = encode(topic, doc_key, deliveries);
+        metrics::DELIVERY_MESSAGES.incr();
+        metrics::DELIVERY_MESSAGE_BYTES.add(message.len() as u64);
+        ffi::publish_shard(ctx, shard.as_bytes(), &message);
+        return;
+    }
     let message = encode(topic, doc_key, deliveries);
     metrics::DELIVERY_MESSAGES.incr();
     metrics::DELIVERY_MESSAGE_BYTES.add(message.len() as u64);

@@ -200,6 +200,9 @@ pub static SIDECAR_LATE_RESULTS: Counter = Counter::new();
 /// Delivery announcements published on `delivery-channel` (one per fan-out slice) and their bytes.
 pub static DELIVERY_MESSAGES: Counter = Counter::new();
 pub static DELIVERY_MESSAGE_BYTES: Counter = Counter::new();
+/// Announcements not published because this cluster primary served no slot to name its shard
+/// channel by (a node that owns no slot has no subscribers to announce to).
+pub static DELIVERY_MESSAGES_UNROUTED: Counter = Counter::new();
 pub static PANICS_CAUGHT: Counter = Counter::new();
 pub static LOAD_ERRORS: Counter = Counter::new();
 
@@ -345,6 +348,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("sidecar_late_results".into(), c(&SIDECAR_LATE_RESULTS)),
         ("delivery_messages".into(), c(&DELIVERY_MESSAGES)),
         ("delivery_message_bytes".into(), c(&DELIVERY_MESSAGE_BYTES)),
+        ("delivery_messages_unrouted".into(), c(&DELIVERY_MESSAGES_UNROUTED)),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];

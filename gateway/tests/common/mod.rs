@@ -21,12 +21,24 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway in cluster mode, seeded with every primary; returns once it follows all of
+    /// their shard channels.
+    pub async fn start_cluster(cluster: &agentic_tests::Cluster, extra: &[&str]) -> Gateway {
+        let seeds: Vec<String> = cluster.nodes[..cluster.primaries].iter().map(|n| n.url()).collect();
+        let want = format!("following deliveries on {} shard channels", cluster.primaries);
+        Gateway::spawn(&seeds.join(","), &[&["--cluster"][..], extra].concat(), &want).await
+    }
+
     pub async fn start(server: &Server, extra: &[&str]) -> Gateway {
+        Gateway::spawn(&server.url(), extra, "following deliveries").await
+    }
+
+    async fn spawn(valkey: &str, extra: &[&str], ready_line: &str) -> Gateway {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("agentic-gateway-test-{port}.log"));
         let out = std::fs::File::create(&log).expect("gateway log file");
         let child = Command::new(env!("CARGO_BIN_EXE_agentic-gateway"))
-            .args(["--valkey", &server.url(), "--listen", &format!("127.0.0.1:{port}")])
+            .args(["--valkey", valkey, "--listen", &format!("127.0.0.1:{port}")])
             .args(extra)
             .stdout(Stdio::null())
             .stderr(out)
@@ -36,7 +48,7 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             let healthy = matches!(reqwest::get(g.url("/healthz")).await, Ok(r) if r.status().is_success());
-            if healthy && g.log().contains("following deliveries") {
+            if healthy && g.log().contains(ready_line) {
                 return g;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -73,6 +73,20 @@ pub fn publish(ctx: &Context, channel: &[u8], message: &[u8]) {
     }
 }
 
+/// SPUBLISH from the module: reaches the subscribers of this shard channel on this node and on
+/// the other nodes of its shard. The server does not check that the channel's slot is ours.
+pub fn publish_shard(ctx: &Context, channel: &[u8], message: &[u8]) {
+    unsafe {
+        let create = raw::RedisModule_CreateString.unwrap();
+        let free = raw::RedisModule_FreeString.unwrap();
+        let c = create(ctx.ctx, channel.as_ptr() as *const std::os::raw::c_char, channel.len());
+        let m = create(ctx.ctx, message.as_ptr() as *const std::os::raw::c_char, message.len());
+        raw::RedisModule_PublishMessageShard.unwrap()(ctx.ctx, c, m);
+        free(ctx.ctx, c);
+        free(ctx.ctx, m);
+    }
+}
+
 /// What closing a written key does: WATCH and client tracking learn about the change.
 pub fn signal_modified(ctx: &Context, name: *mut raw::RedisModuleString) {
     unsafe { raw::RedisModule_SignalModifiedKey.unwrap()(ctx.ctx, name) };
@@ -158,7 +172,7 @@ pub fn replicate_deliver(
 // once `missing_api` found none missing; init refuses to load otherwise.
 
 pub fn missing_api() -> Option<&'static str> {
-    let present: [(&str, bool); 36] = unsafe {
+    let present: [(&str, bool); 37] = unsafe {
         [
             ("AvoidReplicaTraffic", { raw::RedisModule_AvoidReplicaTraffic }.is_some()),
             ("BlockClient", { raw::RedisModule_BlockClient }.is_some()),
@@ -185,6 +199,7 @@ pub fn missing_api() -> Option<&'static str> {
             ("NotifyKeyspaceEvent", { raw::RedisModule_NotifyKeyspaceEvent }.is_some()),
             ("OpenKey", { raw::RedisModule_OpenKey }.is_some()),
             ("PublishMessage", { raw::RedisModule_PublishMessage }.is_some()),
+            ("PublishMessageShard", { raw::RedisModule_PublishMessageShard }.is_some()),
             ("Replicate", { raw::RedisModule_Replicate }.is_some()),
             ("SelectDb", { raw::RedisModule_SelectDb }.is_some()),
             ("SignalKeyAsReady", { raw::RedisModule_SignalKeyAsReady }.is_some()),
