@@ -36,8 +36,13 @@ ui: $(UI)/node_modules/.package-lock.json
 # The whole stack in the foreground: Valkey + module + real model + pipeline, the fetcher
 # (synthetic articles; REPLAY=file or RSS="url ..." for real ones), the gateway with the UI on
 # http://127.0.0.1:8080 and demo users. Ctrl-C stops everything. See scripts/dev.sh.
+# `make dev CLUSTER=3`: the same on a local Valkey Cluster of 3 primaries and 3 replicas, ports
+# 7000-7005 (CLUSTER_PORT=first port). See scripts/dev-cluster.sh.
+CLUSTER_PORT ?= 7000
+
 dev: build model ui
-	PORT=$(PORT) bash scripts/dev.sh
+	@if [ -n "$(CLUSTER)" ]; then CLUSTER=$(CLUSTER) PORT=$(CLUSTER_PORT) bash scripts/dev-cluster.sh; \
+	 else PORT=$(PORT) bash scripts/dev.sh; fi
 
 test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-sidecar test-ops test-ui test-e2e
 

@@ -32,6 +32,7 @@ pub struct ClusterBuilder {
     primaries: usize,
     replicas: usize,
     node: ServerBuilder,
+    by_cli: bool,
 }
 
 /// A running cluster. Nodes are stopped (by PID) when it drops, also when a test fails.
@@ -46,7 +47,15 @@ pub struct Cluster {
 impl ClusterBuilder {
     pub fn new(primaries: usize, replicas: usize) -> Self {
         assert!(primaries >= 1);
-        ClusterBuilder { primaries, replicas, node: ServerBuilder::new() }
+        ClusterBuilder { primaries, replicas, node: ServerBuilder::new(), by_cli: false }
+    }
+
+    /// Creates the cluster as an operator would: `valkey-cli --cluster create <nodes>
+    /// --cluster-replicas <replicas>`, which picks the primaries and assigns the replicas itself
+    /// (so read roles from the nodes, not from their order).
+    pub fn created_by_cli(mut self) -> Self {
+        self.by_cli = true;
+        self
     }
 
     /// The template every node starts from.
@@ -68,6 +77,28 @@ impl ClusterBuilder {
             .arg("--cluster-node-timeout", "2000");
         let nodes: Vec<Server> = (0..total).map(|_| template.clone().start()).collect();
         let cluster = Cluster { nodes, primaries: self.primaries, template };
+        if self.by_cli {
+            let out = Command::new(cli_binary())
+                .args(["--cluster", "create"])
+                .args(cluster.nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+                .args(["--cluster-replicas", &self.replicas.to_string(), "--cluster-yes"])
+                .output()
+                .expect("valkey-cli --cluster create");
+            assert!(out.status.success(), "valkey-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
+            cluster.wait_known_nodes(total);
+            cluster.wait_healthy();
+            for replica in &cluster.nodes {
+                let mut c = replica.conn();
+                if crate::info_field(&mut c, "replication", "role").as_deref() != Some("slave") {
+                    continue;
+                }
+                let port = crate::info_field(&mut c, "replication", "master_port").and_then(|p| p.parse::<u16>().ok());
+                if let Some(primary) = cluster.nodes.iter().find(|n| Some(n.port) == port) {
+                    wait_replica_synced(primary, replica);
+                }
+            }
+            return cluster;
+        }
         let per = 16384 / self.primaries;
         for i in 0..self.primaries {
             let first = i * per;
