@@ -24,8 +24,16 @@ pub const SLOTS: u16 = 16384;
 
 static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
 
+static LOADED_AT: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// How long ago the module loaded (with the server, for a node started with --loadmodule).
+pub fn up_for() -> std::time::Duration {
+    LOADED_AT.get().map_or(std::time::Duration::ZERO, |t| t.elapsed())
+}
+
 /// Called once at load: whether this server runs with `cluster-enabled yes`.
 pub fn init(ctx: &Context) {
+    let _ = LOADED_AT.set(std::time::Instant::now());
     CLUSTER_MODE.store(ctx.get_flags().contains(ContextFlags::CLUSTER), Ordering::Relaxed);
 }
 

@@ -270,8 +270,20 @@ pub(super) fn release_held_acks(ctx: &Context) {
     if lock(&HELD_ACKS).is_empty() {
         return;
     }
-    let (_, replicas_at) = ffi::replication_offsets(ctx);
     let wait = Duration::from_millis(configs::cluster_ack_wait_ms());
+    // A primary restarted from disk believes, until the cluster tells it otherwise, that it still
+    // serves its slots, also when its replica has taken over meanwhile; whatever it applies then is
+    // wiped when it resyncs as a replica. So it acknowledges nothing until it has been up for
+    // `cluster-ack-wait-ms`, and a node that is no longer a primary drops what it held.
+    if crate::cluster::up_for() < wait {
+        return;
+    }
+    if !ctx.get_flags().contains(valkey_module::ContextFlags::MASTER) {
+        let dropped = std::mem::take(&mut *lock(&HELD_ACKS));
+        metrics::CLUSTER_ACKS_DROPPED_DEMOTED.add(dropped.len() as u64);
+        return;
+    }
+    let (_, replicas_at) = ffi::replication_offsets(ctx);
     loop {
         let next = {
             let mut held = lock(&HELD_ACKS);
