@@ -2,8 +2,8 @@
 # The whole stack on a local Valkey Cluster (what `make dev CLUSTER=3` runs): $CLUSTER primaries
 # with one replica each, on ports $PORT.. ($PORT+2*$CLUSTER-1), every node with the module, the
 # real model and the pipeline; the fetcher and the gateway as cluster clients; demo users.
-# Ctrl-C stops everything this script started (by PID). Data (nodes.conf, AOF) in
-# .dev-data/cluster/<port>/, so a second run brings the same cluster back.
+# Ctrl-C stops everything this script started (by PID). Data (nodes.conf, AOF) and logs in
+# $DATA_DIR (.dev-data/cluster), one folder per port, so a second run brings the same cluster back.
 #
 #   CLUSTER=3 scripts/dev-cluster.sh            synthetic articles at $RATE/s (default 2)
 #   REPLAY=file.jsonl / RSS="url ..."          as scripts/dev.sh
@@ -18,6 +18,9 @@ RSS_INTERVAL="${RSS_INTERVAL:-300}"
 MODEL_DIR="${MODEL_DIR:-$PWD/model/out/real}"
 DEMO_USERS="alice bob carol"
 BIN="$PWD/target/release"
+VALKEY_SERVER="${VALKEY_SERVER:-valkey-server}"
+DATA_DIR="${DATA_DIR:-$PWD/.dev-data/cluster}"
+FETCHER_METRICS="${FETCHER_METRICS:-127.0.0.1:9187}"
 case "$PRIMARIES" in
   '' | *[!0-9]*) echo "dev-cluster: CLUSTER must be a number of primaries (3 or more)" >&2; exit 2 ;;
 esac
@@ -50,10 +53,10 @@ done
 
 fresh=yes
 for p in "${ports[@]}"; do
-  dir="$PWD/.dev-data/cluster/$p"
+  dir="$DATA_DIR/$p"
   mkdir -p "$dir"
   [ -s "$dir/nodes.conf" ] && fresh=no
-  valkey-server --port "$p" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+  "$VALKEY_SERVER" --port "$p" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
     --loadmodule "$BIN/libagentic.so" model-dir "$MODEL_DIR" pipeline yes \
     >"$dir/valkey.log" 2>&1 &
@@ -61,15 +64,15 @@ for p in "${ports[@]}"; do
 done
 for p in "${ports[@]}"; do
   for _ in $(seq 1 100); do cli "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
-  cli "$p" MODULE LIST | grep -q agentic || { echo "dev-cluster: the module did not load on $p; see .dev-data/cluster/$p/valkey.log" >&2; exit 1; }
+  cli "$p" MODULE LIST | grep -q agentic || { echo "dev-cluster: the module did not load on $p; see $DATA_DIR/$p/valkey.log" >&2; exit 1; }
 done
 
 if [ "$fresh" = yes ]; then
   echo "dev-cluster: creating a cluster of $PRIMARIES primaries and $PRIMARIES replicas"
   addrs=()
   for p in "${ports[@]}"; do addrs+=("127.0.0.1:$p"); done
-  valkey-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >.dev-data/cluster/create.log 2>&1 ||
-    { cat .dev-data/cluster/create.log >&2; exit 1; }
+  valkey-cli --cluster create "${addrs[@]}" --cluster-replicas 1 --cluster-yes >"$DATA_DIR/create.log" 2>&1 ||
+    { cat "$DATA_DIR/create.log" >&2; exit 1; }
 fi
 
 echo "dev-cluster: waiting for the cluster and the model on every node..."
@@ -101,23 +104,23 @@ done
 
 seeds="$(for p in "${ports[@]:0:3}"; do printf 'redis://127.0.0.1:%s,' "$p"; done)"
 seeds="${seeds%,}"
-fetch_args=(--cluster --valkey "$seeds" --metrics-addr "127.0.0.1:9187")
+fetch_args=(--cluster --valkey "$seeds" --metrics-addr "$FETCHER_METRICS")
 if [ -n "${RSS:-}" ]; then
   rss=()
   for url in $RSS; do rss+=(--url "$url"); done
-  "$BIN/agentic-fetcher" "${fetch_args[@]}" rss "${rss[@]}" --interval "$RSS_INTERVAL" >.dev-data/cluster/fetcher.log 2>&1 &
+  "$BIN/agentic-fetcher" "${fetch_args[@]}" rss "${rss[@]}" --interval "$RSS_INTERVAL" >"$DATA_DIR/fetcher.log" 2>&1 &
   source="RSS: $RSS"
 elif [ -n "${REPLAY:-}" ]; then
-  "$BIN/agentic-fetcher" "${fetch_args[@]}" replay --file "$REPLAY" --rate "$RATE" --loop >.dev-data/cluster/fetcher.log 2>&1 &
+  "$BIN/agentic-fetcher" "${fetch_args[@]}" replay --file "$REPLAY" --rate "$RATE" --loop >"$DATA_DIR/fetcher.log" 2>&1 &
   source="replay of $REPLAY at $RATE/s"
 else
-  "$BIN/agentic-fetcher" "${fetch_args[@]}" generate --rate "$RATE" >.dev-data/cluster/fetcher.log 2>&1 &
+  "$BIN/agentic-fetcher" "${fetch_args[@]}" generate --rate "$RATE" >"$DATA_DIR/fetcher.log" 2>&1 &
   source="synthetic articles at $RATE/s"
 fi
 pids+=($!)
 
 "$BIN/agentic-gateway" --cluster --valkey "$seeds" --listen "127.0.0.1:$GATEWAY_PORT" \
-  --ui-dir "$PWD/gateway/ui/dist" --demo-users "$(echo $DEMO_USERS | tr ' ' ,)" >.dev-data/cluster/gateway.log 2>&1 &
+  --ui-dir "$PWD/gateway/ui/dist" --demo-users "$(echo $DEMO_USERS | tr ' ' ,)" >"$DATA_DIR/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null && break; sleep 0.1; done
 
@@ -125,15 +128,15 @@ ingest="$(valkey-cli -c -p "$PORT" CLUSTER KEYSLOT news_raw)"
 cat <<MSG
 
 valkey-agentic is running on a cluster of $PRIMARIES primaries + $PRIMARIES replicas, ports ${ports[0]}-${ports[-1]}
-(logs in .dev-data/cluster/; Ctrl-C stops everything):
+(logs in $DATA_DIR; Ctrl-C stops everything):
   feed UI        http://127.0.0.1:$GATEWAY_PORT/            (demo users: $DEMO_USERS)
   alice's feed   http://127.0.0.1:$GATEWAY_PORT/u/alice
   operations     http://127.0.0.1:$GATEWAY_PORT/ops
   gateway        http://127.0.0.1:$GATEWAY_PORT/metrics   http://127.0.0.1:$GATEWAY_PORT/healthz
-  fetcher        http://127.0.0.1:9187/metrics            ($source)
+  fetcher        http://$FETCHER_METRICS/metrics            ($source)
   valkey         valkey-cli -c -p $PORT   (CLUSTER NODES; news_raw is in slot $ingest;
                  try: AGENT.FEED 'user:{alice}' COUNT 5, INFO agentic_stats on each node)
 MSG
 
 wait -n "${pids[@]}" || true
-[ "$stopping" = yes ] || echo "dev-cluster: a process exited; see .dev-data/cluster/*.log and .dev-data/cluster/*/valkey.log"
+[ "$stopping" = yes ] || echo "dev-cluster: a process exited; see $DATA_DIR/*.log and $DATA_DIR/*/valkey.log"
