@@ -26,6 +26,10 @@ pub struct Outbox {
 struct OutboxState {
     items: VecDeque<Item>,
     resync: bool,
+    /// Live announcements for this feed may have been lost and the source is not back yet: the
+    /// socket sends nothing until released, then resyncs (a live entry sent meanwhile could be
+    /// newer than a lost one, and a resync after it would never send the lost one).
+    held: bool,
 }
 
 /// What a socket does next.
@@ -74,15 +78,39 @@ impl Outbox {
         self.wake.notify_one();
     }
 
+    /// Stops live sending until `release`; nothing queued is kept (the resync will read it).
+    pub fn hold(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if !s.held {
+                metrics::HOLDS.incr();
+            }
+            s.items = VecDeque::new();
+            s.resync = true;
+            s.held = true;
+        }
+    }
+
+    /// Ends a hold with a resync.
+    pub fn release(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            if !s.held {
+                return;
+            }
+            s.held = false;
+        }
+        self.wake.notify_one();
+    }
+
     /// Waits for work: every queued item at once (one frame), or a resync.
     pub async fn next(&self) -> Work {
         loop {
             if let Ok(mut s) = self.state.lock() {
-                if s.resync {
+                if s.held {
+                    // Released by `release`, which wakes this.
+                } else if s.resync {
                     s.resync = false;
                     return Work::Resync;
-                }
-                if !s.items.is_empty() {
+                } else if !s.items.is_empty() {
                     let n = s.items.len().min(MAX_FRAME_ENTRIES);
                     let batch = s.items.drain(..n).collect();
                     if s.items.is_empty() && s.items.capacity() > 64 {
@@ -195,6 +223,20 @@ mod tests {
             }
         }
         assert_eq!(sizes, [MAX_FRAME_ENTRIES, MAX_FRAME_ENTRIES, 50]);
+    }
+
+    #[tokio::test]
+    async fn a_held_outbox_sends_nothing_until_released_then_resyncs() {
+        let o = Outbox::new(10);
+        o.push(item(1));
+        o.hold();
+        o.push(item(2));
+        let waited = tokio::time::timeout(std::time::Duration::from_millis(50), o.next()).await;
+        assert!(waited.is_err(), "nothing while held");
+        o.release();
+        assert!(matches!(o.next().await, Work::Resync));
+        o.push(item(3));
+        assert!(matches!(o.next().await, Work::Send(v) if v.len() == 1 && v[0].id.ms == 3));
     }
 
     #[test]

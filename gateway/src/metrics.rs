@@ -62,6 +62,9 @@ pub static PUBSUB_ERRORS: Counter = Counter::new();
 /// Re-reads of a document that was not there yet when its delivery was announced (on a
 /// cluster the document's node may store it after the user's node delivered).
 pub static DOC_WAITS: Counter = Counter::new();
+/// Sockets held (no live sending) while the shard channel their entries come from was being
+/// subscribed again (cluster); each ends with a resync.
+pub static HOLDS: Counter = Counter::new();
 /// Cluster slot-map changes seen (each resyncs the sockets of the users whose slot moved).
 pub static CLUSTER_TOPOLOGY_CHANGES: Counter = Counter::new();
 pub static TOPIC_READS: Counter = Counter::new();
@@ -276,6 +279,12 @@ pub fn render() -> String {
         "gateway_doc_waits_total",
         "Re-reads of a document not yet stored when its delivery was announced (cluster).",
         &[("", DOC_WAITS.get())],
+    );
+    counter(
+        &mut o,
+        "gateway_holds_total",
+        "Sockets held while their shard channel was subscribed again (cluster); each ends with a resync.",
+        &[("", HOLDS.get())],
     );
     counter(
         &mut o,

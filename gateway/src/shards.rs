@@ -2,9 +2,14 @@
 //! (SPUBLISH semantics: the message stays within its shard), so the gateway holds one subscription
 //! per primary, on a RESP3 connection of its own, instead of every node receiving every
 //! announcement. The slot map is re-read every second: a primary that appears, fails over or
-//! changes its smallest slot gets a new subscription, and the sockets of users whose slot changed
-//! owner, or whose primary's subscription was (re)made, re-read their feeds, because announcements
-//! made while nobody listened are gone.
+//! changes its smallest slot gets a new subscription.
+//!
+//! Announcements made while a primary's subscription is down are gone, and the users they named
+//! may meanwhile move to another primary whose newer entries do arrive. A socket that sent such a
+//! newer entry could never resync the lost older ones (a feed is sent in id order). So when a
+//! subscription ends, the slots its primary served become doubtful: their users' sockets are held
+//! (nothing live is sent) until the primary is subscribed again, or is no longer a primary, and
+//! each slot's current primary is subscribed; then they resync from Valkey.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -14,7 +19,7 @@ use redis::{PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::cluster::{key_slot, Topology};
+use crate::cluster::{key_slot, Topology, SLOTS};
 use crate::hub::Registry;
 use crate::metrics;
 use crate::valkey::Valkey;
@@ -22,7 +27,7 @@ use crate::valkey::Valkey;
 const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
 
 enum Event {
-    /// The subscription on this node is in place: its users resync.
+    /// The subscription on this node is in place.
     Subscribed(String),
     /// The subscription ended (connection lost, or the server dropped it because the channel's
     /// slot moved away): made again at the next topology read.
@@ -34,11 +39,94 @@ struct Follower {
     task: JoinHandle<()>,
 }
 
+struct Shards {
+    users: Arc<Registry>,
+    channel: String,
+    followers: HashMap<String, Follower>,
+    subscribed: HashSet<String>,
+    current: Option<Topology>,
+    /// Slot -> the primary whose lost subscription makes it doubtful.
+    doubt: HashMap<u16, String>,
+}
+
+impl Shards {
+    /// A primary's subscription ended or is being replaced: its slots become doubtful.
+    fn lost(&mut self, addr: &str) {
+        self.subscribed.remove(addr);
+        let Some(t) = &self.current else { return };
+        for slot in 0..SLOTS as u16 {
+            if t.owner_of(slot) == Some(addr) {
+                self.doubt.entry(slot).or_insert_with(|| addr.to_string());
+            }
+        }
+        self.hold_doubtful();
+    }
+
+    /// Holds the sockets of users in doubtful slots (also sockets opened since the doubt began).
+    fn hold_doubtful(&self) {
+        if self.doubt.is_empty() {
+            return;
+        }
+        self.users.with(|m| {
+            for (key, outboxes) in m {
+                if self.doubt.contains_key(&key_slot(key)) {
+                    outboxes.iter().for_each(|o| o.hold());
+                }
+            }
+        });
+    }
+
+    /// Releases (with a resync) the users of doubtful slots whose doubt is over.
+    fn release_settled(&mut self) {
+        if self.doubt.is_empty() {
+            return;
+        }
+        let Some(t) = &self.current else { return };
+        let want = t.shard_channels(&self.channel);
+        let settled: HashSet<u16> = self
+            .doubt
+            .iter()
+            .filter(|(slot, doubted)| {
+                let doubted_back = self.subscribed.contains(*doubted) || !want.contains_key(*doubted);
+                let owner_followed = t.owner_of(**slot).is_some_and(|o| self.subscribed.contains(o));
+                doubted_back && owner_followed
+            })
+            .map(|(slot, _)| *slot)
+            .collect();
+        if settled.is_empty() {
+            return;
+        }
+        self.doubt.retain(|slot, _| !settled.contains(slot));
+        self.users.with(|m| {
+            for (key, outboxes) in m {
+                if settled.contains(&key_slot(key)) {
+                    outboxes.iter().for_each(|o| o.release());
+                }
+            }
+        });
+    }
+
+    fn resync_where(&self, matches: impl Fn(u16) -> bool) {
+        self.users.with(|m| {
+            for (key, outboxes) in m {
+                if matches(key_slot(key)) {
+                    outboxes.iter().for_each(|o| o.request_resync());
+                }
+            }
+        });
+    }
+}
+
 pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc::Sender<Vec<u8>>) {
     let (events_tx, mut events) = mpsc::unbounded_channel();
-    let mut followers: HashMap<String, Follower> = HashMap::new();
-    let mut subscribed: HashSet<String> = HashSet::new();
-    let mut current: Option<Topology> = None;
+    let mut sh = Shards {
+        users,
+        channel: channel.clone(),
+        followers: HashMap::new(),
+        subscribed: HashSet::new(),
+        current: None,
+        doubt: HashMap::new(),
+    };
     let mut tick = tokio::time::interval(TOPOLOGY_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -53,60 +141,57 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
                     }
                 };
                 let want = topology.shard_channels(&channel);
-                followers.retain(|addr, f| {
-                    let keep = want.get(addr) == Some(&f.channel) && !f.task.is_finished();
-                    if !keep {
+                let replaced: Vec<String> = sh
+                    .followers
+                    .iter()
+                    .filter(|(addr, f)| want.get(*addr) != Some(&f.channel) || f.task.is_finished())
+                    .map(|(addr, _)| addr.clone())
+                    .collect();
+                for addr in &replaced {
+                    if let Some(f) = sh.followers.remove(addr) {
                         f.task.abort();
-                        subscribed.remove(addr);
                     }
-                    keep
-                });
-                for (addr, ch) in &want {
-                    if !followers.contains_key(addr) {
-                        let task = tokio::spawn(follow(valkey.clone(), addr.clone(), ch.clone(), tx.clone(), events_tx.clone()));
-                        followers.insert(addr.clone(), Follower { channel: ch.clone(), task });
-                    }
+                    // Judged by the slot map its announcements were made under.
+                    sh.lost(addr);
                 }
-                if let Some(old) = &current {
+                if let Some(old) = &sh.current {
                     if *old != topology {
                         metrics::CLUSTER_TOPOLOGY_CHANGES.incr();
-                        resync_where(&users, |slot| old.owner_of(slot) != topology.owner_of(slot));
+                        sh.resync_where(|slot| old.owner_of(slot) != topology.owner_of(slot));
                     }
                 }
-                current = Some(topology);
+                sh.current = Some(topology);
+                for (addr, ch) in &want {
+                    if !sh.followers.contains_key(addr) {
+                        let task = tokio::spawn(follow(valkey.clone(), addr.clone(), ch.clone(), tx.clone(), events_tx.clone()));
+                        sh.followers.insert(addr.clone(), Follower { channel: ch.clone(), task });
+                    }
+                }
+                sh.hold_doubtful();
+                sh.release_settled();
             }
             Some(event) = events.recv() => match event {
                 Event::Subscribed(addr) => {
                     metrics::PUBSUB_CONNECTS.incr();
-                    log::info!("subscribed to shard channel {} on {addr}", followers.get(&addr).map_or("?", |f| f.channel.as_str()));
-                    if let Some(t) = &current {
-                        resync_where(&users, |slot| t.owner_of(slot) == Some(addr.as_str()));
+                    log::info!("subscribed to shard channel {} on {addr}", sh.followers.get(&addr).map_or("?", |f| f.channel.as_str()));
+                    if let Some(t) = &sh.current {
+                        sh.resync_where(|slot| t.owner_of(slot) == Some(addr.as_str()));
                     }
-                    subscribed.insert(addr);
-                    if subscribed.len() == followers.len() {
-                        log::info!("following deliveries on {} shard channels", subscribed.len());
+                    sh.subscribed.insert(addr);
+                    sh.release_settled();
+                    if sh.subscribed.len() == sh.followers.len() {
+                        log::info!("following deliveries on {} shard channels", sh.subscribed.len());
                     }
                 }
                 // The follower's task has ended: the next slot-map read makes it again.
                 Event::Lost(addr) => {
                     metrics::PUBSUB_ERRORS.incr();
-                    subscribed.remove(&addr);
                     log::warn!("shard channel subscription on {addr} ended; making it again");
+                    sh.lost(&addr);
                 }
             },
         }
     }
-}
-
-/// Resyncs the sockets of users whose key's slot matches.
-fn resync_where(users: &Registry, matches: impl Fn(u16) -> bool) {
-    users.with(|m| {
-        for (key, outboxes) in m {
-            if matches(key_slot(key)) {
-                outboxes.iter().for_each(|o| o.request_resync());
-            }
-        }
-    });
 }
 
 /// One primary's subscription: forwards its announcements until the connection or the

@@ -145,11 +145,18 @@ async fn feeds_follow_every_shard_through_resharding_and_failover() {
         assert_eq!(distinct.len(), have.len(), "{u} got a document twice: {have:?}");
         let got: HashSet<String> = have.iter().cloned().collect();
         let missing: Vec<&String> = expected.difference(&got).collect();
-        assert!(missing.is_empty(), "{u} misses {missing:?}\ngateway log:\n{}", g.log());
+        if !missing.is_empty() {
+            let feed: redis::Value =
+                redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(1000).query(&mut c).expect("AGENT.FEED");
+            let in_feed = format!("{feed:?}");
+            let stored: Vec<bool> = missing.iter().map(|d| in_feed.contains(d.as_str())).collect();
+            panic!("{u} misses {missing:?} (in its feed in Valkey: {stored:?})\ngateway log:\n{}", g.log());
+        }
         assert_eq!(have.len(), expected.len());
     }
     assert!(moved > 0, "resharding moved some users");
     assert!(g.metric("gateway_cluster_topology_changes_total").await >= 2.0, "slot moves and the failover were seen");
+    assert!(g.metric("gateway_holds_total").await > 0.0, "sockets were held while a shard channel was subscribed again");
     // Each node sees at most: the shared cluster connections, one topic-free subscription per
     // primary, nothing per socket.
     for n in &cluster.nodes {

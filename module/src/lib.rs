@@ -1,6 +1,7 @@
 //! valkey-agentic: fan-out, feeds and (later) classification inside Valkey.
 //! This file only registers; each command lives in `commands/`, FFI callbacks in `ffi.rs`.
 
+mod catalog_sync;
 pub mod classify;
 mod cluster;
 mod cluster_msg;
@@ -75,7 +76,10 @@ fn init(ctx: &Context, _args: &[ValkeyString]) -> Status {
     }
     cluster::init(ctx);
     if cluster::enabled() {
-        ffi::register_cluster_receivers(ctx, &[cluster_msg::ARTICLE, cluster_msg::ACK, cluster_msg::NACK]);
+        ffi::register_cluster_receivers(
+            ctx,
+            &[cluster_msg::ARTICLE, cluster_msg::ACK, cluster_msg::NACK, catalog_sync::HASH, catalog_sync::REQUEST, catalog_sync::FULL],
+        );
     }
     if ffi::handle_atomic_slot_migration(ctx) {
         ctx.log_notice("agentic: following atomic slot migration (Valkey 9)");

@@ -168,6 +168,8 @@ pub static CLUSTER_NACKS_SENT: Counter = Counter::new();
 pub static CLUSTER_RESENDS: Counter = Counter::new();
 pub static CLUSTER_ACKS_SENT: Counter = Counter::new();
 pub static CLUSTER_ACKS_UNCONFIRMED: Counter = Counter::new();
+/// Topic catalogs received from the catalog's primary by a node that does not serve its slot.
+pub static CATALOG_COPIES_RECEIVED: Counter = Counter::new();
 /// Acknowledgements not sent because this node was no longer a primary when they were due (a
 /// primary restarted from disk and demoted when it learnt its replica had taken over): whatever
 /// it applied is wiped by its resync, so the sender must re-send to the new primary.
@@ -305,6 +307,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("cluster_resends".into(), c(&CLUSTER_RESENDS)),
         ("cluster_acks_sent".into(), c(&CLUSTER_ACKS_SENT)),
         ("cluster_acks_unconfirmed".into(), c(&CLUSTER_ACKS_UNCONFIRMED)),
+        ("catalog_copies_received".into(), c(&CATALOG_COPIES_RECEIVED)),
         ("cluster_acks_dropped_demoted".into(), c(&CLUSTER_ACKS_DROPPED_DEMOTED)),
         ("cluster_messages_malformed".into(), c(&CLUSTER_MESSAGES_MALFORMED)),
         ("cluster_stream_reordered".into(), c(&CLUSTER_STREAM_REORDERED)),

@@ -95,6 +95,9 @@ pub fn tick(ctx: &Context) {
 fn step(ctx: &Context) -> bool {
     let flags = ctx.get_flags();
     let primary = flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING);
+    if cluster::enabled() && !flags.contains(ContextFlags::LOADING) {
+        crate::catalog_sync::tick(ctx);
+    }
     // On a cluster every primary applies the articles the ingest node sends, pipeline or not.
     let cluster_busy = cluster::enabled() && primary && cluster_pipeline::tick(ctx);
     let ingest = configs::pipeline_enabled() && primary && (!cluster::enabled() || serves_news_raw(ctx));

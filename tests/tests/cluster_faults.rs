@@ -179,7 +179,13 @@ fn assert_exact(cluster: &Cluster, users: &[(String, Vec<&'static str>)], phase:
         let port = info_field(&mut replica.conn(), "replication", "master_port").and_then(|p| p.parse::<u16>().ok());
         let primary = cluster.nodes.iter().find(|n| Some(n.port) == port).expect("the replica's primary");
         wait_replica_synced(primary, replica);
-        assert_eq!(digest(&mut primary.conn()), digest(&mut replica.conn()), "{phase}: replica {} differs from {}", replica.port, primary.port);
+        assert_eq!(
+            digest(&mut primary.conn()),
+            digest(&mut replica.conn()),
+            "{phase}: replica {} differs from {}",
+            replica.port,
+            primary.port
+        );
     }
     eprintln!("{phase}: {} articles, {} users exact, replicas match", ids.len(), users.len());
 }
@@ -220,9 +226,20 @@ fn a_six_node_cluster_under_steady_ingest_survives_reshard_migration_failovers_a
     let mut cluster = Cluster::builder(3, 1)
         .created_by_cli()
         .node(move |b| {
-            b.module_args(&["model-dir", model.as_str(), "pipeline", "yes", "seen-fp-ppm", "1", "cluster-resend-ms", "300", "feed-len", "5000"])
-                .arg("--cluster-require-full-coverage", "no")
-                .arg("--appendonly", "yes")
+            b.module_args(&[
+                "model-dir",
+                model.as_str(),
+                "pipeline",
+                "yes",
+                "seen-fp-ppm",
+                "1",
+                "cluster-resend-ms",
+                "300",
+                "feed-len",
+                "5000",
+            ])
+            .arg("--cluster-require-full-coverage", "no")
+            .arg("--appendonly", "yes")
         })
         .start();
     assert_eq!(cluster.nodes.len(), 6);

@@ -355,3 +355,56 @@ fn atomic_slot_migration_while_articles_flow_loses_and_repeats_nothing() {
     wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
     assert_feeds_streams_documents(&cluster, &users, &ids);
 }
+
+/// `AGENT.CLASSIFY text` on one node: the best topic, or the error.
+fn classify_on(node: &agentic_tests::Server, text: &str) -> Result<String, String> {
+    let v: Value = redis::cmd("AGENT.CLASSIFY").arg(text).query(&mut node.conn()).map_err(|e| e.to_string())?;
+    match v {
+        Value::Array(parts) => {
+            parts.first().map(|b| redis::from_redis_value::<String>(b).map_err(|e| e.to_string())).unwrap_or(Err("empty".into()))
+        }
+        other => Err(format!("{other:?}")),
+    }
+}
+
+#[test]
+fn topics_set_on_the_catalog_node_are_used_by_every_node_and_by_the_pipeline() {
+    let cluster = cluster_with(3, 1, &[]).start();
+    let catalog = cluster.primary_of_key("agentic:topics");
+    let ingest = cluster.primary_of_key("news_raw");
+    assert_ne!(catalog.port, ingest.port, "the catalog and news_raw must be on different primaries for this test");
+    // Every node classifies with the defaults it received from the catalog's primary.
+    for n in &cluster.nodes {
+        let ok = wait_for(|| classify_on(n, "The striker scored twice in the cup final").is_ok(), Duration::from_secs(15));
+        assert!(ok, "node {} cannot classify: {:?}", n.port, classify_on(n, "x"));
+    }
+    // The catalog becomes one custom topic.
+    let mut cc = catalog.conn();
+    let _: Value = redis::cmd("AGENT.TOPIC.SET")
+        .arg("gardening")
+        .arg("Plants, flowers, soil and growing vegetables")
+        .query(&mut cc)
+        .expect("TOPIC.SET");
+    let _: Value = redis::cmd("AGENT.TOPIC.DEL").arg(&TOPICS[..]).query(&mut cc).expect("TOPIC.DEL");
+    for n in &cluster.nodes {
+        let ok =
+            wait_for(|| classify_on(n, "The striker scored twice in the cup final").as_deref() == Ok("gardening"), Duration::from_secs(15));
+        assert!(ok, "node {} still classifies with another catalog: {:?}", n.port, classify_on(n, "x"));
+    }
+    // The pipeline on the ingest node files every article under it.
+    let mut c = cluster.conn();
+    let users = users(0..60);
+    for u in &users {
+        let _: i64 = redis::cmd("AGENT.SUBSCRIBE").arg(u).arg("gardening").query(&mut c).expect("AGENT.SUBSCRIBE");
+    }
+    let ids: Vec<String> = (0..5).map(|i| format!("gd{i}")).collect();
+    spawn_writer(ingest.url(), ids.clone(), Duration::from_millis(10)).join().expect("writer");
+    wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
+    let expected: Vec<String> = ids.iter().rev().map(|id| format!("doc:{{{id}}}")).collect();
+    for u in &users {
+        assert_eq!(feed_doc_keys(&mut c, u), expected, "{u}");
+    }
+    let len: i64 = redis::cmd("XLEN").arg("topic:gardening").query(&mut c).expect("XLEN");
+    assert_eq!(len, ids.len() as i64);
+    assert!(sum_stat(&cluster, "catalog_copies_received") >= 8, "the other four nodes received the defaults and the change");
+}

@@ -13,9 +13,8 @@ use agentic_tests::{file_tail, free_port, make_temp_dir, server_binary, wait_for
 /// A first port such that it and the next five, and their cluster bus ports (+10000), are free.
 fn free_port_block() -> u16 {
     for base in (21000..29000).step_by(37) {
-        let free = (0..6).all(|i| {
-            TcpListener::bind(("127.0.0.1", base + i)).is_ok() && TcpListener::bind(("127.0.0.1", base + i + 10000)).is_ok()
-        });
+        let free = (0..6)
+            .all(|i| TcpListener::bind(("127.0.0.1", base + i)).is_ok() && TcpListener::bind(("127.0.0.1", base + i + 10000)).is_ok());
         if free {
             return base;
         }
@@ -92,7 +91,8 @@ fn make_dev_cluster_runs_the_stack_on_six_nodes_and_stops_everything() {
             .spawn()
             .expect("bash scripts/dev-cluster.sh"),
     );
-    let started = wait_for(|| std::fs::read_to_string(&out).unwrap_or_default().contains("is running on a cluster"), Duration::from_secs(120));
+    let started =
+        wait_for(|| std::fs::read_to_string(&out).unwrap_or_default().contains("is running on a cluster"), Duration::from_secs(120));
     assert!(started, "the script did not start the stack:\n{}", file_tail(&out, 40));
 
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{base}")).expect("url").get_connection().expect("connect");

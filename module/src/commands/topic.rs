@@ -12,8 +12,13 @@ use crate::classify::pool;
 use crate::ffi::{self, CATALOG_TYPE};
 use crate::{metrics, validate};
 
-/// The catalog in force: the stored one, or the defaults while none is stored.
+/// The catalog in force: the stored one, or the defaults while none is stored. On a cluster node
+/// that does not serve the catalog's slot: the copy received from the catalog's primary.
 pub fn current_catalog(ctx: &Context) -> Result<Arc<Catalog>, ValkeyError> {
+    if crate::cluster::enabled() && !crate::catalog_sync::serves_catalog(ctx) {
+        return crate::catalog_sync::copy()
+            .ok_or(ValkeyError::Str("TRYAGAIN the topic catalog has not arrived from the node serving agentic:topics yet"));
+    }
     let name = ValkeyString::create(None, CATALOG_KEY);
     let key = ctx.open_key(&name);
     match key.get_value::<Arc<Catalog>>(&CATALOG_TYPE) {
@@ -30,6 +35,7 @@ fn store(ctx: &Context, c: Catalog) -> ValkeyResult<()> {
     let blob = catalog::encode(&c);
     put(ctx, c)?;
     ctx.replicate("AGENT.LOADTOPICS", &[CATALOG_KEY.as_bytes(), blob.as_slice()][..]);
+    crate::catalog_sync::changed();
     Ok(())
 }
 

@@ -100,6 +100,13 @@ pub fn send_cluster_message(ctx: &Context, target_id: &[u8], msg_type: u8, paylo
     unsafe { send(ctx.ctx, id.as_ptr(), msg_type, payload.as_ptr() as *const c_char, len) == raw::REDISMODULE_OK as c_int }
 }
 
+/// Sends to every node of the cluster.
+pub fn broadcast_cluster_message(ctx: &Context, msg_type: u8, payload: &[u8]) -> bool {
+    let Some(send) = (unsafe { raw::RedisModule_SendClusterMessage }) else { return false };
+    let Ok(len) = u32::try_from(payload.len()) else { return false };
+    unsafe { send(ctx.ctx, std::ptr::null(), msg_type, payload.as_ptr() as *const c_char, len) == raw::REDISMODULE_OK as c_int }
+}
+
 /// Receives the pipeline's bus messages: queued, and handled on the pipeline's next tick (writes
 /// from inside the bus handler would be propagated outside any command's order).
 pub fn register_cluster_receivers(ctx: &Context, types: &[u8]) {
@@ -118,7 +125,12 @@ unsafe extern "C" fn on_cluster_message(ctx: *mut raw::RedisModuleCtx, sender: *
         // SAFETY: the server passes a 40-byte node id and `len` bytes, valid during the call.
         let sender = unsafe { std::slice::from_raw_parts(sender as *const u8, 40) }.to_vec();
         let bytes = if len == 0 { Vec::new() } else { unsafe { std::slice::from_raw_parts(payload, len as usize) }.to_vec() };
-        crate::cluster_pipeline::received(sender, msg_type, bytes);
+        match msg_type {
+            crate::catalog_sync::HASH | crate::catalog_sync::REQUEST | crate::catalog_sync::FULL => {
+                crate::catalog_sync::received(sender, msg_type, bytes)
+            }
+            _ => crate::cluster_pipeline::received(sender, msg_type, bytes),
+        }
         schedule_pipeline_tick(&ctx, 0);
     });
 }
