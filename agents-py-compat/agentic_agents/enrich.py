@@ -28,7 +28,7 @@ from .config import Config
 from .connection import TRANSIENT_ERRORS, connect
 from .group_reader import GroupReader
 from .module import NEWS_RAW, classify_info, doc_key, gpu_sidecar_live, parse_classification, topic_stream
-from .runtime import LATENCY_BUCKETS, main_for, run_loop
+from .runtime import LATENCY_BUCKETS, main_for, refuse_on_cluster, run_loop
 from .stream_trim import trim_processed
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
     """Enriches until stopped (or `max_items` entries are done); returns the entries handled."""
     metrics = EnrichMetrics(registry)
     client = connect(config.valkey_url, stop)
+    refuse_on_cluster(client)
     reader = GroupReader(client, GROUP, f"enrich-{socket.gethostname()}", [NEWS_RAW])
     gpu = _GpuWatch(client, config.enrich_use_cuda, metrics.gpu)
     last_classify_error = None

@@ -21,7 +21,7 @@ from .config import Config
 from .connection import TRANSIENT_ERRORS, connect
 from .group_reader import GroupReader
 from .module import doc_key, parse_fanout, topic_stream
-from .runtime import LATENCY_BUCKETS, FatalError, main_for, run_loop
+from .runtime import LATENCY_BUCKETS, FatalError, main_for, refuse_on_cluster, run_loop
 from .topic_catalog import TopicCatalog
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,7 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
     """Fans out until stopped (or at least `max_items` entries are done); returns the entries handled."""
     metrics = FanoutMetrics(registry)
     client = connect(config.valkey_url, stop)
+    refuse_on_cluster(client)
     apply_feed_len(client, config.feed_len)
     catalog = TopicCatalog(client)
     reader = GroupReader(client, GROUP, f"fanout-{socket.gethostname()}", [topic_stream(s) for s in catalog.slugs()])

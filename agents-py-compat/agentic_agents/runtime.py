@@ -13,7 +13,7 @@ from typing import NoReturn
 from prometheus_client import REGISTRY, start_http_server
 
 from .config import Config, ConfigError
-from .connection import RETRY_DELAY_S, TRANSIENT_ERRORS, Stopped
+from .connection import RETRY_DELAY_S, TRANSIENT_ERRORS, Client, Stopped, is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,24 @@ Agent = Callable[..., int]
 
 class FatalError(Exception):
     """A condition retrying cannot fix (a missing file, a refused configuration): the process exits 1."""
+
+
+# Why enrich and fanout do not run on a cluster.
+PIPELINE_ON_CLUSTER = (
+    "VALKEY_URL names a node of a Valkey Cluster: on a cluster the module's own pipeline (`pipeline yes` "
+    "on every node) classifies news_raw and delivers each article to its subscribers on all shards; "
+    "the enrich and fanout agents do not apply there (AGENT.FANOUT reaches only the subscribers of the "
+    "primary it is sent to). Start the nodes with `pipeline yes` and run replay, user_seeder, user_reader "
+    "and stats_exporter without enrich and fanout"
+)
+
+
+def refuse_on_cluster(client: Client) -> None:
+    """For enrich and fanout, whose work the module's pipeline does across shards on a cluster: a
+    ConfigError (exit 2) rather than an agent that would deliver to one shard's users only."""
+    if is_cluster(client):
+        client.close()
+        raise ConfigError(PIPELINE_ON_CLUSTER)
 
 
 def run_loop(stop: threading.Event, step: Callable[[int | None], int | None], max_items: int | None = None) -> int:
@@ -60,7 +78,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
 def main_for(name: str, default_metrics_port: int, agent: Agent) -> NoReturn:
     """The console script of an agent: reads the environment, serves /metrics on METRICS_PORT (or
     the agent's reference port), runs the agent until SIGTERM/SIGINT. Exit status 0 when stopped or
-    done, 1 on a fatal error, 2 on a configuration error."""
+    done, 1 on a fatal error, 2 on a configuration error (in the environment, or found by the agent
+    once connected)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
     try:
         config = Config.from_env()
@@ -85,6 +104,10 @@ def main_for(name: str, default_metrics_port: int, agent: Agent) -> NoReturn:
     except FatalError as e:
         log.error("%s: %s", name, e)
         status = 1
+    except ConfigError as e:
+        # Found once connected (e.g. enrich on a cluster): a configuration error all the same.
+        print(f"{name}: {e}", file=sys.stderr)
+        status = 2
     finally:
         server.shutdown()
     sys.exit(status)

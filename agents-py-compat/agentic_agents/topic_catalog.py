@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import time
 
-import redis
-
+from .connection import Client
 from .module import topic_slugs
 
 REFRESH_INTERVAL_S = 5.0
 
 
 class TopicCatalog:
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: Client) -> None:
         self.client = client
         self._slugs: list[str] = []
         self._next_refresh = 0.0

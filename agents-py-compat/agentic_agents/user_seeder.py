@@ -13,7 +13,7 @@ import threading
 from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from .config import Config
-from .connection import connect
+from .connection import Client, connect, is_cluster
 from .module import user_key
 from .pacing import Pacer
 from .runtime import main_for, run_loop
@@ -26,6 +26,20 @@ METRICS_PORT = 9113
 MIN_INTERESTS = 2
 MAX_INTERESTS = 4
 EMPTY_CATALOG_RETRY_S = 1.0
+
+
+def create_user(client: Client, number: int, interests: list[str]) -> None:
+    """Subscribes `user:{<number>}` and records it in latest_uid, which never names a user that
+    does not exist: one MULTI on a standalone server; on a cluster, where the two keys live in
+    different slots (a MULTI cannot span them), the user first, then latest_uid."""
+    if is_cluster(client):
+        client.execute_command("AGENT.SUBSCRIBE", user_key(number), *interests)
+        client.set(LATEST_UID, number)
+        return
+    create = client.pipeline(transaction=True)
+    create.execute_command("AGENT.SUBSCRIBE", user_key(number), *interests)
+    create.set(LATEST_UID, number)
+    create.execute()
 
 
 def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = REGISTRY, max_items: int | None = None) -> int:
@@ -56,11 +70,7 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
         if stop.is_set():
             return 0
         interests = rng.sample(slugs, min(len(slugs), rng.randint(MIN_INTERESTS, MAX_INTERESTS)))
-        # One transaction: latest_uid never names a user that does not exist.
-        create = client.pipeline(transaction=True)
-        create.execute_command("AGENT.SUBSCRIBE", user_key(next_number), *interests)
-        create.set(LATEST_UID, next_number)
-        create.execute()
+        create_user(client, next_number, interests)
         seeded_total.inc()
         seeded += 1
         next_number += 1
