@@ -24,16 +24,28 @@ pub const SLOTS: u16 = 16384;
 
 static CLUSTER_MODE: AtomicBool = AtomicBool::new(false);
 
-static LOADED_AT: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+/// When this node, restarted with slots already assigned in its cluster config, finished loading
+/// (None for a node that started without slots: a new node is never stale).
+static SETTLING_SINCE: std::sync::OnceLock<Option<std::time::Instant>> = std::sync::OnceLock::new();
 
-/// How long ago the module loaded (with the server, for a node started with --loadmodule).
-pub fn up_for() -> std::time::Duration {
-    LOADED_AT.get().map_or(std::time::Duration::ZERO, |t| t.elapsed())
+/// Called on every timer tick once the data is loaded; the first call decides.
+pub fn note_loaded(ctx: &Context) {
+    SETTLING_SINCE.get_or_init(|| (!my_slots(ctx, std::time::Duration::ZERO).ranges().is_empty()).then(std::time::Instant::now));
+}
+
+/// Whether this node restarted with slots less than `period` ago (or has not finished loading).
+/// Until the cluster tells it otherwise such a node believes it still serves its slots, also when
+/// its replica took over meanwhile.
+pub fn settling(period: std::time::Duration) -> bool {
+    match SETTLING_SINCE.get() {
+        None => true,
+        Some(None) => false,
+        Some(Some(since)) => since.elapsed() < period,
+    }
 }
 
 /// Called once at load: whether this server runs with `cluster-enabled yes`.
 pub fn init(ctx: &Context) {
-    let _ = LOADED_AT.set(std::time::Instant::now());
     CLUSTER_MODE.store(ctx.get_flags().contains(ContextFlags::CLUSTER), Ordering::Relaxed);
 }
 

@@ -96,6 +96,7 @@ fn step(ctx: &Context) -> bool {
     let flags = ctx.get_flags();
     let primary = flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING);
     if cluster::enabled() && !flags.contains(ContextFlags::LOADING) {
+        cluster::note_loaded(ctx);
         crate::catalog_sync::tick(ctx);
     }
     // On a cluster every primary applies the articles the ingest node sends, pipeline or not.

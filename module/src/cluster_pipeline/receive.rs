@@ -273,9 +273,9 @@ pub(super) fn release_held_acks(ctx: &Context) {
     let wait = Duration::from_millis(configs::cluster_ack_wait_ms());
     // A primary restarted from disk believes, until the cluster tells it otherwise, that it still
     // serves its slots, also when its replica has taken over meanwhile; whatever it applies then is
-    // wiped when it resyncs as a replica. So it acknowledges nothing until it has been up for
+    // wiped when it resyncs as a replica. So such a node acknowledges nothing during its first
     // `cluster-ack-wait-ms`, and a node that is no longer a primary drops what it held.
-    if crate::cluster::up_for() < wait {
+    if crate::cluster::settling(wait) {
         return;
     }
     if !ctx.get_flags().contains(valkey_module::ContextFlags::MASTER) {
