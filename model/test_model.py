@@ -20,6 +20,7 @@ sys.path.insert(0, HERE)
 
 import make_tiny  # noqa: E402
 import reference  # noqa: E402
+import static_tier  # noqa: E402
 from bert_onnx import build_bert_onnx  # noqa: E402
 from util import batch_encode, ort_embed, ort_session  # noqa: E402
 
@@ -168,6 +169,78 @@ def test_tiny_tokenizer_round_trip(tiny):
     assert doc["post_processor"]["type"] == "TemplateProcessing"
 
 
+# ---------------------------------------------------------------- static tier ---------
+
+# The tiny encoder has random weights and a 334-token vocabulary that covers few words of the check
+# sentences (most are [UNK], which weighs nothing): its agreement only has to be positive
+# (make tiny-model uses the same bound; the real model's is 0.3).
+TINY_MIN_CORRELATION = 0.0
+
+
+@pytest.fixture(scope="module")
+def tiny_static(tmp_path_factory, tiny_dir):
+    import shutil
+
+    out = tmp_path_factory.mktemp("tiny-static")
+    for name in ("model.onnx", "tokenizer.json", "config.json"):
+        shutil.copy(os.path.join(tiny_dir, name), out / name)
+    static_tier.build(str(out), static_tier.DEFAULT_DIM)
+    return str(out)
+
+
+def test_static_table_is_checked_and_deterministic(tiny_static, tmp_path):
+    import shutil
+
+    assert static_tier.check(tiny_static, TINY_MIN_CORRELATION) == []
+    meta = json.load(open(os.path.join(tiny_static, "static.json")))
+    table = static_tier.read_table(os.path.join(tiny_static, "static.bin"))
+    # The tiny encoder has 32 dimensions, fewer than the 256 PCA keeps at most.
+    assert table.shape == (meta["rows"], 32) and meta["encoder_dim"] == 32
+    assert np.isfinite(table).all()
+    for special in meta["special_token_ids"]:
+        assert not table[special].any(), "special tokens weigh nothing"
+    again = tmp_path / "again"
+    shutil.copytree(tiny_static, again)
+    static_tier.build(str(again), static_tier.DEFAULT_DIM)
+    assert open(again / "static.bin", "rb").read() == open(os.path.join(tiny_static, "static.bin"), "rb").read()
+
+
+def test_static_check_refuses_a_damaged_or_foreign_table(tiny_static, tmp_path):
+    import shutil
+
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_static, damaged)
+    raw = bytearray(open(damaged / "static.bin", "rb").read())
+    raw[-1] ^= 0xFF
+    open(damaged / "static.bin", "wb").write(bytes(raw))
+    assert any("SHA-256" in p for p in static_tier.check(str(damaged), TINY_MIN_CORRELATION))
+    foreign = tmp_path / "foreign"
+    shutil.copytree(tiny_static, foreign)
+    model = onnx.load(str(foreign / "model.onnx"))
+    model.doc_string = "another export"
+    onnx.save(model, str(foreign / "model.onnx"))
+    assert any("another model.onnx" in p for p in static_tier.check(str(foreign), TINY_MIN_CORRELATION))
+    (tmp_path / "bad.bin").write_bytes(b"NOTATABLE" + bytes(12))
+    with pytest.raises(ValueError):
+        static_tier.read_table(str(tmp_path / "bad.bin"))
+
+
+def test_static_embedding_is_a_normalised_weighted_sum(tiny_static):
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(os.path.join(tiny_static, "tokenizer.json"))
+    table = static_tier.read_table(os.path.join(tiny_static, "static.bin"))
+    [v] = static_tier.static_embed(tok, table, [SHORT])
+    ids = tok.encode(SHORT).ids
+    expected = table[ids].astype(np.float64).sum(axis=0)
+    np.testing.assert_allclose(v, expected / np.linalg.norm(expected), atol=1e-6)
+    # Word order does not matter to a sum; the words do.
+    [w] = static_tier.static_embed(tok, table, [" ".join(reversed(SHORT.split()))])
+    np.testing.assert_allclose(v, w, atol=1e-6)
+    [other] = static_tier.static_embed(tok, table, [LONG])
+    assert float(v @ other) < 0.999
+
+
 # ---------------------------------------------------------------- real model ---------
 
 def _real_dir() -> str | None:
@@ -213,6 +286,16 @@ def test_real_embeddings(real):
                                atol=6e-4)
     alone = ort_embed(real["sess"], batch_encode(real["tok"], texts[2:3]))[0]
     np.testing.assert_allclose(emb[2], alone, atol=1e-5)
+
+
+@needs_real
+def test_real_static_tier(real):
+    if not os.path.exists(os.path.join(REAL, "static.bin")):
+        pytest.skip("no static tier next to the real export: make model builds it")
+    assert static_tier.check(REAL, 0.3) == []
+    meta = json.load(open(os.path.join(REAL, "static.json")))
+    assert (meta["rows"], meta["dim"], meta["encoder_dim"]) == (30522, 256, 384)
+    assert meta["first_word_id"] == 1996  # "the"
 
 
 @needs_real
