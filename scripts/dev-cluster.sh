@@ -51,11 +51,9 @@ for p in "${ports[@]}"; do
   fi
 done
 
-fresh=yes
 for p in "${ports[@]}"; do
   dir="$DATA_DIR/$p"
   mkdir -p "$dir"
-  [ -s "$dir/nodes.conf" ] && fresh=no
   "$VALKEY_SERVER" --port "$p" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
     --loadmodule "$BIN/libagentic.so" model-dir "$MODEL_DIR" pipeline yes \
@@ -67,7 +65,9 @@ for p in "${ports[@]}"; do
   cli "$p" MODULE LIST | grep -q agentic || { echo "dev-cluster: the module did not load on $p; see $DATA_DIR/$p/valkey.log" >&2; exit 1; }
 done
 
-if [ "$fresh" = yes ]; then
+# A cluster is created once: after that the nodes find each other again from their nodes.conf.
+assigned="$(cli "$PORT" CLUSTER INFO | tr -d '\r' | sed -n 's/^cluster_slots_assigned://p')"
+if [ "$assigned" = 0 ]; then
   echo "dev-cluster: creating a cluster of $PRIMARIES primaries and $PRIMARIES replicas"
   addrs=()
   for p in "${ports[@]}"; do addrs+=("127.0.0.1:$p"); done

@@ -464,7 +464,8 @@ impl Valkey {
         Ok(topics)
     }
 
-    /// AGENT.STATS as numbers, summed over the primaries of a cluster.
+    /// AGENT.STATS as numbers, summed over the primaries of a cluster (percentiles and maxima:
+    /// the largest).
     pub async fn module_stats(&self) -> RedisResult<BTreeMap<String, f64>> {
         let mut sum = BTreeMap::new();
         for reply in self.on_every_primary(&redis::cmd("AGENT.STATS")).await? {
@@ -472,7 +473,11 @@ impl Valkey {
             for kv in flat.chunks(2) {
                 let (Some(k), Some(v)) = (kv.first(), kv.get(1)) else { continue };
                 if let Ok(v) = text(v).parse::<f64>() {
-                    *sum.entry(text(k)).or_insert(0.0) += v;
+                    let name = text(k);
+                    // A sum of percentiles or maxima means nothing: the largest node's is kept.
+                    let largest = ["_p50", "_p90", "_p99", "_p999", "_max"].iter().any(|s| name.ends_with(s));
+                    let e: &mut f64 = sum.entry(name).or_insert(0.0);
+                    *e = if largest { e.max(v) } else { *e + v };
                 }
             }
         }

@@ -150,25 +150,27 @@ impl Cluster {
 
     /// The node that serves `slot` as primary now: the one whose own CLUSTER SLOTS names itself.
     pub fn primary_of_slot(&self, slot: u16) -> &Server {
-        self.nodes
-            .iter()
-            .find(|n| {
-                let me = self.node_id(n);
-                let Ok(redis::Value::Array(ranges)) = redis::cmd("CLUSTER").arg("SLOTS").query::<redis::Value>(&mut n.conn()) else {
+        self.try_primary_of_slot(slot).unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+    }
+
+    /// As `primary_of_slot`, or None while no node claims the slot (a migration in progress).
+    pub fn try_primary_of_slot(&self, slot: u16) -> Option<&Server> {
+        self.nodes.iter().find(|n| {
+            let me = self.node_id(n);
+            let Ok(redis::Value::Array(ranges)) = redis::cmd("CLUSTER").arg("SLOTS").query::<redis::Value>(&mut n.conn()) else {
+                return false;
+            };
+            ranges.iter().any(|r| {
+                let redis::Value::Array(r) = r else { return false };
+                let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b)), Some(redis::Value::Array(owner))) =
+                    (r.first(), r.get(1), r.get(2))
+                else {
                     return false;
                 };
-                ranges.iter().any(|r| {
-                    let redis::Value::Array(r) = r else { return false };
-                    let (Some(redis::Value::Int(a)), Some(redis::Value::Int(b)), Some(redis::Value::Array(owner))) =
-                        (r.first(), r.get(1), r.get(2))
-                    else {
-                        return false;
-                    };
-                    let id = owner.get(2).and_then(|v| redis::from_redis_value::<String>(v).ok());
-                    *a <= slot as i64 && slot as i64 <= *b && id.as_deref() == Some(me.as_str())
-                })
+                let id = owner.get(2).and_then(|v| redis::from_redis_value::<String>(v).ok());
+                *a <= slot as i64 && slot as i64 <= *b && id.as_deref() == Some(me.as_str())
             })
-            .unwrap_or_else(|| panic!("no primary serves slot {slot}"))
+        })
     }
 
     /// SIGKILLs node `i` and starts it again on the same port and data dir (its nodes.conf brings

@@ -1,7 +1,7 @@
 //! `make dev CLUSTER=3` (scripts/dev-cluster.sh) as a user runs it, with the tiny model: six
 //! nodes made into a 3+3 cluster by valkey-cli, the fetcher and the gateway as cluster clients;
-//! a demo user's feed fills with articles through the gateway, and stopping the script stops
-//! every process it started.
+//! a demo user's feed fills with articles through the gateway, stopping the script stops every
+//! process it started, and a second run brings the same cluster back.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -74,26 +74,32 @@ fn make_dev_cluster_runs_the_stack_on_six_nodes_and_stops_everything() {
     let data = make_temp_dir("dev-cluster");
     let base = free_port_block();
     let gateway = free_port();
+    let fetcher_metrics = format!("127.0.0.1:{}", free_port());
+    let start = |out: &std::path::Path| {
+        let script = Script(
+            Command::new("bash")
+                .arg(root.join("scripts/dev-cluster.sh"))
+                .env("CLUSTER", "3")
+                .env("PORT", base.to_string())
+                .env("GATEWAY_PORT", gateway.to_string())
+                .env("MODEL_DIR", &model)
+                .env("RATE", "10")
+                .env("DATA_DIR", data.join("nodes"))
+                .env("FETCHER_METRICS", &fetcher_metrics)
+                .env("VALKEY_SERVER", server_binary())
+                .stdout(std::fs::File::create(out).expect("script output"))
+                .stderr(Stdio::inherit())
+                .spawn()
+                .expect("bash scripts/dev-cluster.sh"),
+        );
+        let started =
+            wait_for(|| std::fs::read_to_string(out).unwrap_or_default().contains("is running on a cluster"), Duration::from_secs(120));
+        assert!(started, "the script did not start the stack:\n{}", file_tail(out, 40));
+        script
+    };
     let out = data.join("script.out");
-    let mut script = Script(
-        Command::new("bash")
-            .arg(root.join("scripts/dev-cluster.sh"))
-            .env("CLUSTER", "3")
-            .env("PORT", base.to_string())
-            .env("GATEWAY_PORT", gateway.to_string())
-            .env("MODEL_DIR", &model)
-            .env("RATE", "10")
-            .env("DATA_DIR", data.join("nodes"))
-            .env("FETCHER_METRICS", format!("127.0.0.1:{}", free_port()))
-            .env("VALKEY_SERVER", server_binary())
-            .stdout(std::fs::File::create(&out).expect("script output"))
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("bash scripts/dev-cluster.sh"),
-    );
-    let started =
-        wait_for(|| std::fs::read_to_string(&out).unwrap_or_default().contains("is running on a cluster"), Duration::from_secs(120));
-    assert!(started, "the script did not start the stack:\n{}", file_tail(&out, 40));
+    let mut script = start(&out);
+    assert!(std::fs::read_to_string(&out).unwrap_or_default().contains("creating a cluster"), "a first run creates the cluster");
 
     let mut c = redis::Client::open(format!("redis://127.0.0.1:{base}")).expect("url").get_connection().expect("connect");
     let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).expect("CLUSTER INFO");
@@ -112,5 +118,16 @@ fn make_dev_cluster_runs_the_stack_on_six_nodes_and_stops_everything() {
         assert!(wait_for(|| !answers(p), Duration::from_secs(10)), "node {p} still answers after the script stopped");
     }
     assert!(!answers(gateway), "the gateway still answers after the script stopped");
+
+    // A second run brings the same cluster back from its nodes.conf and AOF files.
+    let again = data.join("script-again.out");
+    let mut script = start(&again);
+    assert!(!std::fs::read_to_string(&again).unwrap_or_default().contains("creating a cluster"), "the cluster is not created twice");
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{base}")).expect("url").get_connection().expect("connect");
+    let info: String = redis::cmd("CLUSTER").arg("INFO").query(&mut c).expect("CLUSTER INFO");
+    assert!(info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:6"), "{info}");
+    let kept = http_get(gateway, "/api/users/alice/feed?count=5").unwrap_or_default();
+    assert!(kept.contains("\"article\":{"), "alice's feed survived the restart: {kept}");
+    assert!(script.stop(), "the script did not stop on SIGTERM");
     let _ = std::fs::remove_dir_all(&data);
 }
