@@ -8,27 +8,10 @@ use redis::Value;
 
 pub const SLOTS: usize = 16384;
 
-fn crc16(bytes: &[u8]) -> u16 {
-    let mut crc: u16 = 0;
-    for &b in bytes {
-        crc ^= (b as u16) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
-        }
-    }
-    crc
-}
-
-/// The hash slot of a key (the part between the first `{` and the next `}` when not empty).
+/// The hash slot of a key (the part between the first `{` and the next `}` when not empty), as
+/// the cluster client computes it.
 pub fn key_slot(key: &[u8]) -> u16 {
-    let hashed = match key.iter().position(|&b| b == b'{') {
-        Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-            Some(len) if len > 0 => &key[open + 1..open + 1 + len],
-            _ => key,
-        },
-        None => key,
-    };
-    crc16(hashed) % SLOTS as u16
+    redis::cluster_routing::get_slot(key)
 }
 
 /// The smallest decimal number whose text hashes to `slot`.

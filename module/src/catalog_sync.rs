@@ -16,6 +16,7 @@ use valkey_module::{Context, ContextFlags};
 
 use crate::classify::catalog::{self, Catalog, CATALOG_KEY};
 use crate::classify::pool;
+use crate::cluster_pipeline::send;
 use crate::{cluster, ffi, metrics};
 
 pub const HASH: u8 = 4;
@@ -98,7 +99,7 @@ pub fn tick(ctx: &Context) {
         if let Ok(current) = crate::commands::topic::current_catalog(ctx) {
             let hash = cached_hash(&current);
             state().announced = Some((Instant::now(), hash));
-            broadcast(ctx, HASH, &hash.to_le_bytes());
+            send(ctx, &[], HASH, &hash.to_le_bytes());
         }
     }
 }
@@ -153,23 +154,5 @@ fn handle(ctx: &Context, kind: u8, sender: &[u8], bytes: &[u8], authoritative: b
             Ok(())
         }
         other => Err(format!("unknown catalog message type {other}")),
-    }
-}
-
-fn send(ctx: &Context, to: &[u8], kind: u8, bytes: &[u8]) {
-    if ffi::send_cluster_message(ctx, to, kind, bytes) {
-        metrics::CLUSTER_BUS_MESSAGES.incr();
-        metrics::CLUSTER_BUS_BYTES.add(bytes.len() as u64);
-    } else {
-        metrics::CLUSTER_BUS_SEND_FAILURES.incr();
-    }
-}
-
-fn broadcast(ctx: &Context, kind: u8, bytes: &[u8]) {
-    if ffi::broadcast_cluster_message(ctx, kind, bytes) {
-        metrics::CLUSTER_BUS_MESSAGES.incr();
-        metrics::CLUSTER_BUS_BYTES.add(bytes.len() as u64);
-    } else {
-        metrics::CLUSTER_BUS_SEND_FAILURES.incr();
     }
 }

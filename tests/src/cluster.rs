@@ -186,6 +186,29 @@ impl Cluster {
         drop(placeholder);
     }
 
+    /// Starts an atomic slot migration (Valkey 9, `CLUSTER MIGRATESLOTS`) of the first half of
+    /// `from`'s first slot range to `to`; returns the first slot it moves.
+    pub fn migrate_half_of_first_range(&self, from: &Server, to: &Server) -> u16 {
+        let (first, end) = self.slot_ranges_of(from)[0];
+        let last = first + (end - first) / 2;
+        let _: redis::Value = redis::cmd("CLUSTER")
+            .arg("MIGRATESLOTS")
+            .arg("SLOTSRANGE")
+            .arg(first)
+            .arg(last)
+            .arg("NODE")
+            .arg(self.node_id(to))
+            .query(&mut from.conn())
+            .expect("CLUSTER MIGRATESLOTS");
+        first
+    }
+
+    /// Waits (up to 30 s, else panics) until `node` serves `slot` as primary.
+    pub fn wait_primary_of_slot(&self, slot: u16, node: &Server) {
+        let ok = wait_for(|| self.try_primary_of_slot(slot).is_some_and(|n| n.port == node.port), Duration::from_secs(30));
+        assert!(ok, "node {} did not come to serve slot {slot}", node.port);
+    }
+
     /// The slot ranges `node` serves, from its own CLUSTER SLOTS.
     pub fn slot_ranges_of(&self, node: &Server) -> Vec<(u16, u16)> {
         let me = self.node_id(node);

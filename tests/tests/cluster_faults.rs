@@ -271,22 +271,8 @@ fn a_six_node_cluster_under_steady_ingest_survives_reshard_migration_failovers_a
             let p = primaries(cluster);
             let from = p.iter().find(|n| n.port != ingest).expect("a shard primary");
             let to = p.iter().find(|n| n.port != from.port).expect("another primary");
-            let (first, end) = cluster.slot_ranges_of(from)[0];
-            let last = first + (end - first) / 2;
-            let _: Value = redis::cmd("CLUSTER")
-                .arg("MIGRATESLOTS")
-                .arg("SLOTSRANGE")
-                .arg(first)
-                .arg(last)
-                .arg("NODE")
-                .arg(cluster.node_id(to))
-                .query(&mut from.conn())
-                .expect("CLUSTER MIGRATESLOTS");
-            let to_port = to.port;
-            assert!(
-                wait_for(|| cluster.try_primary_of_slot(first).is_some_and(|n| n.port == to_port), Duration::from_secs(30)),
-                "the migration did not complete"
-            );
+            let first = cluster.migrate_half_of_first_range(from, to);
+            cluster.wait_primary_of_slot(first, to);
         });
     } else {
         eprintln!("(b) SKIPPED: CLUSTER MIGRATESLOTS needs Valkey 9 (this server is {major}.x)");

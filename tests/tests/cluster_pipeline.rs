@@ -338,22 +338,9 @@ fn atomic_slot_migration_while_articles_flow_loses_and_repeats_nothing() {
     let writer = spawn_writer(ingest.url(), ids.clone(), Duration::from_millis(30));
     std::thread::sleep(Duration::from_millis(300));
     // Half of `from`'s slots move to `to` in one atomic migration.
-    let (first, end) = cluster.slot_ranges_of(from)[0];
-    let last = first + (end - first) / 2;
-    let _: Value = redis::cmd("CLUSTER")
-        .arg("MIGRATESLOTS")
-        .arg("SLOTSRANGE")
-        .arg(first)
-        .arg(last)
-        .arg("NODE")
-        .arg(cluster.node_id(to))
-        .query(&mut from.conn())
-        .expect("CLUSTER MIGRATESLOTS");
+    let first = cluster.migrate_half_of_first_range(from, to);
     writer.join().expect("writer");
-    assert!(
-        wait_for(|| cluster.try_primary_of_slot(first).is_some_and(|n| n.port == to.port), Duration::from_secs(30)),
-        "the migration did not complete"
-    );
+    cluster.wait_primary_of_slot(first, to);
     cluster.wait_healthy();
     wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
     assert_feeds_streams_documents(&cluster, &users, &ids);

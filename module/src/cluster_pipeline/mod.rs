@@ -70,8 +70,11 @@ pub use receive::{forget_sessions, user_arrived};
 use send::*;
 pub use send::{outstanding, send_article, stop_sending, Outgoing};
 
-fn send(ctx: &Context, to: &[u8], kind: u8, bytes: &[u8]) {
-    if ffi::send_cluster_message(ctx, to, kind, bytes) {
+/// Sends one bus message to one node (`to`), or to every node (`to` empty), counted.
+pub(crate) fn send(ctx: &Context, to: &[u8], kind: u8, bytes: &[u8]) {
+    let sent =
+        if to.is_empty() { ffi::broadcast_cluster_message(ctx, kind, bytes) } else { ffi::send_cluster_message(ctx, to, kind, bytes) };
+    if sent {
         metrics::CLUSTER_BUS_MESSAGES.incr();
         metrics::CLUSTER_BUS_BYTES.add(bytes.len() as u64);
     } else {
