@@ -31,6 +31,8 @@ PERCENTILE_SUFFIXES = ("_p50", "_p90", "_p99", "_p999", "_max")
 class Classification:
     topic: str
     score: float
+    # "static" or "model": which tier of the module answered (issue 12's cascade).
+    tier: str = "model"
 
 
 @dataclass(frozen=True)
@@ -53,9 +55,9 @@ def topic_stream(slug: str) -> str:
 
 
 def parse_classification(reply: list) -> Classification:
-    """`[best-slug, [slug, score, ...]]`, best first."""
-    best, scores = reply
-    return Classification(topic=best, score=float(scores[1]))
+    """`[best-slug, [slug, score, ...], tier]`, best first (modules before the cascade sent no tier)."""
+    best, scores, *rest = reply
+    return Classification(topic=best, score=float(scores[1]), tier=rest[0] if rest else "model")
 
 
 def parse_fanout(reply: list) -> FanoutResult:

@@ -56,6 +56,10 @@ class ValkeyServer:
                         "--dir", str(self.workdir),
                         "--loadmodule", str(MODULE),
                         "model-dir", str(TINY_MODEL),
+                        # The encoder alone: tests compare an agent's classification with a later
+                        # AGENT.CLASSIFY of the same text, which the cascade's load-dependent
+                        # escalations would not guarantee.
+                        "classify-tier", "model",
                     ],
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -6,6 +6,8 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod ag_news;
+
 use agentic_tests::info_field;
 use redis::Connection;
 

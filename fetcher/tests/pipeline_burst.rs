@@ -24,11 +24,14 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     assert!(tiny.join("model.onnx").is_file(), "the tiny test model is missing: run `make tiny-model` (make test does)");
     // seen-fp-ppm 1: the seen-filter's bounded false positives (0.1% by default, counted in
     // seen_false_positive_expected) would otherwise skip a few of the 6,000 deliveries.
-    // A deliberately slow classifier: 2 workers x 1 text per 50 ms = ~40 articles/s of capacity.
+    // A deliberately slow classifier: 2 workers x 1 text per 50 ms = ~40 articles/s of capacity
+    // (the encoder alone: the static tier takes many texts per batch).
     let server = Server::builder()
         .module_args(&[
             "model-dir",
             tiny.to_str().unwrap(),
+            "classify-tier",
+            "model",
             "pipeline",
             "yes",
             "debug-commands",

@@ -101,6 +101,81 @@ pub const CLASSIFY_LENGTH_PLANS_MIN: i64 = 0;
 pub const CLASSIFY_LENGTH_PLANS_MAX: i64 = 64;
 pub static CLASSIFY_LENGTH_PLANS: AtomicI64 = AtomicI64::new(CLASSIFY_LENGTH_PLANS_DEFAULT);
 
+/// Which tier classifies: the cascade (static tier first, the encoder for the texts it is unsure
+/// about), the encoder alone, or the static tier alone. Without a `static.bin` next to the model
+/// every mode uses the encoder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassifyTier {
+    Cascade = 0,
+    Model = 1,
+    Static = 2,
+}
+
+impl ClassifyTier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClassifyTier::Cascade => "cascade",
+            ClassifyTier::Model => "model",
+            ClassifyTier::Static => "static",
+        }
+    }
+}
+
+impl TryFrom<i32> for ClassifyTier {
+    type Error = valkey_module::ValkeyError;
+    fn try_from(v: i32) -> Result<Self, Self::Error> {
+        match v {
+            0 => Ok(ClassifyTier::Cascade),
+            1 => Ok(ClassifyTier::Model),
+            2 => Ok(ClassifyTier::Static),
+            _ => Err(valkey_module::ValkeyError::Str("classify-tier must be cascade, model or static")),
+        }
+    }
+}
+
+impl From<ClassifyTier> for i32 {
+    fn from(t: ClassifyTier) -> i32 {
+        t as i32
+    }
+}
+
+impl valkey_module::configuration::EnumConfigurationValue for ClassifyTier {
+    fn get_options(&self) -> (Vec<String>, Vec<i32>) {
+        let all = [ClassifyTier::Cascade, ClassifyTier::Model, ClassifyTier::Static];
+        (all.iter().map(|t| t.as_str().to_string()).collect(), all.iter().map(|&t| t as i32).collect())
+    }
+}
+
+pub static CLASSIFY_TIER: Mutex<ClassifyTier> = Mutex::new(ClassifyTier::Cascade);
+
+/// Cascade: the share of texts (those with the smallest top-2 margins) sent to the encoder.
+pub const CLASSIFY_ESCALATE_PERCENT_DEFAULT: i64 = 10;
+pub const CLASSIFY_ESCALATE_PERCENT_MIN: i64 = 0;
+pub const CLASSIFY_ESCALATE_PERCENT_MAX: i64 = 100;
+pub static CLASSIFY_ESCALATE_PERCENT: AtomicI64 = AtomicI64::new(CLASSIFY_ESCALATE_PERCENT_DEFAULT);
+
+/// Cascade: most texts per second sent to the encoder; 0 = as many as the pool's threads run in
+/// 60% of their time at the encoder's measured cost (classify/cascade.rs).
+pub const CLASSIFY_ESCALATE_MAX_PER_SEC_DEFAULT: i64 = 0;
+pub const CLASSIFY_ESCALATE_MAX_PER_SEC_MIN: i64 = 0;
+pub const CLASSIFY_ESCALATE_MAX_PER_SEC_MAX: i64 = 1_000_000;
+pub static CLASSIFY_ESCALATE_MAX_PER_SEC: AtomicI64 = AtomicI64::new(CLASSIFY_ESCALATE_MAX_PER_SEC_DEFAULT);
+
+/// Cascade: the share of texts sent to the encoder as teaching samples for the self-trained heads
+/// (classify/learner.rs) while they collect their first samples; a fifth of it afterwards. 0 turns
+/// self-training off.
+pub const CLASSIFY_LEARN_PERCENT_DEFAULT: i64 = 5;
+pub const CLASSIFY_LEARN_PERCENT_MIN: i64 = 0;
+pub const CLASSIFY_LEARN_PERCENT_MAX: i64 = 100;
+pub static CLASSIFY_LEARN_PERCENT: AtomicI64 = AtomicI64::new(CLASSIFY_LEARN_PERCENT_DEFAULT);
+
+/// Tokens of a text the static tier reads: it costs little, so it reads more of a long article
+/// than the encoder.
+pub const CLASSIFY_STATIC_MAX_TOKENS_DEFAULT: i64 = 256;
+pub const CLASSIFY_STATIC_MAX_TOKENS_MIN: i64 = 8;
+pub const CLASSIFY_STATIC_MAX_TOKENS_MAX: i64 = 4_096;
+pub static CLASSIFY_STATIC_MAX_TOKENS: AtomicI64 = AtomicI64::new(CLASSIFY_STATIC_MAX_TOKENS_DEFAULT);
+
 /// Default time a blocked AGENT.CLASSIFY waits for its answer; 0 waits forever.
 pub const CLASSIFY_TIMEOUT_MS_DEFAULT: i64 = 10_000;
 pub const CLASSIFY_TIMEOUT_MS_MIN: i64 = 0;
@@ -163,7 +238,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 22] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 26] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -180,6 +255,10 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 22] {
         ("classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX),
         ("classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX),
         ("classify-length-plans", &CLASSIFY_LENGTH_PLANS, CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX),
+        ("classify-escalate-percent", &CLASSIFY_ESCALATE_PERCENT, CLASSIFY_ESCALATE_PERCENT_MIN, CLASSIFY_ESCALATE_PERCENT_MAX),
+        ("classify-escalate-max-per-sec", &CLASSIFY_ESCALATE_MAX_PER_SEC, CLASSIFY_ESCALATE_MAX_PER_SEC_MIN, CLASSIFY_ESCALATE_MAX_PER_SEC_MAX),
+        ("classify-learn-percent", &CLASSIFY_LEARN_PERCENT, CLASSIFY_LEARN_PERCENT_MIN, CLASSIFY_LEARN_PERCENT_MAX),
+        ("classify-static-max-tokens", &CLASSIFY_STATIC_MAX_TOKENS, CLASSIFY_STATIC_MAX_TOKENS_MIN, CLASSIFY_STATIC_MAX_TOKENS_MAX),
         ("pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX),
         ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
@@ -276,6 +355,26 @@ pub fn model_dir() -> String {
 
 pub fn classify_length_plans() -> usize {
     get(&CLASSIFY_LENGTH_PLANS).clamp(CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX) as usize
+}
+
+pub fn classify_tier() -> ClassifyTier {
+    CLASSIFY_TIER.lock().map(|t| *t).unwrap_or(ClassifyTier::Cascade)
+}
+
+pub fn classify_escalate_percent() -> u64 {
+    get(&CLASSIFY_ESCALATE_PERCENT).clamp(CLASSIFY_ESCALATE_PERCENT_MIN, CLASSIFY_ESCALATE_PERCENT_MAX) as u64
+}
+
+pub fn classify_escalate_max_per_sec() -> u64 {
+    get(&CLASSIFY_ESCALATE_MAX_PER_SEC).clamp(CLASSIFY_ESCALATE_MAX_PER_SEC_MIN, CLASSIFY_ESCALATE_MAX_PER_SEC_MAX) as u64
+}
+
+pub fn classify_learn_percent() -> u64 {
+    get(&CLASSIFY_LEARN_PERCENT).clamp(CLASSIFY_LEARN_PERCENT_MIN, CLASSIFY_LEARN_PERCENT_MAX) as u64
+}
+
+pub fn classify_static_max_tokens() -> usize {
+    get(&CLASSIFY_STATIC_MAX_TOKENS).clamp(CLASSIFY_STATIC_MAX_TOKENS_MIN, CLASSIFY_STATIC_MAX_TOKENS_MAX) as usize
 }
 
 pub fn pipeline_enabled() -> bool {

@@ -124,6 +124,10 @@ valkey_module! {
             ["classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_DEFAULT, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-max-tokens", &CLASSIFY_MAX_TOKENS, CLASSIFY_MAX_TOKENS_DEFAULT, CLASSIFY_MAX_TOKENS_MIN, CLASSIFY_MAX_TOKENS_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-length-plans", &CLASSIFY_LENGTH_PLANS, CLASSIFY_LENGTH_PLANS_DEFAULT, CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX, ConfigurationFlags::MEMORY, None],
+            ["classify-escalate-percent", &CLASSIFY_ESCALATE_PERCENT, CLASSIFY_ESCALATE_PERCENT_DEFAULT, CLASSIFY_ESCALATE_PERCENT_MIN, CLASSIFY_ESCALATE_PERCENT_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-escalate-max-per-sec", &CLASSIFY_ESCALATE_MAX_PER_SEC, CLASSIFY_ESCALATE_MAX_PER_SEC_DEFAULT, CLASSIFY_ESCALATE_MAX_PER_SEC_MIN, CLASSIFY_ESCALATE_MAX_PER_SEC_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-learn-percent", &CLASSIFY_LEARN_PERCENT, CLASSIFY_LEARN_PERCENT_DEFAULT, CLASSIFY_LEARN_PERCENT_MIN, CLASSIFY_LEARN_PERCENT_MAX, ConfigurationFlags::DEFAULT, None],
+            ["classify-static-max-tokens", &CLASSIFY_STATIC_MAX_TOKENS, CLASSIFY_STATIC_MAX_TOKENS_DEFAULT, CLASSIFY_STATIC_MAX_TOKENS_MIN, CLASSIFY_STATIC_MAX_TOKENS_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_DEFAULT, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_DEFAULT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_DEFAULT, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
@@ -142,7 +146,9 @@ valkey_module! {
             ["classify-inline", &CLASSIFY_INLINE, true, ConfigurationFlags::DEFAULT, None],
             ["pipeline", &PIPELINE, false, ConfigurationFlags::DEFAULT, None],
         ],
-        enum: [],
+        enum: [
+            ["classify-tier", &CLASSIFY_TIER, ClassifyTier::Cascade, ConfigurationFlags::DEFAULT, None],
+        ],
         module_args_as_configuration: true,
     ]
 }

@@ -233,6 +233,34 @@ pub static CLASSIFY_BATCH_SIZE: Histogram = Histogram::new();
 pub static CLASSIFY_LATENCY_US: Histogram = Histogram::new();
 /// Model time per worker batch.
 pub static CLASSIFY_INFERENCE_US: Histogram = Histogram::new();
+/// Texts answered by each tier (see classify/cascade.rs).
+pub static CLASSIFY_TIER_STATIC: Counter = Counter::new();
+pub static CLASSIFY_TIER_MODEL: Counter = Counter::new();
+/// Texts the cascade sent from the static tier to the encoder.
+pub static CLASSIFY_ESCALATIONS: Counter = Counter::new();
+/// Texts below the escalation threshold answered by the static tier because the budget was spent.
+pub static CLASSIFY_ESCALATIONS_OVER_BUDGET: Counter = Counter::new();
+/// Teaching samples the learner received, kept now, fits of the self-trained heads and the
+/// version of the heads in use (learner.rs).
+pub static CLASSIFY_LEARN_SAMPLES: Counter = Counter::new();
+pub static CLASSIFY_LEARN_SAMPLES_KEPT: Gauge = Gauge::new();
+pub static CLASSIFY_HEAD_FITS: Counter = Counter::new();
+pub static CLASSIFY_HEAD_FIT_FAILURES: Counter = Counter::new();
+pub static CLASSIFY_HEAD_VERSION: Gauge = Gauge::new();
+/// Samples the heads in use were fitted on, how long the last fit took, and 1 while one runs.
+pub static CLASSIFY_HEAD_SAMPLES: Gauge = Gauge::new();
+pub static CLASSIFY_HEAD_FIT_MS: Gauge = Gauge::new();
+pub static CLASSIFY_HEAD_FITTING: Gauge = Gauge::new();
+/// Escalated texts waiting for the encoder.
+pub static CLASSIFY_ESCALATIONS_WAITING: Gauge = Gauge::new();
+/// The static tier's top-2 margins in the cascade, x 10,000 (a cosine difference of 0.01 is 100).
+pub static CLASSIFY_STATIC_MARGIN_E4: Histogram = Histogram::new();
+/// Current escalation threshold on that margin, x 10,000 (-1: every text or none).
+pub static CLASSIFY_ESCALATION_THRESHOLD_E4: Gauge = Gauge::new();
+/// Current escalation budget in texts per second (-1: not limited yet).
+pub static CLASSIFY_ESCALATION_RATE_PER_SEC: Gauge = Gauge::new();
+/// The encoder's running cost per text on one thread, in microseconds.
+pub static CLASSIFY_MODEL_US_PER_TEXT: Gauge = Gauge::new();
 /// Description sentences and examples embedded to build topic vectors.
 pub static TOPIC_TEXTS_EMBEDDED: Counter = Counter::new();
 pub static TOPIC_WRITES: Counter = Counter::new();
@@ -254,6 +282,8 @@ pub static PIPELINE_ACKED: Counter = Counter::new();
 pub static PIPELINE_MALFORMED: Counter = Counter::new();
 /// Entries left pending to be redone (model not ready, queue full, worker failure).
 pub static PIPELINE_RETRIES: Counter = Counter::new();
+/// Redone entries (after a restart or failover) given the topic an earlier attempt recorded.
+pub static PIPELINE_ROUTES_REUSED: Counter = Counter::new();
 pub static PIPELINE_FAILURES: Counter = Counter::new();
 pub static PIPELINE_INFLIGHT: Gauge = Gauge::new();
 /// Entries of news_raw not yet finished by the group (unread + pending).
@@ -268,6 +298,17 @@ pub enum Value {
 
 /// Every metric as (name, value), in a stable order. Per-topic subscriber counts are appended by
 /// the caller from the index.
+/// Share of the cascade's texts (those the static tier scored) that went to the encoder, in 1/1000.
+fn escalated_permille() -> i64 {
+    let escalated = CLASSIFY_ESCALATIONS.get();
+    let scored = CLASSIFY_TIER_STATIC.get() + escalated;
+    if scored == 0 {
+        0
+    } else {
+        (escalated * 1000 / scored) as i64
+    }
+}
+
 pub fn snapshot() -> Vec<(String, Value)> {
     use Value::*;
     let c = |c: &Counter| Int(c.get() as i64);
@@ -331,6 +372,23 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_batches".into(), c(&CLASSIFY_BATCHES)),
         ("classify_texts".into(), c(&CLASSIFY_TEXTS)),
         ("classify_tokens".into(), c(&CLASSIFY_TOKENS)),
+        ("classify_tier_static".into(), c(&CLASSIFY_TIER_STATIC)),
+        ("classify_tier_model".into(), c(&CLASSIFY_TIER_MODEL)),
+        ("classify_escalations".into(), c(&CLASSIFY_ESCALATIONS)),
+        ("classify_escalations_over_budget".into(), c(&CLASSIFY_ESCALATIONS_OVER_BUDGET)),
+        ("classify_learn_samples".into(), c(&CLASSIFY_LEARN_SAMPLES)),
+        ("classify_learn_samples_kept".into(), Int(CLASSIFY_LEARN_SAMPLES_KEPT.get())),
+        ("classify_head_fits".into(), c(&CLASSIFY_HEAD_FITS)),
+        ("classify_head_fit_failures".into(), c(&CLASSIFY_HEAD_FIT_FAILURES)),
+        ("classify_head_version".into(), Int(CLASSIFY_HEAD_VERSION.get())),
+        ("classify_head_samples".into(), Int(CLASSIFY_HEAD_SAMPLES.get())),
+        ("classify_head_fit_ms".into(), Int(CLASSIFY_HEAD_FIT_MS.get())),
+        ("classify_head_fitting".into(), Int(CLASSIFY_HEAD_FITTING.get())),
+        ("classify_escalations_waiting".into(), Int(CLASSIFY_ESCALATIONS_WAITING.get())),
+        ("classify_escalated_permille".into(), Int(escalated_permille())),
+        ("classify_escalation_threshold_e4".into(), Int(CLASSIFY_ESCALATION_THRESHOLD_E4.get())),
+        ("classify_escalation_rate_per_sec".into(), Int(CLASSIFY_ESCALATION_RATE_PER_SEC.get())),
+        ("classify_model_us_per_text".into(), Int(CLASSIFY_MODEL_US_PER_TEXT.get())),
         ("topic_texts_embedded".into(), c(&TOPIC_TEXTS_EMBEDDED)),
         ("topic_writes".into(), c(&TOPIC_WRITES)),
         ("model_loads".into(), c(&MODEL_LOADS)),
@@ -344,6 +402,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("pipeline_acked".into(), c(&PIPELINE_ACKED)),
         ("pipeline_malformed".into(), c(&PIPELINE_MALFORMED)),
         ("pipeline_retries".into(), c(&PIPELINE_RETRIES)),
+        ("pipeline_routes_reused".into(), c(&PIPELINE_ROUTES_REUSED)),
         ("pipeline_failures".into(), c(&PIPELINE_FAILURES)),
         ("pipeline_inflight".into(), Int(PIPELINE_INFLIGHT.get())),
         ("pipeline_backlog".into(), Int(PIPELINE_BACKLOG.get())),
@@ -367,6 +426,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_latency_us", &CLASSIFY_LATENCY_US),
         ("classify_inference_us", &CLASSIFY_INFERENCE_US),
         ("classify_batch_size", &CLASSIFY_BATCH_SIZE),
+        ("classify_static_margin_e4", &CLASSIFY_STATIC_MARGIN_E4),
         ("pipeline_lag_ms", &PIPELINE_LAG_MS),
     ] {
         v.push((format!("{name}_count"), Int(h.count() as i64)));

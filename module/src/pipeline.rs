@@ -8,6 +8,11 @@
 //! consumer's pending entries are read again first (XREADGROUP from id 0) and redone; the stored
 //! document and the feeds' seen-filters make the redo idempotent, so nothing is lost and nobody
 //! gets an article twice.
+//!
+//! The classifier is not a pure function of the text (the cascade's escalations depend on load,
+//! the self-trained heads on what this node has seen), so a redo must not classify again: each
+//! article's topic is recorded in `ROUTED` (replicated, written before any effect) and a redo,
+//! here or on a promoted replica, reuses it. The record goes with the acknowledgement.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -29,6 +34,12 @@ use crate::{cluster, cluster_pipeline, configs, ffi, index, metrics};
 pub const STREAM: &str = "news_raw";
 pub const GROUP: &str = "agentic";
 pub const CONSUMER: &str = "agentic-pipeline";
+/// Hash of entry id -> "<topic> <score>" for articles classified and not yet acknowledged; its
+/// hash tag puts it in news_raw's slot on a cluster.
+pub const ROUTED: &str = "agentic:routed:{news_raw}";
+/// Bytes of an article's text kept for classification (title and the start of its body); each
+/// tier reads at most its own token budget of it (classify/lead.rs).
+const MAX_ARTICLE_TEXT: usize = 8_192;
 
 /// An article whose classification came back from the pool.
 struct Classified {
@@ -36,6 +47,8 @@ struct Classified {
     article_id: String,
     doc: serde_json::Map<String, serde_json::Value>,
     result: Result<Classification, String>,
+    /// The topic came from `ROUTED` (a redo), not from the classifier.
+    recorded: bool,
 }
 
 struct State {
@@ -219,6 +232,17 @@ fn read_more(ctx: &Context) {
                         s.order.insert(id_order(&entry_id), None);
                     }
                 }
+                if let Some(recorded) = recorded_route(ctx, &entry_id) {
+                    metrics::PIPELINE_ROUTES_REUSED.incr();
+                    CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()).push(Classified {
+                        entry_id,
+                        article_id,
+                        doc,
+                        result: Ok(recorded),
+                        recorded: true,
+                    });
+                    continue;
+                }
                 let job = PipelineJob { entry_id: entry_id.clone(), article_id, doc: Some(doc), text, catalog: catalog.clone() };
                 if !pool::submit(Box::new(job)) {
                     // Queue full: leave it pending, it is re-read later.
@@ -302,10 +326,11 @@ fn parse_article(fields: &Fields) -> Result<(String, serde_json::Map<String, ser
         .map(|v| String::from_utf8_lossy(v).into_owned())
         .or_else(|| doc.get("id").and_then(|v| v.as_str()).map(str::to_string));
     let id = id.filter(|i| valid_id(i)).ok_or("no usable id (1-200 printable ASCII characters without spaces or braces)")?;
+    let body = crate::classify::lead::lead(&body, MAX_ARTICLE_TEXT);
     let text = match (title.is_empty(), body.is_empty()) {
         (false, false) => format!("{title}. {body}"),
         (false, true) => title,
-        _ => body,
+        _ => body.to_string(),
     };
     Ok((id, doc, text))
 }
@@ -341,6 +366,7 @@ impl Job for PipelineJob {
             article_id: std::mem::take(&mut self.article_id),
             doc: self.doc.take().unwrap_or_default(),
             result,
+            recorded: false,
         };
         CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()).push(done);
     }
@@ -355,6 +381,7 @@ impl Drop for PipelineJob {
                 article_id: std::mem::take(&mut self.article_id),
                 doc: self.doc.take().unwrap_or_default(),
                 result: Err("the classify worker failed".into()),
+                recorded: false,
             });
         }
     }
@@ -371,7 +398,7 @@ fn finish_classified(ctx: &Context) {
 fn take_classified(ctx: &Context) {
     let done: Vec<Classified> = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()));
     for c in done {
-        let Classified { entry_id, article_id, mut doc, result } = c;
+        let Classified { entry_id, article_id, mut doc, result, recorded } = c;
         let classification = match result {
             Ok(cl) if !cl.best.is_empty() => cl,
             Ok(_) | Err(_) => {
@@ -389,6 +416,9 @@ fn take_classified(ctx: &Context) {
         metrics::PIPELINE_CLASSIFIED.incr();
         let topic = classification.best.clone();
         let score = classification.scores.first().map(|s| s.1).unwrap_or(0.0);
+        if !recorded {
+            record_route(ctx, &entry_id, &topic, score);
+        }
         let ingest_ms = entry_id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()).unwrap_or(0);
         doc.insert("topic".into(), serde_json::Value::String(topic.clone()));
         doc.insert("score".into(), serde_json::json!((f64::from(score) * 10_000.0).round() / 10_000.0));
@@ -473,7 +503,35 @@ fn deliver(
     Ok(())
 }
 
+/// The topic an earlier attempt gave this entry, if it recorded one.
+fn recorded_route(ctx: &Context, entry_id: &str) -> Option<Classification> {
+    let reply = ctx.call_ext::<_, CallResult>("HGET", &read_opts(), &[ROUTED.as_bytes(), entry_id.as_bytes()]).ok()?;
+    let value = String::from_utf8(reply_bytes(&reply)).ok()?;
+    let (topic, score) = value.split_once(' ')?;
+    if !crate::validate::is_topic(topic.as_bytes()) {
+        return None;
+    }
+    let score: f32 = score.parse().ok()?;
+    Some(Classification {
+        best: topic.to_string(),
+        scores: vec![(topic.to_string(), score)],
+        tier: crate::classify::Tier::Model,
+        margin: f32::INFINITY,
+    })
+}
+
+fn record_route(ctx: &Context, entry_id: &str, topic: &str, score: f32) {
+    let value = format!("{topic} {score}");
+    if let Err(e) = ctx.call_ext::<_, CallResult>("HSET", &write_opts(), &[ROUTED.as_bytes(), entry_id.as_bytes(), value.as_bytes()]) {
+        metrics::PIPELINE_FAILURES.incr();
+        ffi::log_warning(&format!("agentic: recording the topic of {entry_id} failed: {e}"));
+    }
+}
+
 fn ack(ctx: &Context, entry_id: &str) {
+    if let Err(e) = ctx.call_ext::<_, CallResult>("HDEL", &write_opts(), &[ROUTED.as_bytes(), entry_id.as_bytes()]) {
+        ffi::log_warning(&format!("agentic: pipeline HDEL {entry_id} failed: {e}"));
+    }
     match ctx.call_ext::<_, CallResult>("XACK", &write_opts(), &[STREAM.as_bytes(), GROUP.as_bytes(), entry_id.as_bytes()]) {
         Ok(_) => metrics::PIPELINE_ACKED.incr(),
         Err(e) => {

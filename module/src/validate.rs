@@ -22,14 +22,17 @@ pub fn integer(arg: &ValkeyString, what: &str, min: i64, max: i64) -> Result<i64
     Ok(v)
 }
 
+pub fn is_topic(b: &[u8]) -> bool {
+    !b.is_empty()
+        && b.len() <= MAX_TOPIC_BYTES
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
 /// Topic slugs: 1-64 bytes of `a-z 0-9 - _`, starting with a letter or digit.
 pub fn topic(arg: &ValkeyString) -> Result<&[u8], ValkeyError> {
     let b = arg.as_slice();
-    let ok = !b.is_empty()
-        && b.len() <= MAX_TOPIC_BYTES
-        && b[0].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_');
-    if !ok {
+    if !is_topic(b) {
         return Err(err(format!(
             "ERR invalid topic '{}': use 1-{MAX_TOPIC_BYTES} characters of a-z, 0-9, '-' and '_', starting with a letter or digit",
             printable(b)

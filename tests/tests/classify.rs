@@ -1,73 +1,26 @@
 //! AGENT.CLASSIFY and the topic catalog, on real servers with the tiny test model
 //! (`make tiny-model`); the accuracy checks at the end need the real model and skip without it.
+//! The encoder answers alone here (`classify-tier model`), so repeated calls compare exactly; the
+//! static tier and the cascade are tested in classify_tiers.rs.
 
 mod common;
 
-use std::path::PathBuf;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_tests::{info_field, make_temp_dir, wait_for, wait_replica_synced, workspace_dir, Server, ServerBuilder};
+use agentic_tests::{info_field, make_temp_dir, wait_for, wait_replica_synced, Server};
+use common::classify::*;
 use common::*;
 use redis::{Connection, Value};
 
 const DEFAULT_TOPICS: [&str; 10] =
     ["business", "climate", "education", "entertainment", "finance", "health", "politics", "science", "sports", "technology"];
 
-fn tiny_model() -> PathBuf {
-    let dir = workspace_dir().join("model/out/tiny");
-    assert!(dir.join("model.onnx").is_file(), "the tiny test model is missing: run `make tiny-model` (make test does)");
-    dir
-}
-
-fn real_model() -> Option<PathBuf> {
-    let dir = workspace_dir().join("model/out/real");
-    if dir.join("model.onnx").is_file() {
-        Some(dir)
-    } else {
-        eprintln!("SKIPPED: the real model is not built (run `make model`)");
-        None
-    }
-}
-
-fn with_model(dir: &PathBuf, extra: &[&str]) -> ServerBuilder {
-    let mut args = vec!["model-dir", dir.to_str().expect("UTF-8 path")];
+/// A server whose encoder answers every text (no cascade).
+fn start_encoder(extra: &[&str]) -> (Server, Connection) {
+    let mut args = vec!["classify-tier", "model"];
     args.extend_from_slice(extra);
-    Server::builder().module_args(&args)
-}
-
-fn model_status(c: &mut Connection) -> String {
-    info_field(c, "agentic_classify", "agentic_model_status").unwrap_or_default()
-}
-
-fn wait_ready(c: &mut Connection) {
-    assert!(
-        wait_for(|| model_status(c) == "ready", Duration::from_secs(30)),
-        "model not ready: {:?}",
-        info_field(c, "agentic_classify", "agentic_model_error")
-    );
-}
-
-fn start_tiny(extra: &[&str]) -> (Server, Connection) {
-    let server = with_model(&tiny_model(), extra).start();
-    let mut c = server.conn();
-    wait_ready(&mut c);
-    (server, c)
-}
-
-/// (best, [(slug, score)]) of an AGENT.CLASSIFY reply.
-fn parse_classification(v: &Value) -> (String, Vec<(String, f64)>) {
-    let Value::Array(items) = v else { panic!("AGENT.CLASSIFY reply {v:?}") };
-    assert_eq!(items.len(), 2, "{v:?}");
-    let Value::Array(flat) = &items[1] else { panic!("scores {v:?}") };
-    let scores = flat.chunks(2).map(|p| (as_string(&p[0]), as_string(&p[1]).parse::<f64>().expect("score is a number"))).collect();
-    (as_string(&items[0]), scores)
-}
-
-fn classify(c: &mut Connection, args: &[&str]) -> (String, Vec<(String, f64)>) {
-    let mut all = vec!["AGENT.CLASSIFY"];
-    all.extend_from_slice(args);
-    parse_classification(&run(c, &all))
+    start_tiny(&args)
 }
 
 fn topic_slugs(c: &mut Connection) -> Vec<String> {
@@ -95,7 +48,7 @@ fn topic_field(c: &mut Connection, slug: &str, field: &str) -> Value {
 
 #[test]
 fn classifies_on_the_pool_against_the_default_topics() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     let (best, scores) = classify(&mut c, &["The home team won the championship in overtime last night"]);
     let mut slugs: Vec<&str> = scores.iter().map(|s| s.0.as_str()).collect();
     assert_eq!(best, slugs[0], "best comes first");
@@ -118,7 +71,7 @@ fn classifies_on_the_pool_against_the_default_topics() {
 
 #[test]
 fn topics_option_restricts_the_candidates() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     let (best, scores) = classify(&mut c, &["Stocks rally", "TOPICS", "sports", "health"]);
     assert!(best == "sports" || best == "health");
     let mut slugs: Vec<String> = scores.into_iter().map(|s| s.0).collect();
@@ -130,7 +83,7 @@ fn topics_option_restricts_the_candidates() {
 
 #[test]
 fn bad_classify_input_gets_clear_errors() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     for (args, expected) in [
         (vec!["AGENT.CLASSIFY", ""], "text must not be empty"),
         (vec!["AGENT.CLASSIFY", "x", "TOPICS", "nope"], "no topic 'nope'"),
@@ -199,7 +152,7 @@ fn a_corrupt_model_is_reported_and_can_be_replaced_at_runtime() {
 
 #[test]
 fn topics_are_data_defined_listed_extended_and_removed() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     assert_eq!(topic_slugs(&mut c), DEFAULT_TOPICS);
     assert_eq!(as_string(&topic_field(&mut c, "sports", "default")), "1");
     assert_eq!(as_string(&run(&mut c, &["AGENT.TOPIC.SET", "world", "International news: diplomacy, wars and governments abroad."])), "OK");
@@ -248,7 +201,7 @@ fn topics_are_data_defined_listed_extended_and_removed() {
 
 #[test]
 fn examples_pull_classification_towards_their_topic() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     let text = "zebra quantum lighthouse marathon";
     let (before, _) = classify(&mut c, &[text]);
     let target = DEFAULT_TOPICS.iter().copied().find(|t| *t != before).expect("another topic");
@@ -266,7 +219,7 @@ fn examples_pull_classification_towards_their_topic() {
 
 #[test]
 fn bad_topic_input_changes_nothing() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     run(&mut c, &["AGENT.TOPIC.SET", "world", "World news."]);
     let before = digest(&mut c);
     let long = "x".repeat(5000);
@@ -301,7 +254,7 @@ fn bad_topic_input_changes_nothing() {
 
 #[test]
 fn inside_multi_and_lua_it_computes_inline_or_refuses() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     let expected = classify(&mut c, &["Parliament passes the budget"]);
     let replies: Vec<Value> =
         redis::pipe().atomic().cmd("AGENT.CLASSIFY").arg("Parliament passes the budget").query(&mut c).expect("MULTI/EXEC");
@@ -323,7 +276,7 @@ fn inside_multi_and_lua_it_computes_inline_or_refuses() {
 
 #[test]
 fn timeouts_answer_and_the_server_stays_responsive() {
-    let (server, mut c) = start_tiny(&["debug-commands", "yes", "classify-threads", "1"]);
+    let (server, mut c) = start_encoder(&["debug-commands", "yes", "classify-threads", "1"]);
     run(&mut c, &["AGENT.DEBUG", "CLASSIFY-DELAY", "600"]);
     let url = server.url();
     let slow = thread::spawn(move || {
@@ -352,7 +305,7 @@ fn timeouts_answer_and_the_server_stays_responsive() {
 
 #[test]
 fn concurrent_callers_are_micro_batched() {
-    let (server, mut c) = start_tiny(&["debug-commands", "yes", "classify-threads", "1"]);
+    let (server, mut c) = start_encoder(&["debug-commands", "yes", "classify-threads", "1"]);
     run(&mut c, &["AGENT.DEBUG", "CLASSIFY-DELAY", "300"]);
     let clients: Vec<_> = (0..8)
         .map(|i| {
@@ -378,7 +331,7 @@ fn concurrent_callers_are_micro_batched() {
 
 #[test]
 fn a_full_queue_refuses_and_counts() {
-    let (server, mut c) = start_tiny(&["debug-commands", "yes", "classify-threads", "1", "classify-queue-max", "1"]);
+    let (server, mut c) = start_encoder(&["debug-commands", "yes", "classify-threads", "1", "classify-queue-max", "1"]);
     run(&mut c, &["AGENT.DEBUG", "CLASSIFY-DELAY", "500"]);
     let spawn = |text: &'static str| {
         let url = server.url();
@@ -401,7 +354,7 @@ fn a_full_queue_refuses_and_counts() {
 
 #[test]
 fn a_worker_that_panics_still_answers_its_client() {
-    let (_server, mut c) = start_tiny(&["debug-commands", "yes"]);
+    let (_server, mut c) = start_encoder(&["debug-commands", "yes"]);
     run(&mut c, &["AGENT.DEBUG", "CLASSIFY-PANIC"]);
     let e = expect_err_str(&mut c, &["AGENT.CLASSIFY", "boom"]);
     assert!(e.contains("worker stopped without an answer"), "{e}");
@@ -440,8 +393,8 @@ fn topics_survive_restarts_and_aof_rewrite() {
 
 #[test]
 fn topics_replicate_and_replicas_classify_alike() {
-    let primary = with_model(&tiny_model(), &[]).start();
-    let replica = with_model(&tiny_model(), &["classify-threads", "1"]).replica_of(primary.port).start();
+    let primary = with_model(&tiny_model(), &["classify-tier", "model"]).start();
+    let replica = with_model(&tiny_model(), &["classify-tier", "model", "classify-threads", "1"]).replica_of(primary.port).start();
     wait_replica_synced(&primary, &replica);
     let mut p = primary.conn();
     let mut r = replica.conn();
@@ -461,7 +414,7 @@ fn topics_replicate_and_replicas_classify_alike() {
 
 #[test]
 fn command_metadata_and_acl() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_encoder(&[]);
     let info: Value = redis::cmd("COMMAND").arg("INFO").arg("agent.classify").arg("agent.topic.set").query(&mut c).expect("COMMAND INFO");
     let text = format!("{info:?}");
     assert!(text.contains("blocking") && text.contains("@agentic"), "{text}");

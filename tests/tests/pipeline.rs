@@ -225,3 +225,35 @@ fn paused_writes_hold_the_pipeline_and_fan_outs_until_the_pause_ends() {
     assert_eq!(pong, "PONG");
     assert_eq!(feed_docs(&mut c, "user:{3}").len(), 20, "every article reached every follower");
 }
+
+#[test]
+fn a_redone_article_keeps_the_topic_its_first_attempt_recorded() {
+    // The cascade's answer depends on load and on what the node learned, so a redo (after a
+    // restart or a failover) must reuse the recorded topic rather than classify again.
+    let model = tiny_model();
+    let server = Server::builder().module_args(&["model-dir", model.to_str().expect("UTF-8 path"), "seen-fp-ppm", "1"]).start();
+    let mut c = server.conn();
+    let users = users(0..3);
+    subscribe_all(&mut c, &users);
+    let entry = add_article(&mut c, "r1", "Cup final tonight");
+    // An earlier attempt read the entry and recorded its topic, then stopped before the fan-out.
+    run(&mut c, &["XGROUP", "CREATE", "news_raw", "agentic", "0"]);
+    run(&mut c, &["XREADGROUP", "GROUP", "agentic", "agentic-pipeline", "COUNT", "10", "STREAMS", "news_raw", ">"]);
+    run(&mut c, &["HSET", "agentic:routed:{news_raw}", &entry, "science 0.4321"]);
+    run(&mut c, &["CONFIG", "SET", "agentic.pipeline", "yes"]);
+    wait_acked(&mut c, 1);
+    assert_eq!(stat(&mut c, "pipeline_routes_reused"), 1);
+    assert_eq!(xlen(&mut c, "topic:science"), 1, "filed where the first attempt filed it");
+    for u in &users {
+        assert_eq!(feed_docs(&mut c, u), ["doc:{r1}"]);
+    }
+    let doc: String = redis::cmd("GET").arg("doc:{r1}").query(&mut c).expect("GET doc");
+    assert!(doc.contains(r#""topic":"science""#) && doc.contains("0.4321"), "{doc}");
+    assert!(!exists(&mut c, "agentic:routed:{news_raw}"), "the record goes with the acknowledgement");
+
+    // A fresh article is recorded while in flight and forgotten once acknowledged.
+    add_article(&mut c, "r2", "Parliament votes");
+    wait_acked(&mut c, 2);
+    assert_eq!(stat(&mut c, "pipeline_routes_reused"), 1);
+    assert!(!exists(&mut c, "agentic:routed:{news_raw}"));
+}

@@ -134,7 +134,10 @@ async function main() {
         'valkey-server',
         [
           ...flags({ port: valkeyPort, bind: '127.0.0.1', save: '', appendonly: 'no', dir: tmp }),
-          ...['--loadmodule', paths.module, 'model-dir', paths.model, 'pipeline', 'yes', 'seen-fp-ppm', '1'],
+          // classify-tier model: the test asks AGENT.CLASSIFY for each candidate's topic first and
+          // expects the pipeline to agree, which the cascade's load-dependent escalation would not
+          // guarantee.
+          ...['--loadmodule', paths.module, 'model-dir', paths.model, 'classify-tier', 'model', 'pipeline', 'yes', 'seen-fp-ppm', '1'],
         ],
         path.join(tmp, 'valkey.log'),
       ),

@@ -40,6 +40,8 @@ pub struct Encoder {
     /// holds its own packed copy of the weights (~44 MB for all-MiniLM-L6-v2), so their number is
     /// capped by `classify-length-plans`.
     length_plans: std::sync::Mutex<Vec<(usize, Arc<TypedRunnableModel>)>>,
+    /// Length plans built so far: a run that built one took far longer than running costs.
+    pub plans_built: std::sync::atomic::AtomicU64,
     tokenizer: Tokenizer,
     feeds: Vec<Feed>,
     output: OutputKind,
@@ -125,6 +127,7 @@ impl Encoder {
             batch_sym: batch,
             seq_sym: seq,
             length_plans: std::sync::Mutex::new(Vec::new()),
+            plans_built: std::sync::atomic::AtomicU64::new(0),
             tokenizer,
             feeds,
             output,
@@ -139,8 +142,8 @@ impl Encoder {
     /// Tokenises, keeping at most `max_tokens` tokens (the final special token survives truncation).
     pub fn tokenize(&self, text: &str, max_tokens: usize) -> Result<Tokens, String> {
         let max_tokens = max_tokens.clamp(2, MAX_POSITIONS);
-        // Tokens average well under 16 bytes; cutting first bounds the work for huge inputs.
-        let text = cut_at_char_boundary(text, max_tokens * 16);
+        // Cutting first (at a sentence end) bounds the work for long articles.
+        let text = super::lead::lead(text, max_tokens * super::lead::BYTES_PER_TOKEN);
         let enc = self.tokenizer.encode_fast(text, true).map_err(|e| format!("tokenizer: {e}"))?;
         let mut ids: Vec<i64> = enc.get_ids().iter().map(|&x| x as i64).collect();
         let mut type_ids: Vec<i64> = enc.get_type_ids().iter().map(|&x| x as i64).collect();
@@ -158,6 +161,11 @@ impl Encoder {
             return Err("the tokenizer produced no tokens".into());
         }
         Ok(Tokens { ids, type_ids })
+    }
+
+    /// Tokens the tokenizer knows (with added special tokens): the static table's row count.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
     }
 
     /// Embeds one padded batch (callers group texts of similar length). Returns one unit vector each.
@@ -196,6 +204,7 @@ impl Encoder {
             return None;
         }
         plans.push((bucket, plan.clone()));
+        self.plans_built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         crate::metrics::MODEL_LENGTH_PLANS.set(plans.len() as i64);
         Some(plan)
     }
@@ -297,15 +306,4 @@ pub fn normalize(v: &mut [f32]) {
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
     }
-}
-
-fn cut_at_char_boundary(s: &str, max_bytes: usize) -> &str {
-    if s.len() <= max_bytes {
-        return s;
-    }
-    let mut end = max_bytes;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

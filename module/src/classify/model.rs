@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use super::encoder::Encoder;
+use super::static_tier::StaticTable;
 use crate::metrics;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,12 +34,24 @@ struct Slot {
     status: Status,
     encoder: Option<Arc<Encoder>>,
     error: String,
+    /// The static tier's table, when the folder has a usable `static.bin`.
+    static_table: Option<Arc<StaticTable>>,
+    /// Why the folder's `static.bin` was not used (empty when absent or loaded).
+    static_error: String,
     /// Bumped on every (re)configuration; a load that finishes after a newer one started is dropped.
     generation: u64,
 }
 
 static SLOT: Mutex<Slot> =
-    Mutex::new(Slot { dir: String::new(), status: Status::Absent, encoder: None, error: String::new(), generation: 0 });
+    Mutex::new(Slot {
+    dir: String::new(),
+    status: Status::Absent,
+    encoder: None,
+    error: String::new(),
+    static_table: None,
+    static_error: String::new(),
+    generation: 0,
+});
 
 fn slot() -> std::sync::MutexGuard<'static, Slot> {
     SLOT.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -56,6 +69,8 @@ pub fn configure(dir: &str) {
         s.generation += 1;
         s.encoder = None;
         s.error.clear();
+        s.static_table = None;
+        s.static_error.clear();
         if dir.is_empty() {
             s.status = Status::Absent;
             return;
@@ -66,7 +81,7 @@ pub fn configure(dir: &str) {
     let dir = dir.to_string();
     let spawned = std::thread::Builder::new().name("agentic-model-load".into()).spawn(move || {
         let started = Instant::now();
-        let result = std::panic::catch_unwind(|| Encoder::load(&PathBuf::from(&dir)))
+        let result = std::panic::catch_unwind(|| load(&PathBuf::from(&dir)))
             .unwrap_or_else(|p| Err(format!("loader panicked: {}", crate::ffi::panic_message(&p))));
         finish(generation, result, started.elapsed().as_millis() as u64);
     });
@@ -75,19 +90,37 @@ pub fn configure(dir: &str) {
     }
 }
 
-fn finish(generation: u64, result: Result<Encoder, String>, elapsed_ms: u64) {
+/// The encoder, and the static table beside it (a damaged table leaves the encoder usable alone).
+fn load(dir: &std::path::Path) -> Result<(Encoder, Result<Option<StaticTable>, String>), String> {
+    let encoder = Encoder::load(dir)?;
+    let table = StaticTable::load(dir, encoder.vocab_size());
+    Ok((encoder, table))
+}
+
+fn finish(generation: u64, result: Result<(Encoder, Result<Option<StaticTable>, String>), String>, elapsed_ms: u64) {
     let ready = {
         let mut s = slot();
         if s.generation != generation {
             return;
         }
         match result {
-            Ok(encoder) => {
+            Ok((encoder, table)) => {
                 metrics::MODEL_LOAD_MS.set(elapsed_ms as i64);
                 metrics::MODEL_LOADS.incr();
                 metrics::MODEL_LENGTH_PLANS.set(0);
                 s.status = Status::Ready;
                 s.encoder = Some(Arc::new(encoder));
+                match table {
+                    Ok(t) => s.static_table = t.map(Arc::new),
+                    Err(e) => {
+                        metrics::MODEL_LOAD_FAILURES.incr();
+                        s.static_error = crate::validate::printable(e.as_bytes());
+                        crate::ffi::log_warning(&format!(
+                            "agentic: static tier not loaded, the encoder classifies every text: {}",
+                            s.static_error
+                        ));
+                    }
+                }
                 true
             }
             Err(e) => {
@@ -128,6 +161,16 @@ pub fn encoder() -> Result<Arc<Encoder>, String> {
     }
 }
 
+/// The static tier's table, when the loaded model has one.
+pub fn static_table() -> Option<Arc<StaticTable>> {
+    let s = slot();
+    if s.status == Status::Ready {
+        s.static_table.clone()
+    } else {
+        None
+    }
+}
+
 /// Where the model runs.
 pub const BACKEND: &str = "tract-onnx-cpu";
 
@@ -137,6 +180,10 @@ pub struct ModelInfo {
     pub error: String,
     pub dim: usize,
     pub fingerprint: u64,
+    /// "ready", "absent" (no static.bin; also while the model is not loaded) or "failed".
+    pub static_status: &'static str,
+    pub static_error: String,
+    pub static_dim: usize,
 }
 
 pub fn info() -> ModelInfo {
@@ -148,5 +195,12 @@ pub fn info() -> ModelInfo {
         error: s.error.clone(),
         dim: s.encoder.as_ref().map_or(0, |e| e.dim),
         fingerprint: s.encoder.as_ref().map_or(0, |e| e.fingerprint),
+        static_status: match (&s.static_table, s.static_error.is_empty()) {
+            (Some(_), _) => "ready",
+            (None, true) => "absent",
+            (None, false) => "failed",
+        },
+        static_error: s.static_error.clone(),
+        static_dim: s.static_table.as_ref().map_or(0, |t| t.dim),
     }
 }

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 use super::catalog::Catalog;
 use super::encoder::Encoder;
 use super::scorer::{self, Scorer};
-use super::{model, sidecar, Classification};
+use super::static_tier::StaticTable;
+use super::cascade::{Learning, Route};
+use super::{cascade, learner, model, sidecar, Classification, Tier};
+use crate::configs::ClassifyTier;
 use crate::ffi::{Blocked, BlockedAnswer};
 use crate::{configs, metrics};
 
@@ -70,14 +73,32 @@ enum Work {
     Score(Vec<(Box<dyn Job>, Vec<f32>)>),
     /// A batch a sidecar did not answer in time (or failed): the CPU runs it, sidecars or not.
     FallBack(Vec<Box<dyn Job>>),
+    /// Fit the self-trained heads of a catalog (learner.rs).
+    Learn(Arc<Catalog>),
+}
+
+/// A text the static tier sends on to the encoder.
+pub struct Escalation {
+    /// The static tier's answer, given if the encoder fails.
+    pub answer: Classification,
+    /// The text's static vector when it is a teaching sample for the heads.
+    pub teach: Option<Vec<f32>>,
 }
 
 struct Queue {
     work: VecDeque<Work>,
     classify_waiting: usize,
+    /// Texts the cascade sends to the encoder, each with the static tier's answer (kept in case
+    /// the encoder fails). Taken one at a time and only when no other work waits, so cheap static
+    /// work never queues behind the encoder.
+    escalated: VecDeque<(Box<dyn Job>, Escalation)>,
 }
 
-static QUEUE: Mutex<Queue> = Mutex::new(Queue { work: VecDeque::new(), classify_waiting: 0 });
+static QUEUE: Mutex<Queue> = Mutex::new(Queue { work: VecDeque::new(), classify_waiting: 0, escalated: VecDeque::new() });
+
+/// With the static tier a worker takes this many times `classify-batch` texts at once: they cost
+/// microseconds each.
+const STATIC_BATCH_FACTOR: usize = 16;
 static WORK_READY: Condvar = Condvar::new();
 static SPAWNED: AtomicUsize = AtomicUsize::new(0);
 
@@ -213,13 +234,19 @@ fn worker(index: usize) {
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match work {
             Taken::Batch(jobs) => run_batch(jobs),
             Taken::Score(pairs) => run_scoring(pairs),
+            Taken::Escalated(job, escalation) => run_escalated(job, escalation),
+            Taken::Learn(c) => fit_heads(&c),
             Taken::Prepare(c) => {
                 // A newer catalog replaced this one while it waited: prepare that one instead.
                 let latest = LATEST_CATALOG.lock().unwrap_or_else(|p| p.into_inner()).clone();
                 let c = latest.filter(|l| l.id > c.id).unwrap_or(c);
                 if let Ok(enc) = model::encoder() {
-                    if let Err(e) = scorer_for(&c, &enc) {
-                        crate::ffi::log_warning(&format!("agentic: preparing topic vectors failed: {e}"));
+                    let table = model::static_table();
+                    let tiers = [Some(Embedder::Model(&enc)), table.as_deref().map(|t| Embedder::Static(&enc, t))];
+                    for tier in tiers.into_iter().flatten() {
+                        if let Err(e) = scorer_for(&c, tier) {
+                            crate::ffi::log_warning(&format!("agentic: preparing topic vectors failed: {e}"));
+                        }
                     }
                 }
             }
@@ -235,20 +262,28 @@ enum Taken {
     Batch(Vec<Box<dyn Job>>),
     Prepare(Arc<Catalog>),
     Score(Vec<(Box<dyn Job>, Vec<f32>)>),
+    Escalated(Box<dyn Job>, Escalation),
+    Learn(Arc<Catalog>),
 }
 
 /// The next piece of work for a CPU worker. With `classify` false (a sidecar is live) queued texts
 /// are left for the sidecar; everything else is taken.
 fn take_work(q: &mut Queue, classify: bool) -> Option<Taken> {
-    let at = q.work.iter().position(|w| classify || !matches!(w, Work::Classify(_)))?;
+    let Some(at) = q.work.iter().position(|w| classify || !matches!(w, Work::Classify(_))) else {
+        let (job, c) = q.escalated.pop_front()?;
+        metrics::CLASSIFY_ESCALATIONS_WAITING.set(q.escalated.len() as i64);
+        return Some(Taken::Escalated(job, c));
+    };
     let first = q.work.remove(at)?;
     let taken = match first {
         Work::Prepare(c) => Taken::Prepare(c),
         Work::Score(pairs) => Taken::Score(pairs),
         Work::FallBack(jobs) => Taken::Batch(jobs),
+        Work::Learn(c) => Taken::Learn(c),
         Work::Classify(job) => {
             let mut jobs = vec![job];
-            let max = configs::classify_batch();
+            let static_tier = configs::classify_tier() != ClassifyTier::Model && model::static_table().is_some();
+            let max = configs::classify_batch() * if static_tier { STATIC_BATCH_FACTOR } else { 1 };
             while jobs.len() < max {
                 match q.work.front() {
                     Some(Work::Classify(_)) => {
@@ -296,6 +331,13 @@ fn run_batch(jobs: Vec<Box<dyn Job>>) {
     }
     metrics::CLASSIFY_BATCHES.incr();
     metrics::CLASSIFY_BATCH_SIZE.record(jobs.len() as u64);
+    let encoder = match model::encoder() {
+        Ok(e) => e,
+        Err(e) => {
+            jobs.into_iter().for_each(|j| j.finish(Err(e.clone())));
+            return;
+        }
+    };
     let texts: Vec<String> = jobs.iter().map(|j| j.text().to_string()).collect();
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let choices: Vec<(Arc<Catalog>, Option<Vec<String>>)> =
@@ -303,12 +345,65 @@ fn run_batch(jobs: Vec<Box<dyn Job>>) {
     let started = Instant::now();
     let mut slots: Vec<Option<Box<dyn Job>>> = jobs.into_iter().map(Some).collect();
     // Each request is answered as soon as its own text is done.
-    classify_each(&text_refs, &choices, |i, result| {
+    let mut answer = |i: usize, result| {
         if let Some(job) = slots[i].take() {
             job.finish(result);
         }
-    });
+    };
+    match static_tier_in_use() {
+        Some(table) => {
+            let escalated = static_pass(&encoder, &table, &text_refs, &choices, &mut answer);
+            if !escalated.is_empty() {
+                let mut q = queue();
+                for (i, e) in escalated {
+                    if let Some(job) = slots[i].take() {
+                        q.escalated.push_back((job, e));
+                    }
+                }
+                metrics::CLASSIFY_ESCALATIONS_WAITING.set(q.escalated.len() as i64);
+                drop(q);
+                WORK_READY.notify_one();
+            }
+        }
+        None => model_pass(&encoder, &text_refs, &choices, (0..text_refs.len()).map(|i| (i, None)).collect(), &mut answer),
+    }
     metrics::CLASSIFY_INFERENCE_US.record(started.elapsed().as_micros() as u64);
+}
+
+/// One escalated text on the encoder.
+fn run_escalated(job: Box<dyn Job>, escalation: Escalation) {
+    if job.expired(Instant::now()) {
+        metrics::CLASSIFY_EXPIRED_IN_QUEUE.incr();
+        return;
+    }
+    let encoder = match model::encoder() {
+        Ok(e) => e,
+        Err(_) => {
+            metrics::CLASSIFY_TEXTS.incr();
+            metrics::CLASSIFY_TIER_STATIC.incr();
+            job.finish(Ok(escalation.answer));
+            return;
+        }
+    };
+    let text = job.text().to_string();
+    let choices = [(job.catalog().clone(), job.topics().map(<[String]>::to_vec))];
+    let mut job = Some(job);
+    model_pass(&encoder, &[&text], &choices, vec![(0, Some(escalation))], &mut |_, result| {
+        if let Some(j) = job.take() {
+            j.finish(result);
+        }
+    });
+}
+
+/// Fits the self-trained heads of `catalog` from the learner's samples.
+fn fit_heads(catalog: &Arc<Catalog>) {
+    let (Ok(encoder), Some(table)) = (model::encoder(), model::static_table()) else { return };
+    let tag = |version: u64| version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    learner::fit(
+        catalog,
+        |pairs, version| build_scorer(catalog, Embedder::Static(&encoder, &table), pairs, tag(version)),
+        |pairs, version| build_scorer(catalog, Embedder::Model(&encoder), pairs, tag(version)),
+    );
 }
 
 /// Scores vectors a sidecar computed and answers their requests.
@@ -323,10 +418,11 @@ fn run_scoring(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
     let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
     for (job, mut vector) in pairs {
         super::encoder::normalize(&mut vector);
-        let scorer = scorers.entry(job.catalog().id).or_insert_with(|| scorer_for(job.catalog(), &encoder)).clone();
+        let scorer = scorers.entry(job.catalog().id).or_insert_with(|| scorer_for(job.catalog(), Embedder::Model(&encoder))).clone();
         metrics::CLASSIFY_TEXTS.incr();
+        metrics::CLASSIFY_TIER_MODEL.incr();
         let topics = job.topics().map(<[String]>::to_vec);
-        let result = scorer.map(|s| rank(&s, &vector, topics.as_deref()));
+        let result = scorer.map(|s| rank(&s, &vector, topics.as_deref(), Tier::Model));
         job.finish(result);
     }
 }
@@ -340,13 +436,15 @@ pub fn classify_texts(texts: &[&str], choices: Vec<(Arc<Catalog>, Option<Vec<Str
 }
 
 /// Hands each text's result to `done(index, result)` as soon as it is known, every index once.
+/// With the static tier in use it scores every text first; in the cascade the encoder then runs
+/// (here, inline) only for the texts `cascade::choose` escalates.
 pub fn classify_each(
     texts: &[&str],
     choices: &[(Arc<Catalog>, Option<Vec<String>>)],
     mut done: impl FnMut(usize, Result<Classification, String>),
 ) {
     let mut answered = vec![false; texts.len()];
-    let mut answer = |i: usize, r: Result<Classification, String>, answered: &mut Vec<bool>| {
+    let mut answer = |i: usize, r: Result<Classification, String>| {
         if !answered[i] {
             answered[i] = true;
             done(i, r);
@@ -355,36 +453,184 @@ pub fn classify_each(
     let encoder = match model::encoder() {
         Ok(e) => e,
         Err(e) => {
-            (0..texts.len()).for_each(|i| answer(i, Err(e.clone()), &mut answered));
+            (0..texts.len()).for_each(|i| answer(i, Err(e.clone())));
             return;
         }
     };
-    let max_tokens = configs::classify_max_tokens();
-    let mut tokens = Vec::with_capacity(texts.len());
-    let mut index = Vec::with_capacity(texts.len());
+    match static_tier_in_use() {
+        Some(table) => {
+            let escalated = static_pass(&encoder, &table, texts, choices, &mut answer);
+            let indices = escalated.into_iter().map(|(i, e)| (i, Some(e))).collect();
+            model_pass(&encoder, texts, choices, indices, &mut answer);
+        }
+        None => model_pass(&encoder, texts, choices, (0..texts.len()).map(|i| (i, None)).collect(), &mut answer),
+    }
+}
+
+/// The static table when `classify-tier` lets it answer (and a sidecar is not taking the texts).
+fn static_tier_in_use() -> Option<Arc<StaticTable>> {
+    if configs::classify_tier() == ClassifyTier::Model {
+        return None;
+    }
+    model::static_table()
+}
+
+/// Scores every text with the static tier (its self-trained head when one is fitted) and answers
+/// those it keeps; returns the texts the cascade sends on to the encoder.
+fn static_pass(
+    encoder: &Encoder,
+    table: &StaticTable,
+    texts: &[&str],
+    choices: &[(Arc<Catalog>, Option<Vec<String>>)],
+    answer: &mut dyn FnMut(usize, Result<Classification, String>),
+) -> Vec<(usize, Escalation)> {
+    let tier = Embedder::Static(encoder, table);
+    let fingerprints = (encoder.fingerprint, tier.fingerprint());
+    let max_tokens = configs::classify_static_max_tokens();
+    let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
+    let mut ranked: Vec<(usize, Classification, Vec<f32>)> = Vec::with_capacity(texts.len());
+    let mut scorer_key = (0, 0);
     for (i, t) in texts.iter().enumerate() {
-        match encoder.tokenize(t, max_tokens) {
+        let tokens = match encoder.tokenize(t, max_tokens) {
+            Ok(tok) => tok,
+            Err(e) => {
+                answer(i, Err(e));
+                continue;
+            }
+        };
+        metrics::CLASSIFY_TOKENS.add(tokens.len() as u64);
+        let (catalog, topics) = &choices[i];
+        let scorer = scorers.entry(catalog.id).or_insert_with(|| match learner::heads(catalog.id, fingerprints) {
+            Some(h) => Ok(h.static_head.clone()),
+            None => scorer_for(catalog, tier),
+        });
+        match scorer {
+            Ok(s) => {
+                scorer_key = (s.catalog_id, s.fingerprint);
+                let vector = table.embed(&tokens.ids);
+                ranked.push((i, rank(s, &vector, topics.as_deref(), Tier::Static), vector));
+            }
+            Err(e) => answer(i, Err(e.clone())),
+        }
+    }
+    let routes = if configs::classify_tier() == ClassifyTier::Cascade {
+        let learnable: Vec<bool> = ranked.iter().map(|(i, _, _)| choices[*i].1.is_none()).collect();
+        let first = ranked.first().is_some_and(|(i, _, _)| learner::hungry(choices[*i].0.id));
+        let learning = Learning { learnable: &learnable, percent: configs::classify_learn_percent(), first };
+        cascade::choose(scorer_key, &ranked.iter().map(|(_, c, _)| c.margin).collect::<Vec<_>>(), &learning)
+    } else {
+        vec![Route::Static; ranked.len()]
+    };
+    let mut escalated = Vec::new();
+    for ((i, c, vector), route) in ranked.into_iter().zip(routes) {
+        match route {
+            Route::Static => {
+                metrics::CLASSIFY_TEXTS.incr();
+                metrics::CLASSIFY_TIER_STATIC.incr();
+                answer(i, Ok(c));
+            }
+            Route::Escalate => escalated.push((i, Escalation { answer: c, teach: None })),
+            Route::Teach => escalated.push((i, Escalation { answer: c, teach: Some(vector) })),
+        }
+    }
+    metrics::CLASSIFY_ESCALATIONS.add(escalated.len() as u64);
+    escalated
+}
+
+/// Runs the encoder on `indices` and answers them with its self-trained head when one is fitted
+/// (else the base scorer). An escalated text whose encoder run fails gets its static answer; a
+/// teaching sample goes to the learner with the base scorer's label over all topics.
+fn model_pass(
+    encoder: &Encoder,
+    texts: &[&str],
+    choices: &[(Arc<Catalog>, Option<Vec<String>>)],
+    indices: Vec<(usize, Option<Escalation>)>,
+    answer: &mut dyn FnMut(usize, Result<Classification, String>),
+) {
+    let max_tokens = configs::classify_max_tokens();
+    let mut tokens = Vec::with_capacity(indices.len());
+    let mut index = Vec::with_capacity(indices.len());
+    let mut escalations: HashMap<usize, Escalation> = HashMap::new();
+    for (i, escalation) in indices {
+        match encoder.tokenize(texts[i], max_tokens) {
             Ok(tok) => {
                 metrics::CLASSIFY_TOKENS.add(tok.len() as u64);
                 tokens.push(tok);
                 index.push(i);
+                if let Some(e) = escalation {
+                    escalations.insert(i, e);
+                }
             }
-            Err(e) => answer(i, Err(e), &mut answered),
+            Err(e) => answer(i, Err(e)),
         }
     }
+    if tokens.is_empty() {
+        return;
+    }
+    let table = model::static_table();
+    let fingerprints = table.as_deref().map(|t| (encoder.fingerprint, Embedder::Static(encoder, t).fingerprint()));
+    // Topic vectors first, so the time measured below is the texts' alone.
     let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
+    for &i in &index {
+        let catalog = &choices[i].0;
+        scorers.entry(catalog.id).or_insert_with(|| scorer_for(catalog, Embedder::Model(encoder)));
+    }
+    let heads: HashMap<u64, Arc<learner::Heads>> = index
+        .iter()
+        .filter_map(|&i| fingerprints.and_then(|f| learner::heads(choices[i].0.id, f)).map(|h| (choices[i].0.id, h)))
+        .collect();
+    let mut fits: Vec<Arc<Catalog>> = Vec::new();
+    let started = Instant::now();
+    let plans_before = encoder.plans_built.load(Ordering::Relaxed);
+    let ran = tokens.len();
     let outcome = encoder.embed_each(tokens, configs::classify_batch(), configs::classify_length_plans(), |k, vector| {
         let i = index[k];
         let (catalog, topics) = &choices[i];
-        let scorer = scorers.entry(catalog.id).or_insert_with(|| scorer_for(catalog, &encoder)).clone();
+        let base = scorers.get(&catalog.id).cloned().unwrap_or_else(|| Err("no scorer".into()));
+        let teach = escalations.remove(&i).and_then(|e| e.teach);
+        if let (Ok(base), Some(static_vector), Some(fingerprints)) = (&base, teach, fingerprints) {
+            let label = rank(base, &vector, None, Tier::Model).best;
+            if let Some(topic) = catalog.topics.iter().position(|t| t.slug == label) {
+                let sample = learner::Sample { static_vector, model_vector: vector.clone(), topic };
+                if learner::record(catalog, fingerprints, sample) {
+                    fits.push(catalog.clone());
+                }
+            }
+        }
+        let scorer = match heads.get(&catalog.id) {
+            Some(h) => Ok(h.model_head.clone()),
+            None => base,
+        };
         metrics::CLASSIFY_TEXTS.incr();
-        answer(i, scorer.map(|s| rank(&s, &vector, topics.as_deref())), &mut answered);
+        metrics::CLASSIFY_TIER_MODEL.incr();
+        answer(i, scorer.map(|s| rank(&s, &vector, topics.as_deref(), Tier::Model)));
     });
-    let failure = outcome.err().unwrap_or_else(|| "no result".into());
-    (0..texts.len()).for_each(|i| answer(i, Err(failure.clone()), &mut answered));
+    if !fits.is_empty() {
+        ensure_workers();
+        let mut q = queue();
+        fits.into_iter().for_each(|c| q.work.push_back(Work::Learn(c)));
+        drop(q);
+        WORK_READY.notify_one();
+    }
+    match outcome {
+        Ok(()) => {
+            if encoder.plans_built.load(Ordering::Relaxed) == plans_before {
+                cascade::model_ran(ran, started.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        Err(e) => {
+            crate::ffi::log_warning(&format!("agentic: the encoder failed on {ran} texts: {e}"));
+            for (i, e) in escalations {
+                metrics::CLASSIFY_TEXTS.incr();
+                metrics::CLASSIFY_TIER_STATIC.incr();
+                answer(i, Ok(e.answer));
+            }
+            index.iter().for_each(|&i| answer(i, Err(format!("the encoder failed: {e}"))));
+        }
+    }
 }
 
-fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>) -> Classification {
+fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>, tier: Tier) -> Classification {
     let mut scores: Vec<(String, f32)> = scorer
         .slugs
         .iter()
@@ -393,16 +639,56 @@ fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>) -> Classific
         .map(|(slug, s)| (slug.clone(), s))
         .collect();
     scores.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    Classification { best: scores.first().map(|s| s.0.clone()).unwrap_or_default(), scores }
+    let margin = match scores.as_slice() {
+        [first, second, ..] => first.1 - second.1,
+        _ => f32::INFINITY,
+    };
+    Classification { best: scores.first().map(|s| s.0.clone()).unwrap_or_default(), scores, tier, margin }
+}
+
+/// What turns texts into the unit vectors a scorer is built for: the encoder, or the static
+/// tier's table over the encoder's tokenizer. Vectors of different fingerprints never mix.
+#[derive(Clone, Copy)]
+pub enum Embedder<'a> {
+    Model(&'a Encoder),
+    Static(&'a Encoder, &'a StaticTable),
+}
+
+impl Embedder<'_> {
+    fn fingerprint(&self) -> u64 {
+        match self {
+            Embedder::Model(e) => e.fingerprint,
+            Embedder::Static(e, t) => t.fingerprint ^ e.fingerprint.rotate_left(17),
+        }
+    }
+
+    fn dim(&self) -> usize {
+        match self {
+            Embedder::Model(e) => e.dim,
+            Embedder::Static(_, t) => t.dim,
+        }
+    }
+
+    fn embed_texts(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, String> {
+        match self {
+            Embedder::Model(e) => {
+                e.embed_texts(texts, configs::classify_max_tokens(), configs::classify_batch(), configs::classify_length_plans())
+            }
+            Embedder::Static(e, t) => {
+                let max_tokens = configs::classify_static_max_tokens();
+                texts.iter().map(|text| e.tokenize(text, max_tokens).map(|tok| t.embed(&tok.ids))).collect()
+            }
+        }
+    }
 }
 
 // Topic vectors: the embedding of every description sentence and example, cached per text and
 // model, and the scorer built from them, cached per catalog.
 
-/// The most recently built scorers, newest first (a few, so concurrent catalogs do not evict each
-/// other while a change propagates).
+/// The most recently built scorers, newest first (a few per tier, so concurrent catalogs do not
+/// evict each other while a change propagates).
 static SCORERS: Mutex<Vec<Arc<Scorer>>> = Mutex::new(Vec::new());
-const MAX_SCORERS: usize = 4;
+const MAX_SCORERS: usize = 8;
 static TEXT_VECTORS: Mutex<Option<HashMap<u64, Arc<Vec<f32>>>>> = Mutex::new(None);
 const MAX_CACHED_TEXT_VECTORS: usize = 200_000;
 
@@ -410,10 +696,26 @@ fn text_key(fingerprint: u64, text: &str) -> u64 {
     xxhash_rust::xxh3::xxh3_64_with_seed(text.as_bytes(), fingerprint)
 }
 
-pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Scorer>, String> {
-    if let Some(s) = cached_scorer(catalog.id, encoder.fingerprint) {
+pub fn scorer_for(catalog: &Arc<Catalog>, tier: Embedder) -> Result<Arc<Scorer>, String> {
+    if let Some(s) = cached_scorer(catalog.id, tier.fingerprint()) {
         return Ok(s);
     }
+    let scorer = Arc::new(build_scorer(catalog, tier, &[], 0)?);
+    {
+        let mut scorers = SCORERS.lock().unwrap_or_else(|p| p.into_inner());
+        scorers.retain(|s| (s.catalog_id, s.fingerprint) != (catalog.id, scorer.fingerprint));
+        scorers.insert(0, scorer.clone());
+        scorers.truncate(MAX_SCORERS);
+    }
+    remember_catalog(catalog);
+    Ok(scorer)
+}
+
+/// Embeds the catalog's description sentences and examples not embedded yet in this tier (they
+/// are cached per text) and builds a scorer, with `learned` vectors for a self-trained head; its
+/// fingerprint is the tier's xor `tag`.
+fn build_scorer(catalog: &Catalog, tier: Embedder, learned: &[(usize, &[f32])], tag: u64) -> Result<Scorer, String> {
+    let fingerprint = tier.fingerprint();
     let texts = scorer::texts_of(catalog);
     let missing: Vec<&str> = {
         let cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
@@ -421,12 +723,11 @@ pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Score
         texts
             .iter()
             .copied()
-            .filter(|t| seen.insert(*t) && cache.as_ref().is_none_or(|c| !c.contains_key(&text_key(encoder.fingerprint, t))))
+            .filter(|t| seen.insert(*t) && cache.as_ref().is_none_or(|c| !c.contains_key(&text_key(fingerprint, t))))
             .collect()
     };
     if !missing.is_empty() {
-        let vectors =
-            encoder.embed_texts(&missing, configs::classify_max_tokens(), configs::classify_batch(), configs::classify_length_plans())?;
+        let vectors = tier.embed_texts(&missing)?;
         metrics::TOPIC_TEXTS_EMBEDDED.add(missing.len() as u64);
         let mut cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
         let cache = cache.get_or_insert_with(HashMap::new);
@@ -434,22 +735,12 @@ pub fn scorer_for(catalog: &Arc<Catalog>, encoder: &Encoder) -> Result<Arc<Score
             cache.clear();
         }
         for (t, v) in missing.iter().zip(vectors) {
-            cache.insert(text_key(encoder.fingerprint, t), Arc::new(v));
+            cache.insert(text_key(fingerprint, t), Arc::new(v));
         }
     }
-    let scorer = {
-        let cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
-        let lookup = |t: &str| cache.as_ref().and_then(|c| c.get(&text_key(encoder.fingerprint, t))).map(|v| v.as_ref().clone());
-        Arc::new(Scorer::build(catalog, encoder.fingerprint, encoder.dim, lookup)?)
-    };
-    {
-        let mut scorers = SCORERS.lock().unwrap_or_else(|p| p.into_inner());
-        scorers.retain(|s| s.catalog_id != catalog.id);
-        scorers.insert(0, scorer.clone());
-        scorers.truncate(MAX_SCORERS);
-    }
-    remember_catalog(catalog);
-    Ok(scorer)
+    let cache = TEXT_VECTORS.lock().unwrap_or_else(|p| p.into_inner());
+    let lookup = |t: &str| cache.as_ref().and_then(|c| c.get(&text_key(fingerprint, t))).map(|v| v.as_ref().clone());
+    Scorer::build_with(catalog, fingerprint ^ tag, tier.dim(), lookup, learned)
 }
 
 fn cached_scorer(catalog_id: u64, fingerprint: u64) -> Option<Arc<Scorer>> {
@@ -459,7 +750,11 @@ fn cached_scorer(catalog_id: u64, fingerprint: u64) -> Option<Arc<Scorer>> {
 /// Whether a catalog's topic vectors are computed (AGENT.TOPIC.LIST shows it).
 pub fn is_prepared(catalog: &Catalog) -> bool {
     let Ok(enc) = model::encoder() else { return false };
-    cached_scorer(catalog.id, enc.fingerprint).is_some()
+    let static_ready = match model::static_table() {
+        Some(t) => cached_scorer(catalog.id, Embedder::Static(&enc, &t).fingerprint()).is_some(),
+        None => true,
+    };
+    static_ready && cached_scorer(catalog.id, enc.fingerprint).is_some()
 }
 
 pub fn queue_depth() -> usize {

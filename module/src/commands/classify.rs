@@ -1,5 +1,5 @@
-//! AGENT.CLASSIFY text [TIMEOUT ms] [TOPICS slug ...]: the best topic for a text and every
-//! candidate's score. Runs on the classify pool and blocks only the caller; inside MULTI or Lua,
+//! AGENT.CLASSIFY text [TIMEOUT ms] [TOPICS slug ...]: the best topic for a text, every
+//! candidate's score and the tier that answered (`static` or `model`, see classify/cascade.rs). Runs on the classify pool and blocks only the caller; inside MULTI or Lua,
 //! where a client cannot block, it computes inline (or refuses, with `classify-inline no`).
 
 use std::sync::Arc;
@@ -56,7 +56,7 @@ fn render(result: Result<Classification, String>) -> ValkeyResult {
     let c = result.map_err(|e| ValkeyError::String(format!("ERR {}", validate::printable(e.as_bytes()))))?;
     let scores =
         c.scores.iter().flat_map(|(slug, s)| [ValkeyValue::BulkString(slug.clone()), ValkeyValue::BulkString(format!("{s:.4}"))]).collect();
-    Ok(ValkeyValue::Array(vec![ValkeyValue::BulkString(c.best), ValkeyValue::Array(scores)]))
+    Ok(ValkeyValue::Array(vec![ValkeyValue::BulkString(c.best), ValkeyValue::Array(scores), ValkeyValue::BulkString(c.tier.as_str().into())]))
 }
 
 fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {

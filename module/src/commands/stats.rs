@@ -33,6 +33,7 @@ fn all_metrics() -> Vec<(String, String)> {
     let model = crate::classify::model::info();
     out.push(("model_ready".into(), ((model.status == crate::classify::model::Status::Ready) as i64).to_string()));
     out.push(("model_dim".into(), model.dim.to_string()));
+    out.push(("static_ready".into(), ((model.static_status == "ready") as i64).to_string()));
     out.push(("index_bytes".into(), index_bytes.to_string()));
     out.push(("index_retired_entries".into(), index::retired_entries().to_string()));
     out.push(("topics".into(), counts.len().to_string()));
@@ -76,6 +77,10 @@ fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
         .field("model_dim", model.dim as i64)?
         .field("model_fingerprint", format!("{:016x}", model.fingerprint))?
         .field("backend", crate::classify::model::BACKEND)?
+        .field("tier_mode", crate::configs::classify_tier().as_str())?
+        .field("static_status", model.static_status)?
+        .field("static_error", model.static_error.as_str())?
+        .field("static_dim", model.static_dim as i64)?
         .field("threads", crate::configs::classify_threads() as i64)?
         .field("queue_depth", crate::classify::pool::queue_depth() as i64)?
         .field("sidecars_live", crate::metrics::SIDECARS_LIVE.get())?

@@ -2,6 +2,8 @@
 //! this module with `mod common;`; not every file uses every helper).
 #![allow(dead_code)]
 
+pub mod classify;
+
 use std::collections::HashMap;
 
 use redis::{Connection, RedisError, RedisResult, Value};
