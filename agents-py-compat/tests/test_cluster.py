@@ -196,8 +196,9 @@ def test_connect_detects_the_cluster(valkey_cluster):
         with pytest.raises(MovedError):
             valkey_cluster.node(other).execute_command("AGENT.TOPIC.LIST")
         assert len(topic_slugs(client)) == 10
-        best, _scores = catalog_command(client, "AGENT.CLASSIFY", "The team won the final")
+        best, _scores, tier = catalog_command(client, "AGENT.CLASSIFY", "The team won the final")
         assert best in topic_slugs(client)
+        assert tier in ("static", "model")
     finally:
         client.close()
 

@@ -43,7 +43,8 @@ class Server:
         self.log = open(os.path.join(self.dir, "valkey.log"), "wb")
         self.proc = subprocess.Popen(
             ["valkey-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir,
-             "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL), *args],
+             # classify-tier model: the suite compares the sidecar's answers with the CPU encoder's.
+             "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL), "classify-tier", "model", *args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.url = f"redis://127.0.0.1:{self.port}"
