@@ -4,7 +4,10 @@ module, the same texts and the same truncation, run the ways a Python enricher w
     python3 bench/python/ort_baseline.py --model-dir model/out/real --texts FILE --max-tokens 128
 
 FILE holds one JSON string per line. Prints one JSON object: {"configs": {name: {...}}} with
-articles/s and per-call latency percentiles for each configuration:
+articles/s and per-call latency percentiles for each configuration, and with `--topics T
+--labels L` (T: JSON {slug: description}; L: one slug per line, in FILE's order) the zero-shot
+accuracy the module's base scorer would get from these embeddings (a topic's vector is the
+normalised mean of its description's sentences, as in scorer.rs; the highest cosine wins):
   b1-intra2      one session, 2 intra-op threads, one text per call (arrival order)
   b16-intra2     one session, 2 intra-op threads, 16 texts per call padded to the longest
   b1-2sessions   two sessions with 1 intra-op thread each, one per Python thread, one text per call
@@ -14,6 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import threading
 import time
 
@@ -22,11 +27,33 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 
+BYTES_PER_TOKEN = 6  # module/src/classify/lead.rs
+
+
+def lead(text: str, max_bytes: int) -> str:
+    """The module's cut before tokenising (lead.rs): the last sentence end in the second half of
+    the byte budget, else the last space, else a character boundary."""
+    b = text.encode("utf-8")
+    if len(b) <= max_bytes:
+        return text
+    end = max_bytes
+    while end > 0 and (b[end] & 0xC0) == 0x80:
+        end -= 1
+    window = b[:end]
+    for i in range(end - 1, max_bytes // 2 - 1, -1):
+        if window[i : i + 1] in (b".", b"!", b"?", b"\n") and (i + 1 == len(window) or window[i + 1 : i + 2].isspace()):
+            return b[: i + 1].decode("utf-8", "ignore")
+    space = max((window.rfind(c) for c in (b" ", b"\t", b"\n", b"\r")), default=-1)
+    if space > 0:
+        return window[:space].decode("utf-8", "ignore").rstrip()
+    return window.decode("utf-8", "ignore")
+
+
 def tokenize(tok: Tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
     tok.no_padding()
     tok.no_truncation()
     out = []
-    for enc in tok.encode_batch([t[: max_tokens * 16] for t in texts]):
+    for enc in tok.encode_batch([lead(t, max_tokens * BYTES_PER_TOKEN) for t in texts]):
         ids = list(enc.ids)
         if len(ids) > max_tokens:
             last = ids[-1] if enc.special_tokens_mask[-1] == 1 else None
@@ -63,6 +90,33 @@ def run_sequential(sess: ort.InferenceSession, ids: list[list[int]], batch: int,
         lat.append(time.perf_counter() - t0)
 
 
+def embed(sess: ort.InferenceSession, ids: list[list[int]], batch: int = 16) -> np.ndarray:
+    names = [i.name for i in sess.get_inputs()]
+    out = []
+    for start in range(0, len(ids), batch):
+        chunk = ids[start : start + batch]
+        f = feeds(chunk, names)
+        v = sess.run(None, f)[0]
+        if v.ndim == 3:  # token states: mean over the attention mask
+            m = f["attention_mask"][:, :, None] if "attention_mask" in f else np.ones(v.shape[:2] + (1,))
+            v = (v * m).sum(axis=1)
+        out.append(v / np.linalg.norm(v, axis=1, keepdims=True))
+    return np.concatenate(out)
+
+
+def zero_shot_accuracy(sess, tok, texts_ids, topics: dict[str, str], labels: list[str], max_tokens: int) -> float:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model"))
+    from eval_static import facets  # the module's sentence split, shared with the static tier's evaluation
+
+    slugs = list(topics)
+    vectors = []
+    for slug in slugs:
+        v = embed(sess, tokenize(tok, facets(topics[slug]), max_tokens)).mean(axis=0)
+        vectors.append(v / np.linalg.norm(v))
+    predicted = (embed(sess, texts_ids) @ np.stack(vectors).T).argmax(axis=1)
+    return 100.0 * sum(slugs[p] == l for p, l in zip(predicted, labels)) / max(1, len(labels))
+
+
 def measure(name: str, fn, n: int, lat: list[float]) -> dict:
     t0 = time.perf_counter()
     fn()
@@ -78,6 +132,8 @@ def main() -> None:
     ap.add_argument("--texts", required=True)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--only", default="")
+    ap.add_argument("--topics", default="")
+    ap.add_argument("--labels", default="")
     args = ap.parse_args()
     with open(args.texts, encoding="utf-8") as f:
         texts = [json.loads(line) for line in f if line.strip()]
@@ -120,7 +176,14 @@ def main() -> None:
         results["b1-2sessions"] = measure("b1-2sessions", two_then_merge, len(ids), lat_all)
 
     tokens = sum(len(x) for x in ids)
-    print(json.dumps({"onnxruntime": ort.__version__, "texts": len(ids), "mean_tokens": tokens / len(ids), "configs": results}))
+    report = {"onnxruntime": ort.__version__, "texts": len(ids), "mean_tokens": tokens / len(ids), "configs": results}
+    if args.topics and args.labels:
+        with open(args.topics, encoding="utf-8") as f:
+            topics = json.load(f)
+        with open(args.labels, encoding="utf-8") as f:
+            labels = [line.strip() for line in f if line.strip()]
+        report["zero_shot_accuracy"] = zero_shot_accuracy(session(path, 2), tok, ids, topics, labels, args.max_tokens)
+    print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ pub fn self_train(c: &mut Connection, url: &str, texts: &Arc<Vec<String>>, clien
     let set = |c: &mut Connection, name: &str, value: &str| -> Result<(), String> {
         redis::cmd("CONFIG").arg("SET").arg(format!("agentic.{name}")).arg(value).query::<()>(c).map_err(|e| format!("CONFIG SET {name}: {e}"))
     };
+    let (tier, rate) = (config_get(c, "classify-tier")?, config_get(c, "classify-escalate-max-per-sec")?);
     set(c, "classify-tier", "cascade")?;
     set(c, "classify-learn-percent", "100")?;
     set(c, "classify-escalate-max-per-sec", "1000000")?;
@@ -93,7 +94,8 @@ pub fn self_train(c: &mut Connection, url: &str, texts: &Arc<Vec<String>>, clien
         return Err(format!("self-training: {e}"));
     }
     set(c, "classify-learn-percent", "0")?;
-    set(c, "classify-escalate-max-per-sec", "0")?;
+    set(c, "classify-escalate-max-per-sec", &rate)?;
+    set(c, "classify-tier", &tier)?;
     // Fits run on the pool: wait until one has finished and none runs.
     let started = std::time::Instant::now();
     while crate::agent_stat(c, "classify_head_fits") <= fits0 || crate::agent_stat(c, "classify_head_fitting") > 0.0 {
@@ -103,6 +105,12 @@ pub fn self_train(c: &mut Connection, url: &str, texts: &Arc<Vec<String>>, clien
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Ok(crate::agent_stat(c, "classify_head_samples") as u64)
+}
+
+/// A module setting's current value (`CONFIG GET agentic.<name>`).
+pub fn config_get(c: &mut Connection, name: &str) -> Result<String, String> {
+    let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(format!("agentic.{name}")).query(c).map_err(|e| format!("CONFIG GET {name}: {e}"))?;
+    pair.get(1).cloned().ok_or_else(|| format!("CONFIG GET {name}: no such setting"))
 }
 
 pub struct Accuracy {

@@ -433,6 +433,12 @@ pub fn classify_all(url: &str, texts: &Arc<Vec<String>>, extra_args: &[String], 
     all.into_iter().map(|(_, r, ns)| (r, ns)).collect()
 }
 
+/// `lscpu`'s model name: figures from different machines are only comparable as ratios.
+pub fn cpu_model() -> String {
+    let out = std::process::Command::new("lscpu").output().map(|o| String::from_utf8_lossy(&o.stdout).into_owned()).unwrap_or_default();
+    out.lines().find_map(|l| l.strip_prefix("Model name:").map(|m| m.trim().to_string())).unwrap_or_else(|| "unknown CPU".into())
+}
+
 /// Waits until the server's model is loaded; Err with the reason when it failed or took too long.
 pub fn wait_model_ready(conn: &mut Connection, within: Duration) -> Result<(), String> {
     let started = Instant::now();

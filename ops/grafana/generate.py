@@ -203,6 +203,29 @@ def panels() -> list[dict]:
             (per_second("classify_rejected"), "rejected /s"),
         ],
     )
+    lay.panel(
+        "Classify tiers (/s)",
+        "Texts answered by the static tier and by the encoder, escalations the cascade sent on, "
+        "and texts below the escalation threshold that the budget kept on the static tier.",
+        "short",
+        [
+            (per_second("classify_tier_static"), "static tier"),
+            (per_second("classify_tier_model"), "encoder"),
+            (per_second("classify_escalations"), "escalated"),
+            (per_second("classify_escalations_over_budget"), "over budget"),
+        ],
+    )
+    lay.panel(
+        "Cascade budget and self-training",
+        "Escalation budget (texts/s; -1 = not limited yet), escalations waiting for the encoder, "
+        "and the version of the self-trained heads in use.",
+        "short",
+        [
+            (stat("classify_escalation_rate_per_sec"), "budget /s"),
+            (stat("classify_escalations_waiting"), "waiting"),
+            (stat("classify_head_version"), "head version"),
+        ],
+    )
 
     lay.section("Fan-out")
     lay.panel(

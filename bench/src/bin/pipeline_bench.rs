@@ -1,8 +1,9 @@
 //! pipeline_bench: the whole ingest path on one server. 10,000 users with 2-4 interests; the
-//! fetcher replays AG News items into news_raw at 250 articles/s for 60 s; the in-server pipeline
-//! classifies, stores, appends to topic streams and fans out. Prints ingest-to-feed latency
-//! (p50/p99, seen by blocked AGENT.FEED readers), the pipeline's own XADD-to-ack lag, backlog over
-//! time, deliveries/s, server CPU and used_memory, and lost / duplicated counts.
+//! fetcher replays AG News items into news_raw at 1,000 articles/s for 60 s; the in-server
+//! pipeline classifies (the module's default tier: the cascade), stores, appends to topic streams
+//! and fans out. Prints ingest-to-feed latency (p50/p99, seen by blocked AGENT.FEED readers), the
+//! pipeline's own XADD-to-ack lag, backlog over time, deliveries/s, which tier classified, PING
+//! latency throughout, server CPU and used_memory, and lost / duplicated counts.
 //!
 //!     cargo run --release -p agentic-bench --bin pipeline_bench -- [--users N] [--rate R]
 //!         [--seconds S] [--model DIR] [--readers N] [--module-arg NAME VALUE ...]
@@ -19,7 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use agentic_bench::{
-    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, start_fetcher, used_memory, wait_model_ready,
+    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, spawn_pinger, start_fetcher, used_memory,
+    wait_model_ready,
     Workload, TOPICS,
 };
 use agentic_tests::{workspace_dir, Server};
@@ -83,7 +85,7 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
 }
 
 fn main() {
-    let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 250u64, 60u64, 20usize);
+    let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 1_000u64, 60u64, 20usize);
     let mut model = workspace_dir().join("model/out/real");
     let mut module_args: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
@@ -126,7 +128,10 @@ fn main() {
     let server = Server::builder().module_args(&margs).start();
     let mut c = server.conn();
     wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
-    println!("pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}");
+    println!(
+        "pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}; CPU {}",
+        agentic_bench::cpu_model()
+    );
 
     // Users: 2-4 random interests each, plus `readers` users following everything.
     let w = Workload::generate(42, users, 0, 0);
@@ -154,11 +159,19 @@ fn main() {
     thread::sleep(Duration::from_millis(300));
     let cpu0 = server_cpu_s(&mut c);
     let deliveries0 = stat(&mut c, "pipeline_deliveries");
+    let tiers0 = (stat(&mut c, "classify_tier_static"), stat(&mut c, "classify_tier_model"));
+    let ping_stop = Arc::new(AtomicBool::new(false));
+    let ping_ready = Arc::new(std::sync::Barrier::new(2));
+    let pinger = spawn_pinger(server.url(), Duration::from_millis(1), ping_stop.clone(), ping_ready.clone());
+    ping_ready.wait();
     let fetcher = start_fetcher(&fetcher_bin, &server.url(), Some(&news), rate, seconds).unwrap_or_else(|e| fail(&e));
     let t0 = Instant::now();
     let mut backlog_series = Vec::new();
     let ingest_s = ingest_and_drain(&mut c, fetcher, seconds, |c| backlog_series.push(stat(c, "pipeline_backlog")));
     let total_s = t0.elapsed().as_secs_f64();
+    ping_stop.store(true, Ordering::Relaxed);
+    let ping = latency_summary(pinger.join().expect("pinger"));
+    let tiers = (stat(&mut c, "classify_tier_static") - tiers0.0, stat(&mut c, "classify_tier_model") - tiers0.1);
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
     let lat: Vec<u64> = reader_threads.into_iter().flat_map(|t| t.join().expect("reader")).collect();
@@ -199,6 +212,14 @@ fn main() {
     );
     println!("  pipeline XADD-to-ack lag: p50 {} ms  p99 {} ms  max {} ms", lag.0, lag.1, lag.2);
     println!("  backlog every second: {:?}", backlog_series);
+    println!(
+        "  classified by the static tier {} and by the encoder {} ({:.1}% escalated); tier mode {}",
+        tiers.0,
+        tiers.1,
+        100.0 * tiers.1 as f64 / (tiers.0 + tiers.1).max(1) as f64,
+        agentic_tests::info_field(&mut c, "agentic_classify", "agentic_tier_mode").unwrap_or_default()
+    );
+    println!("  PING throughout: p50 {:.0} us  p99 {:.0} us  max {:.0} us ({} pings)", ping.p50_us, ping.p99_us, ping.max_us, ping.count);
     println!("  deliveries/s {:.0} ({deliveries} feed entries in {total_s:.1} s)", deliveries as f64 / total_s);
     println!(
         "  server CPU {:.1} s ({:.0}% of one core); used_memory {:.1} MB",
@@ -214,4 +235,5 @@ fn main() {
         if lost == 0 { "met" } else { "MISSED" },
         if duplicated == 0 { "met" } else { "MISSED" }
     );
+    println!("         PING p99 < 1 ms: {:.0} us: {}", ping.p99_us, if ping.p99_us < 1000.0 { "met" } else { "MISSED" });
 }
