@@ -22,6 +22,7 @@ fn on_loading(ctx: &Context, event: LoadingSubevent) {
     ffi::guard("loading event", (), || match event {
         LoadingSubevent::RdbStarted | LoadingSubevent::AofStarted | LoadingSubevent::ReplStarted => index::with(|ix| ix.clear()),
         LoadingSubevent::Ended | LoadingSubevent::Failed => {
+            crate::heads_sync::mark_dirty();
             user::clear_interner();
             rebuild(ctx);
         }
@@ -79,6 +80,9 @@ fn restore_client_db_after_move(ctx: &Context, event: &str) {
 /// Keyspace events that move a user value in or out of place. Without them a replica, which
 /// never runs the fan-outs that repair the index lazily, would keep deleted users forever.
 pub fn on_keyspace_event(ctx: &Context, kind: NotifyEvent, event: &str, key: &[u8]) {
+    if key == crate::heads_sync::HEADS_KEY.as_bytes() {
+        crate::heads_sync::mark_dirty();
+    }
     track_index(ctx, kind, event, key);
     restore_client_db_after_move(ctx, event);
 }

@@ -14,6 +14,7 @@ mod events;
 mod fanout;
 pub mod feed;
 mod ffi;
+mod heads_sync;
 mod index;
 mod metrics;
 mod pipeline;

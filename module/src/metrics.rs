@@ -251,6 +251,12 @@ pub static CLASSIFY_HEAD_VERSION: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_SAMPLES: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_FIT_MS: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_FITTING: Gauge = Gauge::new();
+/// Heads written to agentic:heads, installed from it, found fitted for another catalog or model,
+/// and refused as damaged (heads_sync.rs).
+pub static CLASSIFY_HEADS_PUBLISHED: Counter = Counter::new();
+pub static CLASSIFY_HEADS_LOADED: Counter = Counter::new();
+pub static CLASSIFY_HEADS_STALE: Counter = Counter::new();
+pub static CLASSIFY_HEADS_IGNORED: Counter = Counter::new();
 /// Escalated texts waiting for the encoder.
 pub static CLASSIFY_ESCALATIONS_WAITING: Gauge = Gauge::new();
 /// The static tier's top-2 margins in the cascade, x 10,000 (a cosine difference of 0.01 is 100).
@@ -384,6 +390,10 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_head_samples".into(), Int(CLASSIFY_HEAD_SAMPLES.get())),
         ("classify_head_fit_ms".into(), Int(CLASSIFY_HEAD_FIT_MS.get())),
         ("classify_head_fitting".into(), Int(CLASSIFY_HEAD_FITTING.get())),
+        ("classify_heads_published".into(), c(&CLASSIFY_HEADS_PUBLISHED)),
+        ("classify_heads_loaded".into(), c(&CLASSIFY_HEADS_LOADED)),
+        ("classify_heads_stale".into(), c(&CLASSIFY_HEADS_STALE)),
+        ("classify_heads_ignored".into(), c(&CLASSIFY_HEADS_IGNORED)),
         ("classify_escalations_waiting".into(), Int(CLASSIFY_ESCALATIONS_WAITING.get())),
         ("classify_escalated_permille".into(), Int(escalated_permille())),
         ("classify_escalation_threshold_e4".into(), Int(CLASSIFY_ESCALATION_THRESHOLD_E4.get())),

@@ -101,6 +101,7 @@ pub fn tick(ctx: &Context) {
         ffi::schedule_pipeline_tick(ctx, 10);
         return;
     }
+    ffi::guard("self-trained heads", (), || crate::heads_sync::tick(ctx));
     let busy = ffi::guard("pipeline", false, || step(ctx));
     ffi::schedule_pipeline_tick(ctx, if busy { 1 } else { 20 });
 }

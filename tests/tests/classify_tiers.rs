@@ -209,3 +209,67 @@ fn self_training_fits_heads_from_teaching_samples_and_forgets_them_with_the_cata
     classify(&mut c, &["film star story"]);
     assert_eq!(stat(&mut c, "classify_learn_samples_kept"), 1);
 }
+
+/// Classifies `n` unrestricted texts in one pipeline (every one a teaching sample when
+/// `classify-learn-percent` is 100).
+fn teach(c: &mut Connection, n: usize) {
+    let words = ["match", "team", "vote", "party", "shares", "bank", "chip", "phone", "virus", "doctor", "film", "star"];
+    let mut pipe = redis::pipe();
+    for i in 0..n {
+        pipe.cmd("AGENT.CLASSIFY").arg(format!("{} {} story {i}", words[i % 12], words[(i / 12) % 12]));
+    }
+    let _: Vec<redis::Value> = pipe.query(c).expect("pipelined AGENT.CLASSIFY");
+}
+
+#[test]
+fn heads_replicate_as_data_and_survive_a_restart() {
+    let learning = ["classify-learn-percent", "100", "classify-escalate-percent", "0", "classify-escalate-max-per-sec", "1000000"];
+    let aof = |b: agentic_tests::ServerBuilder| b.arg("--appendonly", "yes").arg("--appendfsync", "always");
+    let builder = aof(with_model(&tiny_model(), &learning));
+    let primary = builder.clone().start();
+    let replica = with_model(&tiny_model(), &["classify-learn-percent", "0"]).replica_of(primary.port).start();
+    wait_replica_synced(&primary, &replica);
+    let (mut p, mut r) = (primary.conn(), replica.conn());
+    wait_ready(&mut p);
+    wait_ready(&mut r);
+    teach(&mut p, 1_000);
+    assert!(wait_for(|| stat(&mut p, "classify_heads_published") == 1, Duration::from_secs(30)), "the fitted heads are written");
+    assert!(exists(&mut p, "agentic:heads"));
+    let version = stat(&mut p, "classify_head_version");
+    assert_eq!(version, 1);
+    let _: i64 = redis::cmd("WAIT").arg(1).arg(5000).query(&mut p).expect("WAIT");
+    assert!(wait_for(|| stat(&mut r, "classify_heads_loaded") == 1, Duration::from_secs(10)), "the replica installs them");
+    assert_eq!(stat(&mut r, "classify_head_version"), version);
+    assert_eq!(stat(&mut r, "classify_head_fits"), 0, "installed, not fitted");
+    set(&mut p, "classify-learn-percent", "0");
+    for tier in ["static", "model"] {
+        set(&mut p, "classify-tier", tier);
+        set(&mut r, "classify-tier", tier);
+        for t in TEXTS {
+            assert_eq!(classify(&mut p, &[t]), classify(&mut r, &[t]), "{tier}: the replica scores with the primary's heads");
+        }
+    }
+    let before: Vec<_> = TEXTS.iter().map(|t| classify(&mut p, &[t])).collect();
+    assert_eq!(digest(&mut p), digest(&mut r));
+    drop((p, r));
+    drop(replica);
+
+    // The primary restarts from its AOF with the heads it had.
+    let dir = primary.stop();
+    let primary = builder.adopt_dir(dir).start();
+    let mut p = primary.conn();
+    wait_ready(&mut p);
+    assert!(wait_for(|| stat(&mut p, "classify_heads_loaded") == 1, Duration::from_secs(10)));
+    assert_eq!(stat(&mut p, "classify_head_version"), version);
+    set(&mut p, "classify-learn-percent", "0");
+    set(&mut p, "classify-tier", "model");
+    let after: Vec<_> = TEXTS.iter().map(|t| classify(&mut p, &[t])).collect();
+    assert_eq!(after, before);
+
+    // Heads of another catalog are stale and left alone; a damaged value is refused and counted.
+    run(&mut p, &["AGENT.TOPIC.DEL", "climate"]);
+    run(&mut p, &["SET", "agentic:heads", "AGHEADS1 but not really"]);
+    assert!(wait_for(|| stat(&mut p, "classify_heads_ignored") == 1, Duration::from_secs(5)));
+    classify(&mut p, &[TEXTS[0]]);
+    assert_eq!(stat(&mut p, "panics_caught"), 0);
+}

@@ -10,8 +10,9 @@
 //! scorer, never from a head, so a head never learns from its own output.
 //!
 //! Heads belong to one catalog (a topic change drops them and the samples) and carry a version,
-//! bumped at every fit. They live in this node's memory: a restarted node or a replica learns
-//! again from the texts it classifies itself.
+//! bumped at every fit. A primary writes each new version to `agentic:heads` (heads_sync.rs), so
+//! replicas, the AOF and RDB get them as data; a node installs the heads it finds there when they
+//! match its catalog and model.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -42,6 +43,8 @@ pub struct Heads {
 }
 
 struct State {
+    /// The version last written to (or read from) `agentic:heads`.
+    published: u64,
     catalog_id: u64,
     /// Fingerprints of the encoder and the static table the samples were computed with.
     fingerprints: (u64, u64),
@@ -53,6 +56,7 @@ struct State {
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
+    published: 0,
     catalog_id: 0,
     fingerprints: (0, 0),
     samples: VecDeque::new(),
@@ -160,4 +164,141 @@ pub fn reset() {
     s.new_since_fit = 0;
     s.heads = None;
     metrics::CLASSIFY_LEARN_SAMPLES_KEPT.set(0);
+}
+
+/// Tells a head's scorer fingerprint from its tier's base one (cascade windows reset per version).
+pub fn fingerprint_tag(version: u64) -> u64 {
+    version.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Heads fitted here and not yet written to `agentic:heads`.
+pub fn unpublished() -> Option<Arc<Heads>> {
+    let s = state();
+    s.heads.as_ref().filter(|h| h.version > s.published).cloned()
+}
+
+pub fn mark_published(version: u64) {
+    let mut s = state();
+    s.published = s.published.max(version);
+}
+
+/// Installs heads read from `agentic:heads` (same catalog content and model as this node's),
+/// unless this node already has that version or a newer one.
+pub fn install(heads: Heads, fingerprints: (u64, u64)) -> bool {
+    let mut s = state();
+    let same_catalog = s.catalog_id == heads.catalog_id && s.fingerprints == fingerprints;
+    if same_catalog && s.heads.as_ref().is_some_and(|h| h.version >= heads.version) {
+        s.published = s.published.max(heads.version);
+        return false;
+    }
+    if !same_catalog {
+        s.catalog_id = heads.catalog_id;
+        s.fingerprints = fingerprints;
+        s.samples.clear();
+        s.new_since_fit = 0;
+    }
+    s.version = s.version.max(heads.version);
+    s.published = s.published.max(heads.version);
+    metrics::CLASSIFY_HEAD_VERSION.set(heads.version as i64);
+    metrics::CLASSIFY_HEAD_SAMPLES.set(heads.samples as i64);
+    s.heads = Some(Arc::new(heads));
+    true
+}
+
+const MAGIC: &[u8; 8] = b"AGHEADS1";
+
+/// What `agentic:heads` holds: the catalog's content hash, the model's and the static table's
+/// fingerprints, the version, the sample count, then per tier (static, model) the dimension, the
+/// topic count, the weights and the biases; little-endian.
+pub struct Encoded {
+    pub catalog_hash: u64,
+    pub fingerprints: (u64, u64),
+    pub version: u64,
+    pub samples: usize,
+    /// (dim, weights, biases) of the static head, then the model head.
+    pub tiers: [(usize, Vec<f32>, Vec<f32>); 2],
+}
+
+pub fn encode(heads: &Heads, catalog_hash: u64, fingerprints: (u64, u64)) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    for v in [catalog_hash, fingerprints.0, fingerprints.1, heads.version] {
+        out.extend(v.to_le_bytes());
+    }
+    out.extend((heads.samples as u32).to_le_bytes());
+    for scorer in [&heads.static_head, &heads.model_head] {
+        let (dim, weights, bias) = scorer.parts();
+        out.extend((dim as u32).to_le_bytes());
+        out.extend((bias.len() as u32).to_le_bytes());
+        weights.iter().chain(bias).for_each(|x| out.extend(x.to_le_bytes()));
+    }
+    out
+}
+
+pub fn decode(b: &[u8]) -> Result<Encoded, String> {
+    let mut at = 0usize;
+    let mut take = |n: usize| -> Result<&[u8], String> {
+        let chunk = b.get(at..at + n).ok_or("agentic:heads is truncated")?;
+        at += n;
+        Ok(chunk)
+    };
+    if take(8)? != MAGIC {
+        return Err("agentic:heads does not hold self-trained heads".into());
+    }
+    let mut u64s = [0u64; 4];
+    for v in &mut u64s {
+        *v = u64::from_le_bytes(take(8)?.try_into().map_err(|_| "agentic:heads is truncated")?);
+    }
+    let u32_of = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+    let samples = u32_of(take(4)?);
+    let mut tiers: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let dim = u32_of(take(4)?);
+        let topics = u32_of(take(4)?);
+        let n = dim.checked_mul(topics).filter(|n| *n <= 1 << 24).ok_or("agentic:heads: sizes out of range")?;
+        let floats: Vec<f32> = take((n + topics) * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let (weights, bias) = floats.split_at(n);
+        tiers.push((dim, weights.to_vec(), bias.to_vec()));
+    }
+    if at != b.len() {
+        return Err("agentic:heads has trailing bytes".into());
+    }
+    let model = tiers.pop().ok_or("agentic:heads: no model head")?;
+    let static_head = tiers.pop().ok_or("agentic:heads: no static head")?;
+    Ok(Encoded {
+        catalog_hash: u64s[0],
+        fingerprints: (u64s[1], u64s[2]),
+        version: u64s[3],
+        samples,
+        tiers: [static_head, model],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::classify::catalog::{Catalog, TopicDef};
+
+    fn catalog() -> Catalog {
+        Catalog::new(["a", "b"].iter().map(|s| TopicDef { slug: s.to_string(), description: "d".into(), examples: vec![] }).collect())
+    }
+
+    #[test]
+    fn heads_round_trip_and_damage_is_refused() {
+        let c = catalog();
+        let st = Scorer::from_parts(&c, 1, 2, vec![1.0, 0.0, 0.0, 1.0], vec![0.5, -0.5]).unwrap();
+        let m = Scorer::from_parts(&c, 2, 3, vec![0.1; 6], vec![0.0, 0.25]).unwrap();
+        let heads = Heads { catalog_id: c.id, version: 7, samples: 1234, static_head: Arc::new(st), model_head: Arc::new(m) };
+        let blob = encode(&heads, 99, (11, 22));
+        let d = decode(&blob).unwrap();
+        assert_eq!((d.catalog_hash, d.fingerprints, d.version, d.samples), (99, (11, 22), 7, 1234));
+        assert_eq!(d.tiers[0], (2, vec![1.0, 0.0, 0.0, 1.0], vec![0.5, -0.5]));
+        assert_eq!(d.tiers[1].0, 3);
+        assert!(decode(&blob[..blob.len() - 1]).is_err());
+        assert!(decode(b"something else entirely").is_err());
+        let mut longer = blob.clone();
+        longer.push(0);
+        assert!(decode(&longer).err().unwrap_or_default().contains("trailing"));
+        assert!(Scorer::from_parts(&c, 1, 2, vec![f32::NAN; 4], vec![0.0; 2]).is_err());
+        assert!(Scorer::from_parts(&c, 1, 2, vec![0.0; 3], vec![0.0; 2]).is_err());
+    }
 }

@@ -398,12 +398,19 @@ fn run_escalated(job: Box<dyn Job>, escalation: Escalation) {
 /// Fits the self-trained heads of `catalog` from the learner's samples.
 fn fit_heads(catalog: &Arc<Catalog>) {
     let (Ok(encoder), Some(table)) = (model::encoder(), model::static_table()) else { return };
-    let tag = |version: u64| version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     learner::fit(
         catalog,
-        |pairs, version| build_scorer(catalog, Embedder::Static(&encoder, &table), pairs, tag(version)),
-        |pairs, version| build_scorer(catalog, Embedder::Model(&encoder), pairs, tag(version)),
+        |pairs, version| build_scorer(catalog, Embedder::Static(&encoder, &table), pairs, learner::fingerprint_tag(version)),
+        |pairs, version| build_scorer(catalog, Embedder::Model(&encoder), pairs, learner::fingerprint_tag(version)),
     );
+}
+
+/// (encoder, static tier) fingerprints once both are loaded: the identity self-trained heads
+/// are fitted under.
+pub fn tier_fingerprints() -> Option<(u64, u64)> {
+    let encoder = model::encoder().ok()?;
+    let table = model::static_table()?;
+    Some((encoder.fingerprint, Embedder::Static(&encoder, &table).fingerprint()))
 }
 
 /// Scores vectors a sidecar computed and answers their requests.

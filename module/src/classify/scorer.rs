@@ -152,6 +152,24 @@ impl Scorer {
         Ok(Scorer { catalog_id: catalog.id, fingerprint, slugs, dim, weights, bias })
     }
 
+    /// A scorer from its parts (a head read back from `agentic:heads`, see learner.rs).
+    pub fn from_parts(catalog: &Catalog, fingerprint: u64, dim: usize, weights: Vec<f32>, bias: Vec<f32>) -> Result<Scorer, String> {
+        let n = catalog.topics.len();
+        if dim == 0 || weights.len() != n * dim || bias.len() != n {
+            return Err(format!("{} weights and {} biases do not fit {n} topics of {dim} values", weights.len(), bias.len()));
+        }
+        if weights.iter().chain(&bias).any(|x| !x.is_finite()) {
+            return Err("a weight is not finite".into());
+        }
+        let slugs = catalog.topics.iter().map(|t| t.slug.clone()).collect();
+        Ok(Scorer { catalog_id: catalog.id, fingerprint, slugs, dim, weights, bias })
+    }
+
+    /// (dim, row-major weights, biases), as `from_parts` takes them.
+    pub fn parts(&self) -> (usize, &[f32], &[f32]) {
+        (self.dim, &self.weights, &self.bias)
+    }
+
     /// Every topic's score for a unit text vector, in catalog order.
     pub fn scores(&self, text: &[f32]) -> Vec<f32> {
         self.weights.chunks_exact(self.dim).zip(&self.bias).map(|(w, b)| w.iter().zip(text).map(|(a, x)| a * x).sum::<f32>() + b).collect()
