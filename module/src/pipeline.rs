@@ -396,24 +396,9 @@ fn finish_classified(ctx: &Context) {
     }
 }
 
-/// Main-thread time one tick spends starting classified articles (each copies its topic's
-/// subscriber list to start a fan-out); the rest wait for the next tick, 1 ms later, so commands
-/// such as PING never wait long behind a large batch.
-const TAKE_BUDGET: std::time::Duration = std::time::Duration::from_micros(500);
-
 fn take_classified(ctx: &Context) {
     let done: Vec<Classified> = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()));
-    let started = Instant::now();
-    let mut done = done.into_iter();
-    while let Some(c) = done.next() {
-        if started.elapsed() > TAKE_BUDGET {
-            let mut waiting = CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner());
-            let later = std::mem::take(&mut *waiting);
-            waiting.push(c);
-            waiting.extend(done);
-            waiting.extend(later);
-            break;
-        }
+    for c in done {
         let Classified { entry_id, article_id, mut doc, result, recorded } = c;
         let classification = match result {
             Ok(cl) if !cl.best.is_empty() => cl,

@@ -426,21 +426,37 @@ fn command_metadata_and_acl() {
     assert!(e.contains("NOPERM"), "{e}");
 }
 
+/// American and British news under the default topics, by each tier alone (the cascade only
+/// chooses between their answers).
 #[test]
-fn real_model_classifies_news_into_the_default_topics() {
+fn real_model_classifies_news_into_the_default_topics_in_both_tiers() {
     let Some(dir) = real_model() else { return };
     let server = with_model(&dir, &[]).start();
     let mut c = server.conn();
     wait_ready(&mut c);
-    for (text, topic) in [
+    assert!(wait_for(
+        || info_field(&mut c, "agentic_classify", "agentic_static_status").as_deref() == Some("ready"),
+        Duration::from_secs(10)
+    ));
+    let cases = [
         ("Manchester United sacked their manager after a run of seven defeats in ten league games", "sports"),
         ("Oil prices fell 3% after OPEC agreed to raise output; shares and bonds rallied on Wall Street", "finance"),
         ("Apple unveils a new iPhone with a faster chip and better cameras", "technology"),
         ("Parliament rejected the prime minister's budget after a heated debate", "politics"),
         ("A new vaccine cut hospital admissions for the flu among older patients", "health"),
         ("Astronomers discover water ice near the lunar south pole", "science"),
-    ] {
-        let (best, scores) = classify(&mut c, &[text]);
-        assert_eq!(best, topic, "{text}: {scores:?}");
+        ("Manchester City beat Arsenal 3-1 in the Premier League at the Etihad", "sports"),
+        ("England's cricketers collapse on the final day of the Test against Australia", "sports"),
+        ("Tesco profits rise as shoppers return to its supermarkets", "business"),
+        ("The Bank of England holds interest rates at 5.25% as inflation eases", "finance"),
+        ("Labour pledges to cut NHS waiting lists before the general election", "politics"),
+        ("Ofsted inspectors say pupils at the academy are let down", "education"),
+    ];
+    for tier in ["static", "model"] {
+        run(&mut c, &["CONFIG", "SET", "agentic.classify-tier", tier]);
+        for (text, topic) in cases {
+            let (best, scores, answered) = parse_classification_tier(&run(&mut c, &["AGENT.CLASSIFY", text]));
+            assert_eq!((best.as_str(), answered.as_str()), (topic, tier), "{text}: {scores:?}");
+        }
     }
 }

@@ -273,27 +273,3 @@ fn heads_replicate_as_data_and_survive_a_restart() {
     classify(&mut p, &[TEXTS[0]]);
     assert_eq!(stat(&mut p, "panics_caught"), 0);
 }
-
-#[test]
-fn real_model_files_british_and_american_news_under_the_default_topics_in_every_tier() {
-    let Some(dir) = real_model() else { return };
-    let server = with_model(&dir, &[]).start();
-    let mut c = server.conn();
-    wait_ready(&mut c);
-    assert!(wait_for(|| static_status(&mut c) == "ready", Duration::from_secs(10)));
-    let cases = [
-        ("Manchester City beat Arsenal 3-1 in the Premier League at the Etihad", "sports"),
-        ("England's cricketers collapse on the final day of the Test against Australia", "sports"),
-        ("Tesco profits rise as shoppers return to its supermarkets", "business"),
-        ("The Bank of England holds interest rates at 5.25% as inflation eases", "finance"),
-        ("Labour pledges to cut NHS waiting lists before the general election", "politics"),
-        ("Ofsted inspectors say pupils at the academy are let down", "education"),
-    ];
-    for tier in ["static", "model"] {
-        set(&mut c, "classify-tier", tier);
-        for (text, topic) in cases {
-            let (best, scores, answered) = parse_classification_tier(&run(&mut c, &["AGENT.CLASSIFY", text]));
-            assert_eq!((best.as_str(), answered.as_str()), (topic, tier), "{text}: {scores:?}");
-        }
-    }
-}
