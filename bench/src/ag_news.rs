@@ -81,21 +81,18 @@ pub fn define_topics(c: &mut Connection, examples: &BTreeMap<&str, Vec<String>>)
 /// fit. Leaves self-training off (`classify-learn-percent 0`) so the heads stay fixed while they
 /// are measured. Returns the samples the heads in use were fitted on.
 pub fn self_train(c: &mut Connection, url: &str, texts: &Arc<Vec<String>>, clients: usize) -> Result<u64, String> {
-    let set = |c: &mut Connection, name: &str, value: &str| -> Result<(), String> {
-        redis::cmd("CONFIG").arg("SET").arg(format!("agentic.{name}")).arg(value).query::<()>(c).map_err(|e| format!("CONFIG SET {name}: {e}"))
-    };
     let (tier, rate) = (config_get(c, "classify-tier")?, config_get(c, "classify-escalate-max-per-sec")?);
-    set(c, "classify-tier", "cascade")?;
-    set(c, "classify-learn-percent", "100")?;
-    set(c, "classify-escalate-max-per-sec", "1000000")?;
+    config_set(c, "classify-tier", "cascade")?;
+    config_set(c, "classify-learn-percent", "100")?;
+    config_set(c, "classify-escalate-max-per-sec", "1000000")?;
     let fits0 = crate::agent_stat(c, "classify_head_fits");
     let answers = crate::classify_all(url, texts, &[], clients);
     if let Some((Err(e), _)) = answers.iter().find(|(r, _)| r.is_err()) {
         return Err(format!("self-training: {e}"));
     }
-    set(c, "classify-learn-percent", "0")?;
-    set(c, "classify-escalate-max-per-sec", &rate)?;
-    set(c, "classify-tier", &tier)?;
+    config_set(c, "classify-learn-percent", "0")?;
+    config_set(c, "classify-escalate-max-per-sec", &rate)?;
+    config_set(c, "classify-tier", &tier)?;
     // Fits run on the pool: wait until one has finished and none runs.
     let started = std::time::Instant::now();
     while crate::agent_stat(c, "classify_head_fits") <= fits0 || crate::agent_stat(c, "classify_head_fitting") > 0.0 {
@@ -105,6 +102,11 @@ pub fn self_train(c: &mut Connection, url: &str, texts: &Arc<Vec<String>>, clien
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     Ok(crate::agent_stat(c, "classify_head_samples") as u64)
+}
+
+/// Sets a module setting (`CONFIG SET agentic.<name> <value>`).
+pub fn config_set(c: &mut Connection, name: &str, value: &str) -> Result<(), String> {
+    redis::cmd("CONFIG").arg("SET").arg(format!("agentic.{name}")).arg(value).query::<()>(c).map_err(|e| format!("CONFIG SET {name}: {e}"))
 }
 
 /// A module setting's current value (`CONFIG GET agentic.<name>`).

@@ -14,7 +14,7 @@ use valkey_module::{CallOptionsBuilder, CallReply, CallResult, Context, ContextF
 
 use crate::classify::catalog;
 use crate::classify::learner::{self, Heads};
-use crate::classify::pool;
+use crate::classify::topic_vectors;
 use crate::classify::scorer::Scorer;
 use crate::topic_stream::reply_bytes;
 use crate::{cluster, ffi, metrics};
@@ -38,7 +38,7 @@ pub fn tick(ctx: &Context) {
     if flags.contains(ContextFlags::LOADING) || !(publishing || DIRTY.load(Ordering::Relaxed)) {
         return;
     }
-    let Some(fingerprints) = pool::tier_fingerprints() else { return };
+    let Some(fingerprints) = topic_vectors::tier_fingerprints() else { return };
     let Ok(current) = crate::commands::topic::current_catalog(ctx) else { return };
     let catalog_hash = xxhash_rust::xxh3::xxh3_64(&catalog::encode(&current));
     if publishing {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use agentic_bench::ag_news::{accuracy, config_get, define_topics, self_train, CLASSES};
+use agentic_bench::ag_news::{accuracy, config_get, config_set, define_topics, self_train, CLASSES};
 use agentic_bench::{agent_stat, classify_all, latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready, NewsItem};
 use agentic_tests::{info_field, make_temp_dir, workspace_dir, Server};
 use redis::Connection;
@@ -92,7 +92,7 @@ struct TierRun {
 }
 
 fn set(c: &mut Connection, name: &str, value: &str) {
-    redis::cmd("CONFIG").arg("SET").arg(format!("agentic.{name}")).arg(value).query::<()>(c).unwrap_or_else(|e| fail(&format!("CONFIG SET {name}: {e}")));
+    config_set(c, name, value).unwrap_or_else(|e| fail(&e));
 }
 
 fn run_tier(server: &Server, c: &mut Connection, tier: &'static str, o: &Opts, items: &[NewsItem], texts: &Arc<Vec<String>>) -> TierRun {

@@ -24,7 +24,7 @@ use std::process::exit;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agentic_bench::ag_news::{accuracy, define_topics, self_train, Accuracy, CLASSES};
+use agentic_bench::ag_news::{accuracy, config_set, define_topics, self_train, Accuracy, CLASSES};
 use agentic_bench::{agent_stat, classify_all, load_ag_news, wait_model_ready, NewsItem, Rng};
 use agentic_tests::{info_field, workspace_dir, Server};
 use redis::Connection;
@@ -54,7 +54,7 @@ fn fail(msg: &str) -> ! {
 }
 
 fn set(c: &mut Connection, name: &str, value: &str) {
-    redis::cmd("CONFIG").arg("SET").arg(format!("agentic.{name}")).arg(value).query::<()>(c).unwrap_or_else(|e| fail(&format!("CONFIG SET {name}: {e}")));
+    config_set(c, name, value).unwrap_or_else(|e| fail(&e));
 }
 
 /// One accuracy figure: the tier's answers to every test text; with the share escalated.

@@ -15,6 +15,7 @@ pub mod pool;
 pub mod scorer;
 pub mod sidecar;
 pub mod static_tier;
+pub mod topic_vectors;
 
 /// Which part answered a text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

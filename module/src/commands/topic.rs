@@ -222,7 +222,7 @@ fn agent_topic_list(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 fn topic_list(ctx: &Context, _args: Vec<ValkeyString>) -> ValkeyResult {
     let c = current_catalog(ctx)?;
     let is_default = Arc::ptr_eq(&c, &Catalog::defaults());
-    let ready = pool::is_prepared(&c);
+    let ready = crate::classify::topic_vectors::is_prepared(&c);
     let b = |s: &str| ValkeyValue::BulkString(s.to_string());
     Ok(ValkeyValue::Array(
         c.topics
