@@ -81,6 +81,12 @@ for p in "${ports[@]}"; do
     [ "$(cli "$p" CLUSTER INFO | tr -d '\r' | sed -n 's/^cluster_state://p')" = ok ] && break
     sleep 0.2
   done
+  # Until every node puts each replica in its primary's shard: a node restarted before the shard
+  # IDs agree can refuse its own nodes.conf as corrupted (valkey-io/valkey#774).
+  for _ in $(seq 1 300); do
+    [ "$(cli "$p" CLUSTER SHARDS | tr -d '\r' | grep -cx slots)" = "$PRIMARIES" ] && break
+    sleep 0.2
+  done
   for _ in $(seq 1 600); do
     status="$(field "$p" agentic_classify agentic_model_status)"
     [ "$status" = ready ] && break

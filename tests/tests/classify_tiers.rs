@@ -34,6 +34,10 @@ const TEXTS: [&str; 12] = [
     "The startup raised money from venture investors",
 ];
 
+/// An escalation budget that cannot bind: the default follows the encoder's measured cost, and on a
+/// slow machine a cold first run can make it a handful per second.
+const UNLIMITED: [&str; 2] = ["classify-escalate-max-per-sec", "1000000"];
+
 /// Tiers that answered `texts`, in order.
 fn tiers_of(c: &mut Connection, texts: &[&str]) -> Vec<String> {
     texts.iter().map(|t| classify_tier(c, &[t]).1).collect()
@@ -41,7 +45,7 @@ fn tiers_of(c: &mut Connection, texts: &[&str]) -> Vec<String> {
 
 #[test]
 fn the_cascade_says_which_tier_answered_and_counts_both() {
-    let (_server, mut c) = start_tiny(&[]);
+    let (_server, mut c) = start_tiny(&UNLIMITED);
     assert_eq!(static_status(&mut c), "ready");
     assert_eq!(info_field(&mut c, "agentic_classify", "agentic_tier_mode").as_deref(), Some("cascade"));
     assert_eq!(info_field(&mut c, "agentic_classify", "agentic_static_dim").as_deref(), Some("32"));
@@ -67,7 +71,7 @@ fn the_cascade_says_which_tier_answered_and_counts_both() {
 
 #[test]
 fn the_mode_switch_keeps_each_tier_alone_and_refuses_unknown_modes() {
-    let (_server, mut c) = start_tiny(&["classify-escalate-percent", "100"]);
+    let (_server, mut c) = start_tiny(&[&UNLIMITED[..], &["classify-escalate-percent", "100"]].concat());
     set(&mut c, "classify-tier", "static");
     assert!(tiers_of(&mut c, &TEXTS).iter().all(|t| t == "static"), "static only, whatever the escalation share");
     let escalations = stat(&mut c, "classify_escalations");
@@ -123,7 +127,7 @@ fn examples_pull_the_static_tier_too() {
 
 #[test]
 fn one_candidate_never_escalates() {
-    let (_server, mut c) = start_tiny(&["classify-escalate-percent", "100"]);
+    let (_server, mut c) = start_tiny(&[&UNLIMITED[..], &["classify-escalate-percent", "100"]].concat());
     assert_eq!(classify_tier(&mut c, &[TEXTS[0], "TOPICS", "business", "sports"]).1, "model");
     let (best, tier) = classify_tier(&mut c, &[TEXTS[0], "TOPICS", "sports"]);
     assert_eq!((best.as_str(), tier.as_str()), ("sports", "static"), "nothing to decide: no encoder run");
