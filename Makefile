@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -147,6 +147,19 @@ bench-classify: build model
 bench-gateway: build tiny-model
 	$(CARGO) build --release -p agentic-bench --bin gateway_bench
 	$(CARGO) run --release -p agentic-bench --bin gateway_bench
+
+# Every fuzz target for longer than make test does (FUZZ_SECONDS per decoder target, default 30;
+# the server and gateway fuzzers run 20x and 10x that); prints executions and crashes per target.
+FUZZ_SECONDS ?= 30
+FUZZ_REPORT := $(CURDIR)/target/fuzz-report.txt
+fuzz: build tiny-model
+	@rm -f $(FUZZ_REPORT)
+	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test -p agentic --features enable-system-alloc --lib decoder_fuzz
+	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test --release -p agentic-gateway --bin agentic-gateway input_fuzz
+	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test --release -p agentic-fetcher --bin agentic-fetcher input_fuzz
+	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test --release -p agentic-gateway --test http_fuzz
+	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test --release -p agentic-tests --test command_fuzz
+	@echo; echo "fuzz report ($$(lscpu | sed -n 's/^Model name: *//p')):"; cat $(FUZZ_REPORT)
 
 # AG News accuracy through the module: zero-shot and few-shot (k = 8, 64).
 eval: build model

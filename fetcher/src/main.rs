@@ -4,6 +4,8 @@
 mod article;
 mod feed;
 mod generate;
+#[cfg(test)]
+mod input_fuzz;
 mod metrics;
 mod replay;
 mod rss;

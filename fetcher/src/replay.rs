@@ -31,7 +31,7 @@ pub struct ReplayConfig {
 
 /// Raw fields of one record before cleaning.
 #[derive(Default, Debug)]
-struct Fields {
+pub(crate) struct Fields {
     id: Option<String>,
     title: Option<String>,
     text: Option<String>,
@@ -40,7 +40,7 @@ struct Fields {
 }
 
 /// Result of reading one record.
-enum Record {
+pub(crate) enum Record {
     Ok(Fields),
     Bad {
         line: u64,
@@ -179,17 +179,7 @@ pub fn run(cfg: ReplayConfig, tx: mpsc::Sender<Article>, metrics: Arc<Metrics>, 
                     Ok(true)
                 }
                 Record::Ok(f) => {
-                    let title = f.title.unwrap_or_default();
-                    let text = f.text.unwrap_or_default();
-                    // ids stay unique across passes of --loop
-                    let raw_id =
-                        f.id.filter(|s| !s.trim().is_empty()).map(|id| if pass == 0 { id } else { format!("{}~{pass}", id.trim()) });
-                    let mut article =
-                        Article::build(&[raw_id.as_deref()], &title, &text, f.link.as_deref(), &source, f.published.as_deref());
-                    if raw_id.is_none() && pass > 0 {
-                        article.id = crate::article::sanitize_id(&format!("{}~{pass}", article.id));
-                    }
-                    if tx.blocking_send(article).is_err() {
+                    if tx.blocking_send(article_of(f, &source, pass)).is_err() {
                         return Err(());
                     }
                     sent += 1;
@@ -210,6 +200,18 @@ pub fn run(cfg: ReplayConfig, tx: mpsc::Sender<Article>, metrics: Arc<Metrics>, 
     Ok(sent)
 }
 
+/// The article of a record, in pass `pass` of the file (ids stay unique across passes of --loop).
+pub(crate) fn article_of(f: Fields, source: &str, pass: u64) -> Article {
+    let title = f.title.unwrap_or_default();
+    let text = f.text.unwrap_or_default();
+    let raw_id = f.id.filter(|s| !s.trim().is_empty()).map(|id| if pass == 0 { id } else { format!("{}~{pass}", id.trim()) });
+    let mut article = Article::build(&[raw_id.as_deref()], &title, &text, f.link.as_deref(), source, f.published.as_deref());
+    if raw_id.is_none() && pass > 0 {
+        article.id = crate::article::sanitize_id(&format!("{}~{pass}", article.id));
+    }
+    article
+}
+
 /// Marks records without title and text as malformed ("empty") before they reach `emit`.
 fn check_empty(f: Fields, line: u64) -> Record {
     let blank = |o: &Option<String>| o.as_deref().map(crate::article::clean_text).is_none_or(|s| s.is_empty());
@@ -221,7 +223,7 @@ fn check_empty(f: Fields, line: u64) -> Record {
 }
 
 /// Feeds every JSONL record to `emit`; false when `emit` asked to stop.
-fn replay_jsonl(file: File, emit: &mut dyn FnMut(Record) -> Result<bool, ()>) -> bool {
+pub(crate) fn replay_jsonl(file: impl Read, emit: &mut dyn FnMut(Record) -> Result<bool, ()>) -> bool {
     let mut reader = BufReader::new(file);
     let mut buf = Vec::new();
     let mut lineno = 0u64;
@@ -248,7 +250,7 @@ fn replay_jsonl(file: File, emit: &mut dyn FnMut(Record) -> Result<bool, ()>) ->
 }
 
 /// Feeds every CSV record to `emit`; false when `emit` asked to stop.
-fn replay_csv(file: File, emit: &mut dyn FnMut(Record) -> Result<bool, ()>, source: &str) -> Result<bool, String> {
+pub(crate) fn replay_csv(file: impl Read, emit: &mut dyn FnMut(Record) -> Result<bool, ()>, source: &str) -> Result<bool, String> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(BufReader::new(file));
     let header = reader.headers().map_err(|e| format!("{source}: cannot read the CSV header: {e}"))?.clone();
     let cols = Columns::from_header(&header).map_err(|e| format!("{source}: {e}"))?;

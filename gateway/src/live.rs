@@ -36,7 +36,8 @@ fn netstring<'a>(input: &mut &'a [u8]) -> Option<&'a [u8]> {
     let colon = input.iter().position(|&b| b == b':')?;
     let len: usize = std::str::from_utf8(&input[..colon]).ok()?.parse().ok()?;
     let rest = &input[colon + 1..];
-    if rest.len() < len + 1 || rest[len] != b',' {
+    // `len` comes from the message: compare without adding to it (a length of usize::MAX wrapped).
+    if rest.len() <= len || rest[len] != b',' {
         return None;
     }
     let (field, after) = (&rest[..len], &rest[len + 1..]);
@@ -247,6 +248,8 @@ mod tests {
             b"20:agentic-deliveries/1,6:sports,",
             b"20:agentic-deliveries/1,1:a,1:b,2:u1,1:x,",
             b"20:agentic-deliveries/1,1:a,1:b,9:u1,",
+            // Found by the fuzzer: a length of usize::MAX wrapped to 0 and indexed past the end.
+            b"20:agentic-deliveries/1,18446744073709551615:sports,",
         ] {
             assert!(parse(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }

@@ -9,6 +9,8 @@ mod config;
 mod entry;
 mod hub;
 mod ids;
+#[cfg(test)]
+mod input_fuzz;
 mod live;
 mod metrics;
 mod session;

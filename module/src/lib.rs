@@ -7,6 +7,8 @@ mod cluster;
 mod cluster_msg;
 mod cluster_pipeline;
 mod codec;
+#[cfg(test)]
+mod decoder_fuzz;
 mod commands;
 mod configs;
 mod delivery_channel;

@@ -137,7 +137,9 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
     let mut topics = TopicSet::default();
     for _ in 0..r.count(4)? {
         let t = r.bytes()?;
-        if t.is_empty() || t.len() > crate::validate::MAX_TOPIC_BYTES || !topics.insert(t) {
+        // The rule AGENT.SUBSCRIBE applies: a value that follows a topic no command could name
+        // (found by the command fuzzer through AGENT.LOADUSER) is corrupt.
+        if !crate::validate::is_topic(t) || !topics.insert(t) {
             return Err("corrupt user value: bad topic".into());
         }
     }
@@ -279,5 +281,8 @@ mod tests {
         huge[9..13].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&huge).is_err());
         assert!(decode(b"\x09").is_err());
+        let mut odd = UserState::new(b"u");
+        odd.add_topic(b"Not a topic\xff");
+        assert!(decode(&encode(&odd)).is_err(), "topics follow AGENT.SUBSCRIBE's rule");
     }
 }

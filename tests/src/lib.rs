@@ -521,3 +521,4 @@ pub fn wait_replica_synced(primary: &Server, replica: &Server) {
 
 mod cluster;
 pub use cluster::*;
+pub mod fuzz;

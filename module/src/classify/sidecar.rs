@@ -203,6 +203,19 @@ pub fn dispatch() {
 }
 
 /// The sidecar's answer to a batch: one unit vector per text, in order.
+/// The vectors of a sidecar's result blob: `dim` little-endian float32 values per text, all finite.
+pub fn vectors_of(blob: &[u8], dim: usize) -> Result<Vec<Vec<f32>>, String> {
+    let width = dim.checked_mul(4).filter(|w| *w > 0).ok_or(format!("dim {dim} is out of range"))?;
+    if blob.is_empty() || blob.len() % width != 0 {
+        return Err(format!("the blob holds {} bytes, not a whole number of {dim}-float vectors", blob.len()));
+    }
+    let floats: Vec<f32> = blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    if floats.iter().any(|f| !f.is_finite()) {
+        return Err("the vectors hold NaN or infinite values".into());
+    }
+    Ok(floats.chunks_exact(dim).map(<[f32]>::to_vec).collect())
+}
+
 pub fn result(id: &str, job_id: u64, vectors: Vec<Vec<f32>>) -> Result<(), String> {
     let now = Instant::now();
     let mut reg = registry();

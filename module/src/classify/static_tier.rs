@@ -10,6 +10,9 @@ const MAGIC: &[u8; 8] = b"AGSTATIC";
 const FORMAT_VERSION: u32 = 1;
 const HEADER_BYTES: usize = 8 + 12;
 pub const FILE_NAME: &str = "static.bin";
+/// Rows of a distilled table stay near unit length (the real table's largest value is 0.63); this
+/// bound keeps a sum over any number of tokens far from f32 overflow, which would make NaN scores.
+const MAX_ABS_VALUE: f32 = 1_000.0;
 
 pub struct StaticTable {
     rows: usize,
@@ -55,6 +58,9 @@ impl StaticTable {
             bytes[HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if let Some(at) = values.iter().position(|x| !x.is_finite()) {
             return Err(format!("value {at} is not finite"));
+        }
+        if let Some(at) = values.iter().position(|x| x.abs() > MAX_ABS_VALUE) {
+            return Err(format!("value {at} is {}, outside +-{MAX_ABS_VALUE}", values[at]));
         }
         Ok(StaticTable { rows, dim, values, fingerprint: xxhash_rust::xxh3::xxh3_64(bytes) })
     }
@@ -107,6 +113,8 @@ mod tests {
         assert!(refusal(&good[..good.len() - 1], 2).contains("bytes, expected"));
         assert!(refusal(b"GARBAGE!0000000000000", 2).contains("not a static"));
         assert!(refusal(&file(2, 2, &[1.0, f32::NAN, 0.0, 1.0]), 2).contains("not finite"));
+        // Finite but huge: two such rows summed overflow to infinity (found by the fuzzer).
+        assert!(refusal(&file(2, 2, &[3e38, 0.0, 3e38, 1.0]), 2).contains("outside"));
         let mut newer = good.clone();
         newer[8] = 9;
         assert!(refusal(&newer, 2).contains("format version 9"));

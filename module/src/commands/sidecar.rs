@@ -126,15 +126,7 @@ fn result(_ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             if dim != encoder.dim {
                 return Err(validate::err(format!("ERR dim {dim} is not the model's {}", encoder.dim)));
             }
-            let blob = args[5].as_slice();
-            if blob.is_empty() || blob.len() % (dim * 4) != 0 {
-                return Err(validate::err(format!("ERR the blob holds {} bytes, not a whole number of {dim}-float vectors", blob.len())));
-            }
-            let floats: Vec<f32> = blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-            if floats.iter().any(|f| !f.is_finite()) {
-                return Err(ValkeyError::Str("ERR the vectors hold NaN or infinite values"));
-            }
-            let vectors = floats.chunks_exact(dim).map(<[f32]>::to_vec).collect();
+            let vectors = sidecar::vectors_of(args[5].as_slice(), dim).map_err(|e| validate::err(format!("ERR {e}")))?;
             sidecar::result(&id, batch, vectors).map_err(|e| validate::err(format!("ERR {e}")))?;
         }
         "ERROR" => {
