@@ -316,7 +316,7 @@ fn differences(p: &mut Connection, r: &mut Connection) -> String {
     }
     for db in 0..2 {
         let mut keys = BTreeSet::new();
-        let mut values = |c: &mut Connection| -> BTreeMap<Vec<u8>, String> {
+        let values = |c: &mut Connection| -> BTreeMap<Vec<u8>, String> {
             let _: () = redis::cmd("SELECT").arg(db).query(c).expect("SELECT");
             let ks: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(c).unwrap_or_default();
             let m = ks
@@ -490,7 +490,7 @@ fn random_commands_never_crash_and_keep_replica_and_index_exact() {
     if let Ok(path) = std::env::var("AGENTIC_FUZZ_REPORT") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
-            let _ = writeln!(f, "fuzz server: {commands} commands in {rounds} rounds, {resyncs} full resyncs, 0 crashes (seed {seed})");
+            let _ = writeln!(f, "fuzz server: {commands} commands in {rounds} rounds, {resyncs} full resyncs, {follows} follows checked, digests equal every round, 0 crashes (seed {seed})");
         }
     }
     assert!(commands > 0 && follows > 0, "the checks had state to check");
