@@ -14,10 +14,6 @@ use common::*;
 const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
-fn stat(c: &mut redis::Connection, name: &str) -> i64 {
-    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
-    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or_else(|| panic!("no {name}"))
-}
 
 fn info_number(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
@@ -96,16 +92,7 @@ fn at_maxmemory_writes_are_refused_reads_go_on_and_nothing_is_lost() {
     while fetcher.wait_exit(Duration::from_millis(100)).is_none() {
         assert!(t0.elapsed() < Duration::from_secs(60), "the fetcher did not finish after the limit was lifted:\n{}", fetcher.stderr());
     }
-    assert!(
-        wait_for(|| stat(&mut c, "pipeline_delivered") == n as i64, Duration::from_secs(60)),
-        "delivered {}",
-        stat(&mut c, "pipeline_delivered")
-    );
-    for u in 0..20 {
-        let v: Vec<redis::Value> =
-            redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(5000).query(&mut c).expect("feed");
-        assert_eq!(v.len(), n, "user {u}: every article once");
-    }
-    assert_eq!(stat(&mut c, "stream_forced_drops"), 0);
-    assert_eq!(stat(&mut c, "panics_caught"), 0);
+    assert_every_feed_has_each_article_once(&mut c, 20, n);
+    assert_eq!(module_stat(&mut c, "stream_forced_drops"), 0);
+    assert_eq!(module_stat(&mut c, "panics_caught"), 0);
 }

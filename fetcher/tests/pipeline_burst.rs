@@ -13,10 +13,6 @@ use common::*;
 const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
-fn stat(c: &mut redis::Connection, name: &str) -> i64 {
-    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
-    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or_else(|| panic!("no {name}"))
-}
 
 #[test]
 fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
@@ -79,7 +75,7 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
         if let Some(p) = fetcher.try_metrics().and_then(|t| metric_value(&t, "fetcher_backpressure_pauses_total")) {
             pauses = pauses.max(p);
         }
-        peak_unread = peak_unread.max(stat(&mut c, "pipeline_backlog") - stat(&mut c, "pipeline_inflight"));
+        peak_unread = peak_unread.max(module_stat(&mut c, "pipeline_backlog") - module_stat(&mut c, "pipeline_inflight"));
         peak_len = peak_len.max(xlen(&mut c, "news_raw"));
         assert!(t0.elapsed() < Duration::from_secs(60), "the burst took too long");
     }
@@ -88,23 +84,9 @@ fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     // A 10x burst of 300 at 200/s would take 1.5 s; held back to the pipeline's pace it takes longer.
     assert!(burst_s > 3.0, "the fetcher did not wait for the pipeline ({burst_s:.1} s)");
     assert!(peak_unread <= max_backlog + 10, "unread backlog peaked at {peak_unread} (max-backlog {max_backlog})");
-    assert!(
-        wait_for(|| stat(&mut c, "pipeline_delivered") == n as i64, Duration::from_secs(60)),
-        "delivered {}",
-        stat(&mut c, "pipeline_delivered")
-    );
-    for u in 0..20 {
-        let v: Vec<redis::Value> =
-            redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(1000).query(&mut c).expect("feed");
-        let docs: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
-        let mut unique = docs.clone();
-        unique.sort();
-        unique.dedup();
-        assert_eq!(unique.len(), n, "user {u}: {} distinct of {} entries", unique.len(), docs.len());
-        assert_eq!(docs.len(), n, "user {u} got duplicates");
-    }
-    assert_eq!(stat(&mut c, "stream_forced_drops"), 0, "nothing unprocessed was dropped");
-    assert_eq!(stat(&mut c, "pipeline_malformed"), 0);
+    assert_every_feed_has_each_article_once(&mut c, 20, n);
+    assert_eq!(module_stat(&mut c, "stream_forced_drops"), 0, "nothing unprocessed was dropped");
+    assert_eq!(module_stat(&mut c, "pipeline_malformed"), 0);
     assert!(peak_len > 10, "news_raw held unprocessed entries beyond pipeline-stream-maxlen ({peak_len})");
     assert!(wait_for(|| xlen(&mut c, "news_raw") <= 10, Duration::from_secs(5)), "trimmed once processed");
 }

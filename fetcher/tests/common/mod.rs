@@ -344,3 +344,28 @@ fn answer(state: &Mutex<State>, req: &Request<Incoming>) -> Response<Full<Bytes>
     st.log.push(Req { path, if_none_match, if_modified_since, status });
     resp
 }
+
+// ---------------------------------------------------------------------------------------------
+// Module helpers
+
+/// One integer of AGENT.STATS (panics when missing).
+pub fn module_stat(c: &mut redis::Connection, name: &str) -> i64 {
+    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
+    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or_else(|| panic!("no {name}"))
+}
+
+/// Waits until the pipeline delivered `n` articles, then checks that the feeds of `user:{0}` ..
+/// `user:{users-1}` (each following every topic) hold each of them exactly once.
+pub fn assert_every_feed_has_each_article_once(c: &mut redis::Connection, users: usize, n: usize) {
+    let delivered = agentic_tests::wait_for(|| module_stat(c, "pipeline_delivered") == n as i64, Duration::from_secs(60));
+    assert!(delivered, "delivered {} of {n}", module_stat(c, "pipeline_delivered"));
+    for u in 0..users {
+        let v: Vec<redis::Value> = redis::cmd("AGENT.FEED").arg(format!("user:{{{u}}}")).arg("COUNT").arg(10_000).query(c).expect("feed");
+        let docs: Vec<String> = v.iter().map(|e| format!("{e:?}")).collect();
+        let mut unique = docs.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), n, "user {u}: {} distinct of {} entries", unique.len(), docs.len());
+        assert_eq!(docs.len(), n, "user {u} got duplicates");
+    }
+}
