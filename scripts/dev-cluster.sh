@@ -51,10 +51,13 @@ for p in "${ports[@]}"; do
   fi
 done
 
+# One ACL user per component (ops/acl/README.md), the same file on every node.
+bash scripts/acl-users.sh render "$DATA_DIR" "127.0.0.1:$PORT"
+set -a; . "$DATA_DIR/users.env"; set +a
 for p in "${ports[@]}"; do
   dir="$DATA_DIR/$p"
   mkdir -p "$dir"
-  "$VALKEY_SERVER" --port "$p" --bind 127.0.0.1 --dir "$dir" --appendonly yes \
+  "$VALKEY_SERVER" --port "$p" --bind 127.0.0.1 --dir "$dir" --appendonly yes --aclfile "$DATA_DIR/users.acl" \
     --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 5000 \
     --loadmodule "$BIN/libagentic.so" model-dir "$MODEL_DIR" pipeline yes \
     >"$dir/valkey.log" 2>&1 &
@@ -108,9 +111,8 @@ for u in $DEMO_USERS; do
   i=$((i + 1))
 done
 
-seeds="$(for p in "${ports[@]:0:3}"; do printf 'redis://127.0.0.1:%s,' "$p"; done)"
-seeds="${seeds%,}"
-fetch_args=(--cluster --valkey "$seeds" --metrics-addr "$FETCHER_METRICS")
+seeds_as() { local s; s="$(for p in "${ports[@]:0:3}"; do printf 'redis://%s@127.0.0.1:%s,' "$1" "$p"; done)"; echo "${s%,}"; }
+fetch_args=(--cluster --valkey "$(seeds_as "fetcher:$VALKEY_PASSWORD_FETCHER")" --metrics-addr "$FETCHER_METRICS")
 if [ -n "${RSS:-}" ]; then
   rss=()
   for url in $RSS; do rss+=(--url "$url"); done
@@ -125,7 +127,7 @@ else
 fi
 pids+=($!)
 
-"$BIN/agentic-gateway" --cluster --valkey "$seeds" --listen "127.0.0.1:$GATEWAY_PORT" \
+"$BIN/agentic-gateway" --cluster --valkey "$(seeds_as "gateway:$VALKEY_PASSWORD_GATEWAY")" --listen "127.0.0.1:$GATEWAY_PORT" \
   --ui-dir "$PWD/gateway/ui/dist" --demo-users "$(echo $DEMO_USERS | tr ' ' ,)" >"$DATA_DIR/gateway.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null && break; sleep 0.1; done

@@ -19,6 +19,9 @@ MODEL_DIR="${MODEL_DIR:-$PWD/model/out/real}"
 DEMO_USERS="alice bob carol"
 BIN="$PWD/target/release"
 mkdir -p .dev-data
+# One ACL user per component (ops/acl/README.md), random passwords made on the first start.
+bash scripts/acl-users.sh render .dev-data "127.0.0.1:$PORT"
+set -a; . .dev-data/users.env; set +a
 
 pids=()
 stopping=no
@@ -39,7 +42,7 @@ if cli PING >/dev/null 2>&1; then
   exit 1
 fi
 
-valkey-server --port "$PORT" --bind 127.0.0.1 --dir "$PWD/.dev-data" --appendonly yes \
+valkey-server --port "$PORT" --bind 127.0.0.1 --dir "$PWD/.dev-data" --appendonly yes --aclfile "$PWD/.dev-data/users.acl" \
   --loadmodule "$BIN/libagentic.so" model-dir "$MODEL_DIR" pipeline yes \
   >.dev-data/valkey.log 2>&1 &
 pids+=($!)
@@ -67,7 +70,7 @@ for u in $DEMO_USERS; do
   i=$((i + 1))
 done
 
-fetch_args=(--valkey "redis://127.0.0.1:$PORT" --metrics-addr "127.0.0.1:9187")
+fetch_args=(--valkey "redis://fetcher:$VALKEY_PASSWORD_FETCHER@127.0.0.1:$PORT" --metrics-addr "127.0.0.1:9187")
 if [ -n "${RSS:-}" ]; then
   rss=()
   for url in $RSS; do rss+=(--url "$url"); done
@@ -82,7 +85,7 @@ else
 fi
 pids+=($!)
 
-"$BIN/agentic-gateway" --valkey "redis://127.0.0.1:$PORT" --listen "127.0.0.1:$GATEWAY_PORT" \
+"$BIN/agentic-gateway" --valkey "redis://gateway:$VALKEY_PASSWORD_GATEWAY@127.0.0.1:$PORT" --listen "127.0.0.1:$GATEWAY_PORT" \
   --ui-dir "$PWD/gateway/ui/dist" --demo-users "$(echo $DEMO_USERS | tr ' ' ,)" >.dev-data/gateway.log 2>&1 &
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null && break; sleep 0.1; done
@@ -96,6 +99,8 @@ valkey-agentic is running (logs in .dev-data/; Ctrl-C stops everything):
   gateway        http://127.0.0.1:$GATEWAY_PORT/metrics   http://127.0.0.1:$GATEWAY_PORT/healthz
   fetcher        http://127.0.0.1:9187/metrics            ($source)
   valkey         valkey-cli -p $PORT   (try: AGENT.FEED 'user:{alice}' COUNT 5, INFO agentic_stats)
+  ACL users      the fetcher and the gateway run as their own users (.dev-data/users.acl;
+                 URLs with passwords in .dev-data/users.env; see ops/acl/README.md)
 MSG
 
 # Stop everything as soon as any part exits.

@@ -46,6 +46,12 @@ def is_cluster(client: Client) -> bool:
     return isinstance(client, RedisCluster)
 
 
+def shown(url: str) -> str:
+    """`url` without credentials (user and password), for logs."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rsplit('@', 1)[-1]}" if sep else url
+
+
 def connect(url: str, stop: threading.Event, *, socket_timeout: float | None = None) -> Client:
     """A client for `url`, returned once the server answers PING (retried every second, as the
     reference's agents did): a `redis.Redis`, or a `RedisCluster` when the server is a cluster node.
@@ -58,11 +64,11 @@ def connect(url: str, stop: threading.Event, *, socket_timeout: float | None = N
             return client.info("cluster").get("cluster_enabled") == "1"
         except redis.ResponseError as e:
             # A user whose ACL denies INFO cannot tell; a cluster needs it (to find the nodes) anyway.
-            log.info("INFO cluster refused (%s): treating %s as a standalone server", e, url)
+            log.info("INFO cluster refused (%s): treating %s as a standalone server", e, shown(url))
             return False
 
     if not _wait(url, stop, cluster_enabled, on_stop=client.close):
-        log.info("connected to %s", url)
+        log.info("connected to %s", shown(url))
         return client
     client.close()
     cluster: RedisCluster | None = None
@@ -74,7 +80,7 @@ def connect(url: str, stop: threading.Event, *, socket_timeout: float | None = N
         cluster.ping(target_nodes=cluster.get_random_node())
 
     _wait(url, stop, connect_cluster, on_stop=lambda: cluster is not None and cluster.close())
-    log.info("connected to the Valkey Cluster of %s (%d primaries)", url, len(cluster.get_primaries()))
+    log.info("connected to the Valkey Cluster of %s (%d primaries)", shown(url), len(cluster.get_primaries()))
     return cluster
 
 
@@ -118,7 +124,7 @@ def _wait(url: str, stop: threading.Event, attempt: Callable[[], T], *, on_stop:
             return attempt()
         except (*TRANSIENT_ERRORS, RedisClusterException) as e:
             if not logged:
-                log.warning("waiting for Valkey at %s: %s", url, e)
+                log.warning("waiting for Valkey at %s: %s", shown(url), e)
                 logged = True
         if stop.wait(RETRY_DELAY_S):
             on_stop()

@@ -59,6 +59,16 @@ def apply_feed_len(client: redis.Redis, feed_len: int | None) -> None:
         return
     try:
         client.config_set("agentic.feed-len", feed_len)
+    except redis.exceptions.NoPermissionError as e:
+        # A least-privilege user (ops/acl/users.acl) may read settings but not change them.
+        current = client.config_get("agentic.feed-len").get("agentic.feed-len")
+        if current == str(feed_len):
+            log.info("FEED_LEN=%d: the module's agentic.feed-len is already %d", feed_len, feed_len)
+            return
+        raise FatalError(
+            f"FEED_LEN={feed_len}: the module's agentic.feed-len is {current} and this user may not change it ({e});"
+            f" an operator can: CONFIG SET agentic.feed-len {feed_len}"
+        ) from None
     except redis.ResponseError as e:
         raise FatalError(f"FEED_LEN={feed_len}: CONFIG SET agentic.feed-len refused: {e}") from None
     log.info("FEED_LEN=%d: set the module's agentic.feed-len to %d", feed_len, feed_len)

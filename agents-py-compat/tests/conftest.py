@@ -36,7 +36,20 @@ class ValkeyServer:
 
     @property
     def url(self) -> str:
+        """The agents' URL: they run as the `agents` user of ops/acl/users.acl (least privilege);
+        `client()` is the tests' own unrestricted connection."""
+        return f"redis://agents:pw-agents@127.0.0.1:{self.port}"
+
+    @property
+    def admin_url(self) -> str:
+        """The unrestricted default user's URL, for agents given operator settings to apply."""
         return f"redis://127.0.0.1:{self.port}"
+
+    def write_acl_file(self) -> Path:
+        """ops/acl/users.acl with the password `pw-<user>` for each user."""
+        path = self.workdir / "users.acl"
+        path.write_text((REPO_ROOT / "ops" / "acl" / "users.acl").read_text().replace("CHANGE-ME-", "pw-"))
+        return path
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, protocol=2)
@@ -54,6 +67,7 @@ class ValkeyServer:
                         "--save", "",
                         "--appendonly", "no",
                         "--dir", str(self.workdir),
+                        "--aclfile", str(self.write_acl_file()),
                         "--loadmodule", str(MODULE),
                         "model-dir", str(TINY_MODEL),
                         # The encoder alone: tests compare an agent's classification with a later
@@ -142,6 +156,7 @@ def make_config(valkey_server):
     """Config of the agents for the session's server; keyword arguments override fields."""
 
     def make(**fields) -> Config:
-        return Config(valkey_url=valkey_server.url, **fields)
+        fields.setdefault("valkey_url", valkey_server.url)
+        return Config(**fields)
 
     return make

@@ -1,9 +1,13 @@
 import json
 import logging
+import threading
 
+import pytest
 from agent_thread import run_agent
 
 from agentic_agents import fanout
+from agentic_agents.connection import connect
+from agentic_agents.runtime import FatalError
 from agentic_agents.module import topic_slugs, user_key
 
 # user number -> interests
@@ -80,15 +84,24 @@ def test_fanning_out_again_delivers_nothing_twice(valkey, make_config):
     assert {number: feed_of(valkey, number) for number in INTERESTS} == feeds
 
 
-def test_feed_len_becomes_the_modules_feed_len(valkey, make_config, caplog):
+def test_feed_len_becomes_the_modules_feed_len(valkey, valkey_server, make_config, caplog):
     subscribe_users(valkey)
     entries = add_topic_entries(valkey)
     with caplog.at_level(logging.INFO, logger="agentic_agents.fanout"):
-        run_agent(fanout.run, make_config(feed_len=2), max_items=entries)
+        # Changing a server setting takes an operator's user, not the agents' one.
+        run_agent(fanout.run, make_config(feed_len=2, valkey_url=valkey_server.admin_url), max_items=entries)
     assert valkey.config_get("agentic.feed-len") == {"agentic.feed-len": "2"}
     assert any("FEED_LEN=2" in r.getMessage() for r in caplog.records)
     # user 0 got four articles; the feed keeps the newest two
     assert len(feed_of(valkey, 0)) == 2
+
+
+def test_the_agents_user_may_not_change_feed_len_and_says_so(valkey, make_config):
+    # ops/acl/users.acl: the agents user reads settings but does not change them.
+    fanout.apply_feed_len(connect(make_config().valkey_url, threading.Event()), 100)  # already 100
+    with pytest.raises(FatalError, match="CONFIG SET agentic.feed-len 7"):
+        fanout.apply_feed_len(connect(make_config().valkey_url, threading.Event()), 7)
+    assert valkey.config_get("agentic.feed-len") == {"agentic.feed-len": "100"}
 
 
 def test_unusable_entries_are_acknowledged_and_counted(valkey, make_config):

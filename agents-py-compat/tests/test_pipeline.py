@@ -18,6 +18,8 @@ def test_articles_reach_exactly_the_users_interested_in_their_topic(valkey, make
         for n in range(ARTICLES):
             f.write(json.dumps({"id": f"n-{n}", "title": f"Story number {n} of the day", "text": f"Reported at {n} o'clock."}) + "\n")
     run_agent(user_seeder.run, make_config(seed_users=USERS, seed_rate=0))
+    # The operator sets the feed length; the agents (least-privilege user) find it already set.
+    valkey.config_set("agentic.feed-len", 1000)
     config = make_config(replay_file=replay_file, replay_rate=200, enrich_batch=8, pop_rate=1, feed_len=1000)
 
     consumers = [AgentThread(agent, config).start() for agent in (enrich.run, fanout.run, user_reader.run)]

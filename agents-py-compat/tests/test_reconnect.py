@@ -2,6 +2,7 @@
 too) costs a retry, not the process."""
 
 import json
+import logging
 
 from agent_thread import AgentThread, wait_until
 from conftest import ValkeyServer, skip_without_server
@@ -36,3 +37,15 @@ def test_fanout_carries_on_after_valkey_restarts(tmp_path):
         if agent is not None:
             agent.stop_and_join()
         server.stop()
+
+
+def test_logs_show_the_server_without_credentials(valkey_server, caplog):
+    import threading
+
+    from agentic_agents.connection import connect
+
+    with caplog.at_level(logging.INFO, logger="agentic_agents.connection"):
+        connect(valkey_server.url, threading.Event()).close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"127.0.0.1:{valkey_server.port}" in logged
+    assert "pw-agents" not in logged and "agents:" not in logged

@@ -40,7 +40,7 @@ def test_replay_writes_what_the_fetcher_writes(valkey, valkey_server, make_confi
     subprocess.run(
         [
             str(FETCHER),
-            "--valkey", valkey_server.url,
+            "--valkey", valkey_server.admin_url,  # the reference writer, not an agent
             "--stream", "fetcher_out",
             "--max-backlog", "0",
             "--metrics-addr", "",

@@ -319,7 +319,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     };
 
-    let writer = Writer::new(wcfg, metrics.clone(), progress.clone()).map_err(|e| format!("invalid --valkey {}: {e}", common.valkey))?;
+    let writer = Writer::new(wcfg, metrics.clone(), progress.clone()).map_err(|e| format!("invalid --valkey {}: {e}", writer::redacted(&common.valkey)))?;
     let mut writer = tokio::spawn(writer.run(rx));
     let mut source = source;
 

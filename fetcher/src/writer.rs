@@ -94,6 +94,15 @@ impl Pacer {
     }
 }
 
+/// `url` with its password masked (`redis://user:***@host:port`), for logs.
+pub fn redacted(url: &str) -> String {
+    let (Some(scheme_end), Some(at)) = (url.find("://"), url.rfind('@')) else { return url.to_string() };
+    match url.get(scheme_end + 3..at).and_then(|auth| auth.split_once(':')) {
+        Some((user, _)) if at > scheme_end => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 enum Retry {
     /// Drop the connection, back off, reconnect.
     Reconnect,
@@ -265,7 +274,7 @@ impl Writer {
                             started.elapsed().as_secs_f64()
                         );
                     } else {
-                        info!("valkey: connected to {}", self.cfg.valkey);
+                        info!("valkey: connected to {}", redacted(&self.cfg.valkey));
                     }
                     self.connected_once = true;
                     self.conn = Some(c.clone());
@@ -274,7 +283,7 @@ impl Writer {
                 Err(e) => {
                     self.metrics.valkey_errors.inc(&error_kind_label(&e));
                     if attempts == 1 {
-                        warn!("valkey: cannot connect to {}: {e}; retrying with backoff", self.cfg.valkey);
+                        warn!("valkey: cannot connect to {}: {e}; retrying with backoff", redacted(&self.cfg.valkey));
                     } else {
                         debug!("valkey: connect attempt {attempts} failed: {e}");
                     }
@@ -497,6 +506,13 @@ mod tests {
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn logged_urls_hide_the_password() {
+        assert_eq!(redacted("redis://fetcher:s3cret@127.0.0.1:6379"), "redis://fetcher:***@127.0.0.1:6379");
+        assert_eq!(redacted("rediss://:s3cret@h:1/0"), "rediss://:***@h:1/0");
+        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
     }
 
     #[test]

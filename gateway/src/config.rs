@@ -73,6 +73,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// The Valkey addresses without credentials, for logs.
+    pub fn valkey_shown(&self) -> String {
+        let host = |url: &String| url.rsplit_once('@').map_or(url.clone(), |(_, host)| host.to_string());
+        self.valkey.iter().map(host).collect::<Vec<_>>().join(",")
+    }
+
     pub fn write_timeout(&self) -> Duration {
         Duration::from_secs(self.write_timeout_s)
     }

@@ -83,7 +83,7 @@ async fn connect(config: &Config) -> valkey::Valkey {
             Ok(v) => return v,
             Err(e) => {
                 if !logged {
-                    log::warn!("waiting for Valkey at {}: {e}", config.valkey.join(","));
+                    log::warn!("waiting for Valkey at {}: {e}", config.valkey_shown());
                     logged = true;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -125,7 +125,7 @@ async fn serve(config: Config) -> Result<(), String> {
     tokio::spawn(live::run(valkey.clone(), users.clone(), config.delivery_channel.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    log::info!("agentic-gateway on http://{addr} (Valkey {}{})", config.valkey.join(","), if config.cluster { ", cluster" } else { "" });
+    log::info!("agentic-gateway on http://{addr} (Valkey {}{})", config.valkey_shown(), if config.cluster { ", cluster" } else { "" });
     let state = AppState { topics: topics::TopicFeeds::new(valkey.clone()), valkey, users, config: Arc::new(config) };
     // Pushed frames go out at once: Nagle would hold a frame while the previous one is unacknowledged.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

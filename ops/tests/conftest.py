@@ -27,6 +27,9 @@ MODULE = RELEASE / "libagentic.so"
 TINY_MODEL = ROOT / "model" / "out" / "tiny"
 EXPORTER_SCRIPT = ROOT / "ops" / "prometheus" / "agentic.lua"
 EXPORTER_ACL = ROOT / "ops" / "prometheus" / "exporter.acl"
+USERS_ACL = ROOT / "ops" / "acl" / "users.acl"
+# The fetcher's and the gateway's users get this password in the module's server.
+COMPONENT_PASSWORD = "component-test-password"
 COMPOSE_FILE = ROOT / "docker" / "compose.yaml"
 
 # Debian packages of the tools the tests run.
@@ -155,6 +158,10 @@ def start_valkey(processes: Processes, name: str, datadir: Path, *, module: bool
             "AGENTIC_MODEL_DIR": str(built(TINY_MODEL, "make tiny-model")),
             "AGENTIC_EXPORTER_ACL": str(EXPORTER_ACL),
             "AGENTIC_EXPORTER_PASSWORD": exporter_password or "",
+            "AGENTIC_USERS_ACL": str(USERS_ACL),
+            # With the exporter's password, as compose runs it: the components' users too.
+            "AGENTIC_FETCHER_PASSWORD": COMPONENT_PASSWORD if exporter_password else "",
+            "AGENTIC_GATEWAY_PASSWORD": COMPONENT_PASSWORD if exporter_password else "",
         }
         process = processes.start(name, ["sh", str(ROOT / "docker" / "valkey-start.sh"), *server_args], env)
     else:

@@ -9,9 +9,11 @@ import os
 import re
 import subprocess
 
+import pytest
+import redis
 import yaml
 from buildfiles import parse_dockerfile, parse_makefile
-from conftest import COMPOSE_FILE, EXPORTER_SCRIPT, ROOT, bind_mounts, compose_config, free_port, tool
+from conftest import COMPONENT_PASSWORD, COMPOSE_FILE, EXPORTER_SCRIPT, ROOT, bind_mounts, compose_config, free_port, tool
 
 DOCKER = ROOT / "docker"
 STAGES = parse_dockerfile(DOCKER / "Dockerfile")
@@ -87,8 +89,30 @@ def test_valkey_image_runs_the_tested_scripts(compose):
     # The start script's default paths are where the image puts the module, the model and the ACL.
     defaults = script_defaults(DOCKER / "valkey-start.sh")
     destinations = {dest for _, dest, _ in valkey.copies}
-    for name in ["AGENTIC_MODULE", "AGENTIC_MODEL_DIR", "AGENTIC_EXPORTER_ACL"]:
+    for name in ["AGENTIC_MODULE", "AGENTIC_MODEL_DIR", "AGENTIC_EXPORTER_ACL", "AGENTIC_USERS_ACL"]:
         assert defaults[name] in destinations, name
+
+
+def test_component_users_are_created_from_the_shipped_acl_file(valkey, compose):
+    """valkey-start.sh makes a user of ops/acl/users.acl for each AGENTIC_<USER>_PASSWORD set;
+    compose gives every component its own user."""
+    fetcher = redis.Redis(port=valkey.port, username="fetcher", password=COMPONENT_PASSWORD, decode_responses=True)
+    assert fetcher.xlen("news_raw") >= 0  # its own stream: allowed
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        fetcher.execute_command("AGENT.FEED", "user:{alice}")
+    gateway = redis.Redis(port=valkey.port, username="gateway", password=COMPONENT_PASSWORD, decode_responses=True)
+    assert isinstance(gateway.execute_command("AGENT.INTERESTS", "user:{alice}"), list)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        gateway.execute_command("AGENT.FANOUT", "sports", "doc:{x}", "{}")
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(port=valkey.port, username="sidecar", password=COMPONENT_PASSWORD).ping()  # no password set: no user
+    services = compose["services"]
+    assert "fetcher:" in " ".join(services["fetcher"]["command"])
+    assert services["gateway"]["environment"]["VALKEY_URL"].startswith("redis://gateway:")
+    assert services["enrich"]["environment"]["VALKEY_URL"].startswith("redis://agents:")
+    assert services["sidecar"]["environment"]["VALKEY_URL"].startswith("redis://sidecar:")
+    for name in ["FETCHER", "GATEWAY", "AGENTS", "SIDECAR"]:
+        assert services["valkey"]["environment"][f"AGENTIC_{name}_PASSWORD"]
 
 
 def test_health_check_passes_only_with_the_module(valkey, plain_valkey):
@@ -185,7 +209,7 @@ def test_gpu_sidecar_reserves_an_nvidia_gpu_and_has_the_model(compose):
     }
     assert model_copies["valkey"][0] == model_copies["sidecar"][0]
     assert sidecar["environment"]["MODEL_DIR"] == model_copies["sidecar"][1]
-    assert sidecar["environment"]["VALKEY_URL"] == "redis://valkey:6379"
+    assert sidecar["environment"]["VALKEY_URL"] == "redis://sidecar:agentic-sidecar@valkey:6379"
 
 
 def test_compose_file_is_valid_without_settings():

@@ -117,7 +117,7 @@ class Sidecar:
         TEXTS.inc(len(texts))
 
     def run(self) -> int:
-        log.info("sidecar %s on %s (%s), model %s, serving %s", self.args.id, self.device, type(self.encoder).__name__, self.fingerprint, self.args.valkey)
+        log.info("sidecar %s on %s (%s), model %s, serving %s", self.args.id, self.device, type(self.encoder).__name__, self.fingerprint, self.args.valkey.rsplit("@", 1)[-1])
         conn = redis.Redis.from_url(self.args.valkey, socket_timeout=max(30.0, self.args.block_ms / 1000 * 3))
         backoff = 0.1
         while not self.stop.is_set():

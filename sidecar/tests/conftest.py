@@ -41,13 +41,19 @@ class Server:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="sidecar-test-")
         self.log = open(os.path.join(self.dir, "valkey.log"), "wb")
+        # The sidecar runs as the `sidecar` user of ops/acl/users.acl (least privilege); the
+        # tests' own client() is the unrestricted default user.
+        acl = os.path.join(self.dir, "users.acl")
+        with open(acl, "w") as f:
+            f.write((REPO_ROOT / "ops" / "acl" / "users.acl").read_text().replace("CHANGE-ME-", "pw-"))
         self.proc = subprocess.Popen(
             ["valkey-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir,
+             "--aclfile", acl,
              # classify-tier model: the suite compares the sidecar's answers with the CPU encoder's.
              "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL), "classify-tier", "model", *args],
             stdout=self.log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-        self.url = f"redis://127.0.0.1:{self.port}"
+        self.url = f"redis://sidecar:pw-sidecar@127.0.0.1:{self.port}"
         c = self.client()
 
         def ready():

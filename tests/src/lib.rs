@@ -522,3 +522,18 @@ pub fn wait_replica_synced(primary: &Server, replica: &Server) {
 mod cluster;
 pub use cluster::*;
 pub mod fuzz;
+
+/// ops/acl/users.acl with the password `pw-<user>` for each user, written into `dir`; start a
+/// server with `.arg("--aclfile", ...)` and connect with [`acl_user_url`].
+pub fn test_acl_file(dir: &Path) -> PathBuf {
+    let template = std::fs::read_to_string(workspace_dir().join("ops/acl/users.acl")).expect("ops/acl/users.acl");
+    let path = dir.join("users.acl");
+    std::fs::create_dir_all(dir).expect("ACL file folder");
+    std::fs::write(&path, template.replace("CHANGE-ME-", "pw-")).expect("write the ACL file");
+    path
+}
+
+/// The URL of `server` as `user` of [`test_acl_file`].
+pub fn acl_user_url(server: &Server, user: &str) -> String {
+    format!("redis://{user}:pw-{user}@127.0.0.1:{}", server.port)
+}

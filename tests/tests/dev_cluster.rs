@@ -112,6 +112,12 @@ fn make_dev_cluster_runs_the_stack_on_six_nodes_and_stops_everything() {
     assert!(fed, "no article reached alice's feed through the gateway; gateway log:\n{}", file_tail(&data.join("nodes/gateway.log"), 30));
     let health = http_get(gateway, "/healthz").unwrap_or_default();
     assert!(health.contains("\"module\":true"), "{health}");
+    // The fetcher and the gateway run as their own ACL users and were refused nothing.
+    for p in base..base + 6 {
+        let mut node = redis::Client::open(format!("redis://127.0.0.1:{p}")).expect("url").get_connection().expect("connect");
+        let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query(&mut node).expect("ACL LOG");
+        assert!(log.is_empty(), "node {p} refused a component: {log:?}");
+    }
 
     assert!(script.stop(), "the script did not stop on SIGTERM");
     for p in base..base + 6 {

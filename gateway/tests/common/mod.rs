@@ -33,6 +33,11 @@ impl Gateway {
         Gateway::spawn(&server.url(), extra, "following deliveries").await
     }
 
+    /// A gateway on a standalone server given by URL (credentials included).
+    pub async fn spawn_url(valkey: &str, extra: &[&str]) -> Gateway {
+        Gateway::spawn(valkey, extra, "following deliveries").await
+    }
+
     async fn spawn(valkey: &str, extra: &[&str], ready_line: &str) -> Gateway {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("agentic-gateway-test-{port}.log"));
