@@ -32,6 +32,7 @@ class ValkeyServer:
         self.workdir = workdir
         self.log = workdir / "valkey.log"
         self.port = 0
+        self.tls_port = 0
         self.process: subprocess.Popen | None = None
 
     @property
@@ -44,6 +45,24 @@ class ValkeyServer:
     def admin_url(self) -> str:
         """The unrestricted default user's URL, for agents given operator settings to apply."""
         return f"redis://127.0.0.1:{self.port}"
+
+    @property
+    def tls_url(self) -> str:
+        """The agents' URL over TLS, trusting the test CA (tls_files())."""
+        return f"rediss://agents:pw-agents@127.0.0.1:{self.tls_port}?ssl_ca_certs={self.workdir / 'ca.crt'}"
+
+    def tls_files(self) -> list[str]:
+        """A test CA and a server certificate for 127.0.0.1 (openssl); the server's TLS arguments."""
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.workdir, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=agents test CA")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        (self.workdir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        w = self.workdir
+        return ["--tls-port", str(self.tls_port), "--tls-cert-file", str(w / "server.crt"), "--tls-key-file", str(w / "server.key"),
+                "--tls-ca-cert-file", str(w / "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip
 
     def write_acl_file(self) -> Path:
         """ops/acl/users.acl with the password `pw-<user>` for each user."""
@@ -58,6 +77,7 @@ class ValkeyServer:
         """Starts on `port`, or on a free port, retrying with another one if it was taken meanwhile."""
         for _attempt in range(5):
             self.port = port or free_port()
+            self.tls_port = free_port()
             with self.log.open("ab") as log:
                 self.process = subprocess.Popen(
                     [
@@ -68,6 +88,7 @@ class ValkeyServer:
                         "--appendonly", "no",
                         "--dir", str(self.workdir),
                         "--aclfile", str(self.write_acl_file()),
+                        *self.tls_files(),
                         "--loadmodule", str(MODULE),
                         "model-dir", str(TINY_MODEL),
                         # The encoder alone: tests compare an agent's classification with a later

@@ -55,6 +55,10 @@ struct Common {
     /// --cluster, one or more cluster nodes, comma-separated
     #[arg(long, global = true, default_value = "redis://127.0.0.1:6379", value_name = "URL")]
     valkey: String,
+    /// With a `rediss://` URL: the CA certificate (PEM) that signed the server's certificate;
+    /// without it the system's trusted roots are used.
+    #[arg(long, global = true, env = "AGENTIC_TLS_CA_CERT", value_name = "FILE")]
+    tls_ca_cert: Option<PathBuf>,
     /// Valkey Cluster: route every key to the node serving it (MOVED/ASK, failovers)
     #[arg(long, global = true)]
     cluster: bool,
@@ -253,6 +257,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     let mut wcfg = WriterConfig {
         valkey: common.valkey.clone(),
+        tls_ca_cert: common.tls_ca_cert.clone(),
         cluster: common.cluster,
         stream: common.stream.clone(),
         group: common.group.clone(),

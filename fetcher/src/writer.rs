@@ -2,6 +2,7 @@
 //! writes each article with one idempotent script, reconnecting and retrying until Valkey answers.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,8 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub valkey: String,
+    /// CA certificate (PEM) for `rediss://` URLs; None = the system's roots.
+    pub tls_ca_cert: Option<PathBuf>,
     pub stream: String,
     pub group: String,
     /// 0 disables backpressure.
@@ -190,16 +193,25 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(cfg: WriterConfig, metrics: Arc<Metrics>, progress: Option<ProgressBar>) -> RedisResult<Writer> {
+        let certs = match &cfg.tls_ca_cert {
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "cannot read --tls-ca-cert", format!("{}: {e}", path.display()))))?;
+                Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
+            }
+            None => None,
+        };
         let client = if cfg.cluster {
             let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-            Client::Cluster(
-                redis::cluster::ClusterClientBuilder::new(seeds)
-                    .connection_timeout(CONNECT_TIMEOUT)
-                    .response_timeout(RESPONSE_TIMEOUT)
-                    .build()?,
-            )
+            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds).connection_timeout(CONNECT_TIMEOUT).response_timeout(RESPONSE_TIMEOUT);
+            if let Some(certs) = certs {
+                builder = builder.certs(certs);
+            }
+            Client::Cluster(builder.build()?)
         } else {
-            Client::Single(redis::Client::open(cfg.valkey.as_str())?)
+            match certs {
+                Some(certs) => Client::Single(redis::Client::build_with_tls(cfg.valkey.as_str(), certs)?),
+                None => Client::Single(redis::Client::open(cfg.valkey.as_str())?),
+            }
         };
         let sha = redis::Script::new(WRITE_SCRIPT).get_hash().to_string();
         Ok(Writer {

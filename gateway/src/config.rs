@@ -39,6 +39,10 @@ pub struct Config {
     /// are followed on every primary's shard channel.
     #[arg(long, env = "AGENTIC_CLUSTER")]
     pub cluster: bool,
+    /// With a `rediss://` URL: the CA certificate (PEM) that signed the server's certificate;
+    /// without it the system's trusted roots are used. A single server only for now.
+    #[arg(long, env = "AGENTIC_TLS_CA_CERT", value_name = "FILE")]
+    pub tls_ca_cert: Option<std::path::PathBuf>,
     /// HTTP and WebSocket address.
     #[arg(long, env = "AGENTIC_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,

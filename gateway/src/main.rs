@@ -76,19 +76,25 @@ fn router(state: AppState) -> Router {
     app.with_state(state)
 }
 
+/// How long one attempt to connect may take before the gateway says it is waiting.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
+
 async fn connect(config: &Config) -> valkey::Valkey {
     let mut logged = false;
     loop {
-        match valkey::Valkey::connect(&config.valkey, config.cluster, config.valkey_connections as usize).await {
-            Ok(v) => return v,
-            Err(e) => {
-                if !logged {
-                    log::warn!("waiting for Valkey at {}: {e}", config.valkey_shown());
-                    logged = true;
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+        let attempt = valkey::Valkey::connect(&config.valkey, config.cluster, config.tls_ca_cert.as_deref(), config.valkey_connections as usize);
+        // The client retries a failing connection itself for a long while (a TLS handshake with
+        // an unknown certificate among them): say so instead of waiting silently.
+        let why = match tokio::time::timeout(CONNECT_PATIENCE, attempt).await {
+            Ok(Ok(v)) => return v,
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no connection within {} s (with rediss://, is the server's certificate trusted? see --tls-ca-cert)", CONNECT_PATIENCE.as_secs()),
+        };
+        if !logged {
+            log::warn!("waiting for Valkey at {}: {why}", config.valkey_shown());
+            logged = true;
         }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 

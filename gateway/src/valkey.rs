@@ -172,10 +172,13 @@ where
 
 impl Valkey {
     /// `urls`: one server, or with `cluster` any nodes of a cluster (the rest are discovered).
-    pub async fn connect(urls: &[String], cluster: bool, connections: usize) -> RedisResult<Valkey> {
+    pub async fn connect(urls: &[String], cluster: bool, tls_ca_cert: Option<&std::path::Path>, connections: usize) -> RedisResult<Valkey> {
         let n = connections.max(1);
         let mut conns = Vec::with_capacity(n);
         let target = if cluster {
+            if tls_ca_cert.is_some() {
+                return Err(invalid("--tls-ca-cert is not supported with --cluster yet"));
+            }
             let seed = urls.first().map(String::as_str).unwrap_or("redis://127.0.0.1:6379").into_connection_info()?;
             let client = ClusterClient::new(urls.to_vec())?;
             for _ in 0..n {
@@ -184,7 +187,13 @@ impl Valkey {
             Target::Cluster { client, seed }
         } else {
             let [url] = urls else { return Err(invalid("give one Valkey URL, or several with --cluster")) };
-            let client = redis::Client::open(url.as_str())?;
+            let client = match tls_ca_cert {
+                Some(path) => {
+                    let pem = std::fs::read(path).map_err(|e| invalid(&format!("cannot read --tls-ca-cert {}: {e}", path.display())))?;
+                    redis::Client::build_with_tls(url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })?
+                }
+                None => redis::Client::open(url.as_str())?,
+            };
             for _ in 0..n {
                 conns.push(Conn::Server(ConnectionManager::new(client.clone()).await?));
             }

@@ -43,12 +43,14 @@ class Server:
         self.log = open(os.path.join(self.dir, "valkey.log"), "wb")
         # The sidecar runs as the `sidecar` user of ops/acl/users.acl (least privilege); the
         # tests' own client() is the unrestricted default user.
+        self.tls_port = free_port()
+        tls = self._tls_files()
         acl = os.path.join(self.dir, "users.acl")
         with open(acl, "w") as f:
             f.write((REPO_ROOT / "ops" / "acl" / "users.acl").read_text().replace("CHANGE-ME-", "pw-"))
         self.proc = subprocess.Popen(
             ["valkey-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir,
-             "--aclfile", acl,
+             "--aclfile", acl, *tls,
              # classify-tier model: the suite compares the sidecar's answers with the CPU encoder's.
              "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL), "classify-tier", "model", *args],
             stdout=self.log, stderr=subprocess.STDOUT,
@@ -66,6 +68,25 @@ class Server:
 
     def client(self) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, protocol=2)
+
+    @property
+    def tls_url(self) -> str:
+        """The sidecar's URL over TLS, trusting the test CA."""
+        return f"rediss://sidecar:pw-sidecar@127.0.0.1:{self.tls_port}?ssl_ca_certs={os.path.join(self.dir, 'ca.crt')}"
+
+    def _tls_files(self) -> list[str]:
+        """A test CA and a server certificate for 127.0.0.1 (openssl); the server's TLS arguments."""
+        def openssl(*args: str) -> None:
+            subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True)
+
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=sidecar test CA")
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+        with open(os.path.join(self.dir, "san.ext"), "w") as f:
+            f.write("subjectAltName=IP:127.0.0.1\n")
+        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        d = self.dir
+        return ["--tls-port", str(self.tls_port), "--tls-cert-file", os.path.join(d, "server.crt"), "--tls-key-file", os.path.join(d, "server.key"),
+                "--tls-ca-cert-file", os.path.join(d, "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip
 
     def stat(self, name: str) -> float:
         flat = self.client().execute_command("AGENT.STATS")

@@ -191,3 +191,13 @@ def test_the_pipeline_classifies_through_a_live_sidecar(start_server, start_side
     wait_for(lambda: server.stat("pipeline_delivered") == 20, what="20 articles through the pipeline")
     assert server.stat("sidecar_texts") == 20
     assert len(c.execute_command("AGENT.FEED", "user:{s}", "COUNT", 100)) == 20
+
+
+def test_a_sidecar_serves_over_tls(start_server, start_sidecar):
+    """rediss:// with the CA in the URL (ssl_ca_certs), as the `sidecar` ACL user."""
+    server = start_server("classify-threads", "1")
+    start_sidecar(server, VALKEY_URL=server.tls_url)
+    live(server)
+    texts = fixed_texts(50)
+    classify_all(server, texts)
+    assert server.stat("sidecar_texts") == len(texts), "the sidecar connected over TLS served every text"
