@@ -52,14 +52,8 @@ class ValkeyServer:
         return f"rediss://agents:pw-agents@127.0.0.1:{self.tls_port}?ssl_ca_certs={self.workdir / 'ca.crt'}"
 
     def tls_files(self) -> list[str]:
-        """A test CA and a server certificate for 127.0.0.1 (openssl); the server's TLS arguments."""
-        def openssl(*args: str) -> None:
-            subprocess.run(["openssl", *args], cwd=self.workdir, check=True, capture_output=True)
-
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=agents test CA")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-        (self.workdir / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        """A test CA and a server certificate for 127.0.0.1 (scripts/test-tls-certs.sh); the server's TLS arguments."""
+        subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test-tls-certs.sh"), str(self.workdir)], check=True, capture_output=True)
         w = self.workdir
         return ["--tls-port", str(self.tls_port), "--tls-cert-file", str(w / "server.crt"), "--tls-key-file", str(w / "server.key"),
                 "--tls-ca-cert-file", str(w / "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip

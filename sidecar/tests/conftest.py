@@ -75,15 +75,8 @@ class Server:
         return f"rediss://sidecar:pw-sidecar@127.0.0.1:{self.tls_port}?ssl_ca_certs={os.path.join(self.dir, 'ca.crt')}"
 
     def _tls_files(self) -> list[str]:
-        """A test CA and a server certificate for 127.0.0.1 (openssl); the server's TLS arguments."""
-        def openssl(*args: str) -> None:
-            subprocess.run(["openssl", *args], cwd=self.dir, check=True, capture_output=True)
-
-        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=sidecar test CA")
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
-        with open(os.path.join(self.dir, "san.ext"), "w") as f:
-            f.write("subjectAltName=IP:127.0.0.1\n")
-        openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext")
+        """A test CA and a server certificate for 127.0.0.1 (scripts/test-tls-certs.sh); the server's TLS arguments."""
+        subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test-tls-certs.sh"), str(self.dir)], check=True, capture_output=True)
         d = self.dir
         return ["--tls-port", str(self.tls_port), "--tls-cert-file", os.path.join(d, "server.crt"), "--tls-key-file", os.path.join(d, "server.key"),
                 "--tls-ca-cert-file", os.path.join(d, "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip

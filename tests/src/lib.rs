@@ -538,7 +538,7 @@ pub fn acl_user_url(server: &Server, user: &str) -> String {
     format!("redis://{user}:pw-{user}@127.0.0.1:{}", server.port)
 }
 
-/// A test CA and a server certificate for 127.0.0.1 signed by it (openssl), in `dir`.
+/// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir` (scripts/test-tls-certs.sh).
 pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
@@ -546,15 +546,9 @@ pub struct TlsFiles {
 }
 
 pub fn tls_files(dir: &Path) -> TlsFiles {
-    fs::create_dir_all(dir).expect("TLS folder");
-    let run = |args: &[&str]| {
-        let out = Command::new("openssl").args(args).current_dir(dir).output().expect("openssl (Debian's openssl package)");
-        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    };
-    run(&["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=agentic test CA"]);
-    run(&["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
-    fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n").expect("SAN extension file");
-    run(&["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext"]);
+    let script = workspace_dir().join("scripts/test-tls-certs.sh");
+    let out = Command::new("bash").arg(&script).arg(dir).output().expect("bash scripts/test-tls-certs.sh");
+    assert!(out.status.success(), "scripts/test-tls-certs.sh: {}", String::from_utf8_lossy(&out.stderr));
     TlsFiles { ca_cert: dir.join("ca.crt"), cert: dir.join("server.crt"), key: dir.join("server.key") }
 }
 
