@@ -76,23 +76,36 @@ fn router(state: AppState) -> Router {
     app.with_state(state)
 }
 
-/// How long one attempt to connect may take before the gateway says it is waiting.
+/// How long a connection attempt runs before the gateway says it is waiting (the attempt goes on).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 
 async fn connect(config: &Config) -> valkey::Valkey {
     let mut logged = false;
-    loop {
-        let attempt = valkey::Valkey::connect(&config.valkey, config.cluster, config.tls_ca_cert.as_deref(), config.valkey_connections as usize);
-        // The client retries a failing connection itself for a long while (a TLS handshake with
-        // an unknown certificate among them): say so instead of waiting silently.
-        let why = match tokio::time::timeout(CONNECT_PATIENCE, attempt).await {
-            Ok(Ok(v)) => return v,
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no connection within {} s (with rediss://, is the server's certificate trusted? see --tls-ca-cert)", CONNECT_PATIENCE.as_secs()),
-        };
+    let mut warn_once = |why: String| {
         if !logged {
             log::warn!("waiting for Valkey at {}: {why}", config.valkey_shown());
             logged = true;
+        }
+    };
+    loop {
+        let attempt = valkey::Valkey::connect(&config.valkey, config.cluster, config.tls_ca_cert.as_deref(), config.valkey_connections as usize);
+        tokio::pin!(attempt);
+        // The client retries a failing connection itself for a long while (a TLS handshake with
+        // an unknown certificate among them): say so instead of waiting silently, but let a slow
+        // attempt finish rather than starting it again.
+        let result = match tokio::time::timeout(CONNECT_PATIENCE, &mut attempt).await {
+            Ok(result) => result,
+            Err(_) => {
+                warn_once(format!(
+                    "no connection within {} s yet (with rediss://, is the server's certificate trusted? see --tls-ca-cert)",
+                    CONNECT_PATIENCE.as_secs()
+                ));
+                attempt.await
+            }
+        };
+        match result {
+            Ok(v) => return v,
+            Err(e) => warn_once(e.to_string()),
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
