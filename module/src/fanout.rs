@@ -139,8 +139,12 @@ impl Drop for Job {
 /// Jobs waiting for the next slice; main thread only.
 static QUEUE: Mutex<VecDeque<Job>> = Mutex::new(VecDeque::new());
 static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
-/// Set by a slice that left work behind. A timer created inside the server's timer handler fires
-/// no sooner than 1 ms later, so the next one is armed from the before-sleep hook instead.
+/// Set when work is queued for the next slice. The timer is created from the before-sleep hook,
+/// never directly: one created inside the server's timer handler (a slice, the pipeline's tick)
+/// sorts after the timer that is running, so the server's timer event is not moved forward and the
+/// slice waits at least 1 ms; the stray timer then also keeps later ones from moving it forward.
+/// Measured on the pipeline bench: the event loop idled in 1 ms waits with fan-outs queued and the
+/// slices ran ~40% of the time.
 static REARM_BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
 static LAST_SLICE_END: Mutex<Option<Instant>> = Mutex::new(None);
 
@@ -223,7 +227,7 @@ pub fn start(ctx: &Context, mut job: Job, can_block: bool) -> Option<ValkeyValue
     queue.push_back(job);
     metrics::FANOUT_JOBS_PENDING.set(queue.len() as i64);
     drop(queue);
-    arm_timer(ctx);
+    arm_timer();
     None
 }
 
@@ -244,13 +248,13 @@ pub fn start_internal(ctx: &Context, mut job: Job, on_done: OnDone) {
     queue.push_back(job);
     metrics::FANOUT_JOBS_PENDING.set(queue.len() as i64);
     drop(queue);
-    arm_timer(ctx);
+    arm_timer();
 }
 
-fn arm_timer(ctx: &Context) {
+fn arm_timer() {
     *LAST_SLICE_END.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-    if !TIMER_ARMED.swap(true, Ordering::Relaxed) {
-        ffi::schedule_next_slice(ctx);
+    if !TIMER_ARMED.load(Ordering::Relaxed) {
+        REARM_BEFORE_SLEEP.store(true, Ordering::Relaxed);
     }
 }
 
