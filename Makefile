@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -147,6 +147,20 @@ bench-classify: build model
 bench-gateway: build tiny-model
 	$(CARGO) build --release -p agentic-bench --bin gateway_bench
 	$(CARGO) run --release -p agentic-bench --bin gateway_bench
+
+# The Python agents and the sidecar (CPU, onnxruntime) in their venvs, for chaos and soak.
+python-venvs:
+	@[ -x $(AGENTS_VENV)/bin/agentic-user-reader ] || { [ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV); \
+	 $(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e agents-py-compat; }
+	@[ -x $(SIDECAR_VENV)/bin/agentic-sidecar ] && $(SIDECAR_VENV)/bin/python -c 'import onnxruntime' 2>/dev/null || \
+	 { [ -x $(SIDECAR_VENV)/bin/python ] || $(PYTHON) -m venv $(SIDECAR_VENV); \
+	 $(SIDECAR_VENV)/bin/pip install -q --disable-pip-version-check -e 'sidecar[cpu]'; }
+
+# Whole stack with a replica under steady ingest; processes killed with SIGKILL in random order
+# (README "Faults"). CHAOS_SECONDS of faults per fsync policy (always, then everysec).
+CHAOS_SECONDS ?= 90
+chaos: build tiny-model python-venvs
+	$(CARGO) run --release -p agentic-bench --bin chaos -- --seconds $(CHAOS_SECONDS) $(CHAOS_ARGS)
 
 # Every fuzz target for longer than make test does (FUZZ_SECONDS per decoder target, default 30;
 # the server and gateway fuzzers run 20x and 10x that); prints executions and crashes per target.
