@@ -220,18 +220,20 @@ fn worker(index: usize) {
     crate::ffi::lower_thread_priority(WORKER_NICE);
     loop {
         let work = loop {
-            // Late sidecar batches come back here; the registry's lock is never taken while the
-            // queue's is held.
+            // Late sidecar batches come back here. Lock order: the sidecar registry, then the
+            // queue; never the registry while the queue is held.
             if index == 0 {
                 sidecar::sweep();
             }
+            // Asked before the queue is locked: AGENT.SIDECAR.NEXT holds the registry while it
+            // takes from the queue, so asking with the queue held deadlocked the server.
+            let wait = if index == 0 && sidecar::has_inflight() { 50 } else { 500 };
             let mut q = queue();
             if index < configs::classify_threads() {
                 if let Some(w) = take_work(&mut q, !sidecar::routing_to_sidecars()) {
                     break w;
                 }
             }
-            let wait = if index == 0 && sidecar::has_inflight() { 50 } else { 500 };
             drop(WORK_READY.wait_timeout(q, Duration::from_millis(wait)));
         };
         // A panic must not kill the worker nor leave a client hanging: requests answer when dropped.
