@@ -162,6 +162,13 @@ CHAOS_SECONDS ?= 90
 chaos: build tiny-model python-venvs
 	$(CARGO) run --release -p agentic-bench --bin chaos -- --seconds $(CHAOS_SECONDS) $(CHAOS_ARGS)
 
+# The whole stack under steady, changing load (README "Faults"): prints every process's RSS and
+# the servers' used_memory over time; fails on growth that does not level off, any error, or PING
+# p99 above 1 ms. SOAK_SECONDS (default 600) may be hours.
+SOAK_SECONDS ?= 600
+soak: build tiny-model python-venvs
+	$(CARGO) run --release -p agentic-bench --bin soak -- --seconds $(SOAK_SECONDS) $(SOAK_ARGS)
+
 # Every fuzz target for longer than make test does (FUZZ_SECONDS per decoder target, default 30;
 # the server and gateway fuzzers run 20x and 10x that); prints executions and crashes per target.
 FUZZ_SECONDS ?= 30

@@ -7,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub mod ag_news;
+pub mod stack;
 
 use agentic_tests::info_field;
 use redis::Connection;

@@ -94,6 +94,9 @@ class OnnxRuntimeEncoder:
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        # Idle intra-op threads spin by default: between batches that burned most of a core here
+        # and delayed Valkey on the same host (PING p99 of ms in `make soak`).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(os.path.join(model_dir, "model.onnx"), opts, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.dim = int(self.session.get_outputs()[0].shape[-1])

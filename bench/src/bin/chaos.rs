@@ -25,18 +25,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::process::{exit, Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::process::exit;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::{agent_stat, cpu_model, wait_model_ready, Rng, TOPICS};
-use agentic_tests::{free_port, info_field, make_temp_dir, parse_info_field, workspace_dir, Server, ServerBuilder};
-use futures_util::StreamExt;
+use agentic_bench::stack::{catch_interrupts, connect, interrupted, http_ok, random_interests, read_feed, replica_caught_up, replica_linked, sidecar_listed, wait_until, Sockets, Stack};
+use agentic_bench::{agent_stat, cpu_model, Rng, TOPICS};
+use agentic_tests::{make_temp_dir, workspace_dir};
 use redis::{Connection, Value};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
 const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
 const CHECK_USER: &str = "chaos-all";
@@ -47,61 +43,8 @@ fn fail(msg: &str) -> ! {
     exit(2)
 }
 
-fn connect(port: u16) -> Option<Connection> {
-    let client = redis::Client::open(format!("redis://127.0.0.1:{port}")).ok()?;
-    let c = client.get_connection_with_timeout(Duration::from_millis(500)).ok()?;
-    c.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    Some(c)
-}
 
-fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if cond() {
-            return true;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
 
-/// A companion process (fetcher, gateway, sidecar, agent): SIGKILL on drop.
-struct Proc {
-    name: &'static str,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, mut cmd: Command, log: PathBuf) -> Proc {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap_or_else(|e| fail(&format!("{}: {e}", log.display())));
-        let err = out.try_clone().unwrap_or_else(|e| fail(&e.to_string()));
-        let child = cmd.stdin(Stdio::null()).stdout(out).stderr(err).spawn().unwrap_or_else(|e| fail(&format!("cannot start the {name}: {e}")));
-        Proc { name, child: Some(child), log }
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// Exited on its own (not killed by us)?
-    fn exited(&mut self) -> Option<String> {
-        let c = self.child.as_mut()?;
-        match c.try_wait() {
-            Ok(Some(status)) => Some(format!("the {} exited by itself ({status}); log {}", self.name, self.log.display())),
-            _ => None,
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fault {
@@ -128,106 +71,6 @@ impl Fault {
     }
 }
 
-/// What the browser-like socket clients saw, per user.
-#[derive(Default)]
-struct SocketLog {
-    articles: HashMap<String, u32>,
-    connects: u64,
-    truncated: u64,
-    errors: Vec<String>,
-}
-
-struct Sockets {
-    logs: Vec<(String, Arc<Mutex<SocketLog>>)>,
-    stop: Arc<AtomicBool>,
-    runtime: Option<thread::JoinHandle<()>>,
-}
-
-fn article_id_of(entry: &serde_json::Value) -> Option<String> {
-    let a = entry.get("article")?;
-    a.get("id").and_then(|v| v.as_str()).map(str::to_string)
-}
-
-async fn socket_client(port: u16, user: String, log: Arc<Mutex<SocketLog>>, stop: Arc<AtomicBool>) {
-    let mut last: Option<String> = None;
-    while !stop.load(Ordering::Relaxed) {
-        let mut url = format!("ws://127.0.0.1:{port}/ws/users/{user}");
-        if let Some(l) = &last {
-            url.push_str(&format!("?after={l}"));
-        }
-        let Ok(mut req) = url.as_str().into_client_request() else { return };
-        if let Ok(origin) = format!("http://127.0.0.1:{port}").parse() {
-            req.headers_mut().insert("Origin", origin);
-        }
-        let ws = tokio::time::timeout(Duration::from_secs(2), tokio_tungstenite::connect_async(req)).await;
-        let Ok(Ok((mut ws, _))) = ws else {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        };
-        let mut first = true;
-        while !stop.load(Ordering::Relaxed) {
-            let msg = match tokio::time::timeout(Duration::from_millis(300), ws.next()).await {
-                Err(_) => continue,
-                Ok(None) | Ok(Some(Err(_))) => break,
-                Ok(Some(Ok(m))) => m,
-            };
-            let Message::Text(text) = msg else { continue };
-            let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-            let mut l = log.lock().unwrap_or_else(|p| p.into_inner());
-            if frame["type"] != "entries" {
-                l.errors.push(text.to_string());
-                continue;
-            }
-            if first {
-                first = false;
-                l.connects += 1;
-            }
-            if frame["truncated"] == true {
-                l.truncated += 1;
-            }
-            for e in frame["entries"].as_array().into_iter().flatten() {
-                if let Some(id) = e["id"].as_str() {
-                    last = Some(id.to_string());
-                }
-                if let Some(a) = article_id_of(e) {
-                    *l.articles.entry(a).or_insert(0) += 1;
-                }
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-impl Sockets {
-    fn start(port: u16, users: &[String]) -> Sockets {
-        let stop = Arc::new(AtomicBool::new(false));
-        let logs: Vec<(String, Arc<Mutex<SocketLog>>)> = users.iter().map(|u| (u.clone(), Arc::default())).collect();
-        let tasks: Vec<_> = logs.iter().map(|(u, l)| (u.clone(), l.clone())).collect();
-        let stop2 = stop.clone();
-        let runtime = thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
-            rt.block_on(async move {
-                let handles: Vec<_> = tasks.into_iter().map(|(u, l)| tokio::spawn(socket_client(port, u, l, stop2.clone()))).collect();
-                for h in handles {
-                    let _ = h.await;
-                }
-            });
-        });
-        Sockets { logs, stop, runtime: Some(runtime) }
-    }
-
-    fn connects(&self) -> Vec<u64> {
-        self.logs.iter().map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).connects).collect()
-    }
-
-    fn finish(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(r) = self.runtime.take() {
-            let _ = r.join();
-        }
-    }
-}
-
 struct Options {
     seconds: u64,
     rate: u64,
@@ -236,122 +79,6 @@ struct Options {
     model: PathBuf,
 }
 
-/// One phase's stack. Servers keep their ports and data dirs across restarts.
-struct Stack {
-    fsync: &'static str,
-    model: String,
-    primary: Option<Server>,
-    primary_port: u16,
-    primary_dir: PathBuf,
-    replica: Option<Server>,
-    replica_port: u16,
-    replica_dir: PathBuf,
-    fetcher: Option<Proc>,
-    fetcher_seeds: Vec<u64>,
-    gateway: Option<Proc>,
-    gateway_port: u16,
-    sidecar: Option<Proc>,
-    sidecars_started: u32,
-    agent: Option<Proc>,
-    /// Full resyncs the primary served (its counter restarts with it, so summed per fault).
-    full_syncs: i64,
-    agent_port: u16,
-    logs: PathBuf,
-    rate: u64,
-    seed: u64,
-}
-
-fn module_args(model: &str) -> Vec<String> {
-    // seen-fp-ppm 1: the seen filter's false positives (skipped deliveries) would read as losses.
-    ["model-dir", model, "pipeline", "yes", "feed-len", "100000", "seen-fp-ppm", "1", "classify-escalate-max-per-sec", "1000000"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-}
-
-impl Stack {
-    fn primary_builder(&self) -> ServerBuilder {
-        let margs = module_args(&self.model);
-        let refs: Vec<&str> = margs.iter().map(String::as_str).collect();
-        Server::builder()
-            .dir(&self.primary_dir)
-            .port(self.primary_port)
-            .module_args(&refs)
-            .arg("--appendonly", "yes")
-            .arg("--appendfsync", self.fsync)
-    }
-
-    fn replica_builder(&self) -> ServerBuilder {
-        let margs = module_args(&self.model);
-        let refs: Vec<&str> = margs.iter().map(String::as_str).collect();
-        Server::builder().dir(&self.replica_dir).port(self.replica_port).module_args(&refs).replica_of(self.primary_port)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.primary_port)
-    }
-
-    fn start_fetcher(&mut self) {
-        let seed = self.seed * 1000 + self.fetcher_seeds.len() as u64;
-        self.fetcher_seeds.push(seed);
-        let mut cmd = Command::new(workspace_dir().join("target/release/agentic-fetcher"));
-        cmd.args(["--valkey", &self.url(), "--metrics-addr", ""]);
-        cmd.args(["generate", "--rate", &self.rate.to_string(), "--seed", &seed.to_string()]);
-        self.fetcher = Some(Proc::spawn("fetcher", cmd, self.logs.join("fetcher.log")));
-    }
-
-    fn start_gateway(&mut self) {
-        let mut cmd = Command::new(workspace_dir().join("target/release/agentic-gateway"));
-        cmd.args(["--valkey", &self.url(), "--listen", &format!("127.0.0.1:{}", self.gateway_port)]);
-        self.gateway = Some(Proc::spawn("gateway", cmd, self.logs.join("gateway.log")));
-    }
-
-    fn start_sidecar(&mut self) {
-        let bin = workspace_dir().join("sidecar/.venv/bin/agentic-sidecar");
-        let mut cmd = Command::new(bin);
-        cmd.args(["--valkey", &self.url(), "--model-dir", &self.model, "--use-cuda", "0", "--backend", "onnxruntime"]);
-        self.sidecars_started += 1;
-        cmd.args(["--id", &self.sidecar_id(), "--metrics-port", &free_port().to_string()]);
-        self.sidecar = Some(Proc::spawn("sidecar", cmd, self.logs.join("sidecar.log")));
-    }
-
-    fn sidecar_id(&self) -> String {
-        format!("chaos-sidecar-{}", self.sidecars_started)
-    }
-
-    fn sync_full(&self) -> i64 {
-        self.conn().and_then(|mut c| info_field(&mut c, "stats", "sync_full")).and_then(|v| v.parse().ok()).unwrap_or(0)
-    }
-
-    fn start_agent(&mut self) {
-        let bin = workspace_dir().join("agents-py-compat/.venv/bin/agentic-user-reader");
-        let mut cmd = Command::new(bin);
-        cmd.env("VALKEY_URL", self.url()).env("METRICS_PORT", self.agent_port.to_string()).env("POP_RATE", "1").env("MAX_READER_RPS", "50");
-        self.agent = Some(Proc::spawn("agent", cmd, self.logs.join("agent.log")));
-    }
-
-    fn conn(&self) -> Option<Connection> {
-        connect(self.primary_port)
-    }
-
-    /// Anything that died without being killed by us.
-    fn unexpected_exits(&mut self) -> Vec<String> {
-        let mut out = Vec::new();
-        for p in [&mut self.fetcher, &mut self.gateway, &mut self.sidecar, &mut self.agent].into_iter().flatten() {
-            if let Some(e) = p.exited() {
-                out.push(e);
-            }
-        }
-        for (name, s) in [("primary", &mut self.primary), ("replica", &mut self.replica)] {
-            if let Some(s) = s.as_mut() {
-                if !s.is_running() {
-                    out.push(format!("the {name} exited by itself: {}", s.log_tail(20)));
-                }
-            }
-        }
-        out
-    }
-}
 
 /// The newest entry id of a feed ("0-0" when empty).
 fn newest_entry(c: &mut Connection, user: &str) -> Option<String> {
@@ -366,32 +93,6 @@ fn newest_entry(c: &mut Connection, user: &str) -> Option<String> {
     }
 }
 
-/// Every entry of a feed, oldest first: (entry id, article id).
-fn read_feed(c: &mut Connection, user: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    let mut after = "0-0".to_string();
-    loop {
-        let v: Value = match redis::cmd("AGENT.FEED").arg(format!("user:{{{user}}}")).arg("COUNT").arg(1000).arg("AFTER").arg(&after).query(c) {
-            Ok(v) => v,
-            Err(e) => fail(&format!("AGENT.FEED {user}: {e}")),
-        };
-        let Value::Array(entries) = v else { break };
-        if entries.is_empty() {
-            break;
-        }
-        for e in entries {
-            let Value::Array(f) = e else { continue };
-            let (Some(Value::BulkString(id)), Some(Value::BulkString(payload))) = (f.first(), f.get(3)) else { continue };
-            after = String::from_utf8_lossy(id).into_owned();
-            let article = serde_json::from_slice::<serde_json::Value>(payload)
-                .ok()
-                .and_then(|j| j["id"].as_str().map(str::to_string))
-                .unwrap_or_default();
-            out.push((after.clone(), article));
-        }
-    }
-    out
-}
 
 fn seen_keys(c: &mut Connection) -> Vec<String> {
     let mut out = Vec::new();
@@ -410,53 +111,10 @@ fn seen_keys(c: &mut Connection) -> Vec<String> {
     }
 }
 
-fn replica_linked(port: u16) -> bool {
-    let Some(mut r) = connect(port) else { return false };
-    let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap_or_default();
-    parse_info_field(&info, "master_link_status").as_deref() == Some("up")
-}
 
-fn replica_caught_up(primary_port: u16, replica_port: u16) -> bool {
-    let (Some(mut p), Some(mut r)) = (connect(primary_port), connect(replica_port)) else { return false };
-    let p_off = info_field(&mut p, "replication", "master_repl_offset");
-    let info: String = redis::cmd("INFO").arg("replication").query(&mut r).unwrap_or_default();
-    parse_info_field(&info, "master_link_status").as_deref() == Some("up")
-        && p_off.is_some()
-        && parse_info_field(&info, "slave_repl_offset") == p_off
-}
 
-fn http_ok(port: u16, path: &str) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300)) else { return false };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
-    if s.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).is_err() {
-        return false;
-    }
-    let mut buf = [0u8; 16];
-    matches!(s.read(&mut buf), Ok(n) if n >= 12 && &buf[9..12] == b"200")
-}
 
-fn strings_of(v: &Value, out: &mut Vec<String>) {
-    match v {
-        Value::BulkString(b) => out.push(String::from_utf8_lossy(b).into_owned()),
-        Value::SimpleString(s) => out.push(s.clone()),
-        Value::Array(items) | Value::Set(items) => items.iter().for_each(|i| strings_of(i, out)),
-        Value::Map(pairs) => pairs.iter().for_each(|(k, v)| {
-            strings_of(k, out);
-            strings_of(v, out)
-        }),
-        _ => {}
-    }
-}
 
-/// The sidecar of this name has called the module (a killed one stays listed until its TTL).
-fn sidecar_listed(port: u16, id: &str) -> bool {
-    let Some(mut c) = connect(port) else { return false };
-    let Ok(v) = redis::cmd("AGENT.SIDECAR.LIST").query::<Value>(&mut c) else { return false };
-    let mut names = Vec::new();
-    strings_of(&v, &mut names);
-    names.iter().any(|n| n == id)
-}
 
 struct FaultRecord {
     fault: Fault,
@@ -579,36 +237,13 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
 
 fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent: bool) -> PhaseResult {
     let logs = make_temp_dir("agentic-chaos");
-    let mut stack = Stack {
-        fsync,
-        model: std::fs::canonicalize(&opts.model).unwrap_or(opts.model.clone()).display().to_string(),
-        primary: None,
-        primary_port: free_port(),
-        primary_dir: logs.join("primary"),
-        replica: None,
-        replica_port: free_port(),
-        replica_dir: logs.join("replica"),
-        fetcher: None,
-        fetcher_seeds: Vec::new(),
-        gateway: None,
-        gateway_port: free_port(),
-        sidecar: None,
-        sidecars_started: 0,
-        agent: None,
-        full_syncs: 0,
-        agent_port: free_port(),
-        logs: logs.clone(),
-        rate: opts.rate,
-        seed: opts.seed,
-    };
+    let mut stack = Stack::new(fsync, &opts.model, logs.clone(), opts.rate, opts.seed);
+    // Feeds long enough to hold the whole run, for the final count; seen-fp-ppm 1, since the seen
+    // filter's false positives (skipped deliveries) would read as losses; every escalation allowed.
+    stack.module_extra = ["feed-len", "100000", "seen-fp-ppm", "1", "classify-escalate-max-per-sec", "1000000"].iter().map(|s| s.to_string()).collect();
     println!("\n== phase appendfsync {fsync}: {} s of faults, {} articles/s, logs in {}", opts.seconds, opts.rate, logs.display());
-    stack.primary = Some(stack.primary_builder().start());
+    stack.start_servers().unwrap_or_else(|e| fail(&e));
     let mut c = stack.conn().unwrap_or_else(|| fail("cannot connect to the primary"));
-    wait_model_ready(&mut c, Duration::from_secs(60)).unwrap_or_else(|e| fail(&e));
-    stack.replica = Some(stack.replica_builder().start());
-    if !wait_until(Duration::from_secs(30), || replica_caught_up(stack.primary_port, stack.replica_port)) {
-        fail("the replica did not sync");
-    }
 
     let mut rng = Rng::new(opts.seed ^ if fsync == "always" { 1 } else { 2 });
     let mut users: Vec<String> = (0..opts.users).map(|i| i.to_string()).collect();
@@ -617,33 +252,17 @@ fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent
     for u in &users {
         let mut cmd = redis::cmd("AGENT.SUBSCRIBE");
         cmd.arg(format!("user:{{{u}}}"));
-        if u == CHECK_USER {
-            cmd.arg(&TOPICS[..]);
-        } else {
-            let n = rng.range(2, 4);
-            let mut picked = HashSet::new();
-            while picked.len() < n {
-                picked.insert(TOPICS[rng.below(TOPICS.len())]);
-            }
-            cmd.arg(picked.into_iter().collect::<Vec<_>>());
-        }
+        cmd.arg(if u == CHECK_USER { TOPICS.to_vec() } else { random_interests(&mut rng) });
         pipe.add_command(cmd).ignore();
     }
     let _: () = pipe.query(&mut c).unwrap_or_else(|e| fail(&format!("AGENT.SUBSCRIBE: {e}")));
 
-    stack.start_gateway();
-    if !wait_until(Duration::from_secs(30), || http_ok(stack.gateway_port, "/healthz")) {
-        fail(&format!("the gateway did not start; see {}", logs.join("gateway.log").display()));
-    }
+    stack.start_gateway_ready().unwrap_or_else(|e| fail(&e));
     let mut socket_users: Vec<String> = vec![CHECK_USER.to_string()];
     socket_users.extend((0..SOCKET_USERS.min(opts.users)).map(|i| i.to_string()));
     let mut sockets = Sockets::start(stack.gateway_port, &socket_users);
     if with_sidecar {
-        stack.start_sidecar();
-        let (port, id) = (stack.primary_port, stack.sidecar_id());
-        if !wait_until(Duration::from_secs(60), || sidecar_listed(port, &id)) {
-            fail(&format!("the sidecar did not register; see {}", logs.join("sidecar.log").display()));
-        }
+        stack.start_sidecar_ready().unwrap_or_else(|e| fail(&e));
     }
     if with_agent {
         stack.start_agent();
@@ -666,7 +285,7 @@ fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent
     let mut unexpected = Vec::new();
     let mut bag: Vec<Fault> = Vec::new();
     thread::sleep(Duration::from_secs(2));
-    while started.elapsed() < Duration::from_secs(opts.seconds) {
+    while started.elapsed() < Duration::from_secs(opts.seconds) && !interrupted() {
         if bag.is_empty() {
             bag = faults.clone();
             for i in (1..bag.len()).rev() {
@@ -863,8 +482,9 @@ fn main() {
     }
     let (a, b, c) = agentic_tests::server_version();
     println!("chaos: {} | valkey-server {a}.{b}.{c} | model {} | seed {}", cpu_model(), opts.model.display(), opts.seed);
-    let results: Vec<PhaseResult> = fsyncs.iter().map(|f| run_phase(&opts, f, with_sidecar, with_agent)).collect();
-    let mut ok = true;
+    catch_interrupts();
+    let results: Vec<PhaseResult> = fsyncs.iter().filter(|_| !interrupted()).map(|f| run_phase(&opts, f, with_sidecar, with_agent)).collect();
+    let mut ok = !interrupted();
     for r in &results {
         ok &= summary(r);
     }
