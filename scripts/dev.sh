@@ -7,7 +7,9 @@
 #   REPLAY=file.jsonl scripts/dev.sh    replay a file (id,title,text[,url]) in a loop
 #   RSS="https://a/feed https://b/rss" scripts/dev.sh   poll real feeds every $RSS_INTERVAL s
 #
-# Ports: PORT (Valkey, 6379), GATEWAY_PORT (8080). Data (AOF) in .dev-data/.
+# Ports: PORT (Valkey, 6379), GATEWAY_PORT (8080), PROMETHEUS_PORT (9090), EXPORTER_PORT (9121).
+# Data (AOF, Prometheus's) in .dev-data/. Prometheus and redis_exporter start when installed
+# (`make deps-ops`); NO_PROMETHEUS=1 leaves them out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,8 @@ PORT="${PORT:-6379}"
 GATEWAY_PORT="${GATEWAY_PORT:-8080}"
 RATE="${RATE:-2}"
 RSS_INTERVAL="${RSS_INTERVAL:-300}"
+PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
+EXPORTER_PORT="${EXPORTER_PORT:-9121}"
 MODEL_DIR="${MODEL_DIR:-$PWD/model/out/real}"
 DEMO_USERS="alice bob carol"
 BIN="$PWD/target/release"
@@ -90,6 +94,25 @@ pids+=($!)
 pids+=($!)
 for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$GATEWAY_PORT") 2>/dev/null && break; sleep 0.1; done
 
+# Monitoring: redis_exporter as the `exporter` ACL user with the module's script, and Prometheus
+# scraping it, the gateway and the fetcher with the stack's alert rules.
+if [ -z "${NO_PROMETHEUS:-}" ] && command -v prometheus >/dev/null && command -v prometheus-redis-exporter >/dev/null; then
+  REDIS_ADDR="redis://127.0.0.1:$PORT" REDIS_USER=exporter REDIS_PASSWORD="$VALKEY_PASSWORD_EXPORTER" \
+    REDIS_EXPORTER_SCRIPT="$PWD/ops/prometheus/agentic.lua" \
+    prometheus-redis-exporter -web.listen-address "127.0.0.1:$EXPORTER_PORT" >.dev-data/redis-exporter.log 2>&1 &
+  pids+=($!)
+  bash scripts/dev-prometheus.sh render .dev-data "$GATEWAY_PORT" 9187 "$EXPORTER_PORT" "$PROMETHEUS_PORT"
+  prometheus --config.file=.dev-data/prometheus.yml --storage.tsdb.path=.dev-data/prometheus \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" >.dev-data/prometheus.log 2>&1 &
+  pids+=($!)
+  monitoring="  prometheus     http://127.0.0.1:$PROMETHEUS_PORT/targets   (redis_exporter on :$EXPORTER_PORT; try the query
+                 redis_script_values{key=\"pipeline_backlog\"}; Grafana: docker/compose.yaml, ops/grafana)"
+elif [ -n "${NO_PROMETHEUS:-}" ]; then
+  monitoring="  prometheus     left out (NO_PROMETHEUS is set)"
+else
+  monitoring="  prometheus     not installed: make deps-ops installs Debian's prometheus and redis_exporter"
+fi
+
 cat <<MSG
 
 valkey-agentic is running (logs in .dev-data/; Ctrl-C stops everything):
@@ -99,6 +122,7 @@ valkey-agentic is running (logs in .dev-data/; Ctrl-C stops everything):
   gateway        http://127.0.0.1:$GATEWAY_PORT/metrics   http://127.0.0.1:$GATEWAY_PORT/healthz
   fetcher        http://127.0.0.1:9187/metrics            ($source)
   valkey         valkey-cli -p $PORT   (try: AGENT.FEED 'user:{alice}' COUNT 5, INFO agentic_stats)
+$monitoring
   ACL users      the fetcher and the gateway run as their own users (.dev-data/users.acl;
                  URLs with passwords in .dev-data/users.env; see ops/acl/README.md)
 MSG

@@ -38,6 +38,7 @@ DEBIAN_PACKAGE = {
     "valkey-cli": "valkey-tools (bookworm-backports)",
     "prometheus-redis-exporter": "prometheus-redis-exporter",
     "promtool": "prometheus",
+    "prometheus": "prometheus",
     "docker-compose": "docker-compose",
 }
 
