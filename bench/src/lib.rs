@@ -455,10 +455,10 @@ pub fn wait_model_ready(conn: &mut Connection, within: Duration) -> Result<(), S
     }
 }
 
-/// One metric of AGENT.STATS as a number (NaN when absent).
+/// One metric of AGENT.STATS as a number (NaN when absent or when the server does not answer).
 pub fn agent_stat(c: &mut Connection, name: &str) -> f64 {
-    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).expect("AGENT.STATS");
-    flat.chunks(2).find(|p| p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(f64::NAN)
+    let flat: Vec<String> = redis::cmd("AGENT.STATS").query(c).unwrap_or_default();
+    flat.chunks(2).find(|p| p.len() == 2 && p[0] == name).and_then(|p| p[1].parse().ok()).unwrap_or(f64::NAN)
 }
 
 /// A child process killed when dropped: benchmarks stop what they started, also on panic.
