@@ -47,13 +47,19 @@ impl ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        // The module's own refusals are the caller's mistake; anything else is ours.
-        let status = if e.kind() == redis::ErrorKind::ResponseError || e.kind() == redis::ErrorKind::ExtensionError {
-            StatusCode::BAD_REQUEST
-        } else {
-            StatusCode::BAD_GATEWAY
-        };
-        ApiError { status, message: format!("valkey: {e}") }
+        ApiError { status: status_of(&e), message: format!("valkey: {e}") }
+    }
+}
+
+/// The module's own refusals (`ERR ...`) are the caller's mistake. A full or busy server is
+/// temporary (503); a permission the gateway's ACL user lacks is the deployment's fault, not the
+/// caller's (502), as is a lost connection.
+fn status_of(e: &redis::RedisError) -> StatusCode {
+    match e.code() {
+        Some("OOM" | "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY") => StatusCode::SERVICE_UNAVAILABLE,
+        Some("NOPERM" | "NOAUTH" | "WRONGPASS") => StatusCode::BAD_GATEWAY,
+        _ if matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::BAD_GATEWAY,
     }
 }
 

@@ -50,3 +50,32 @@ async fn the_gateway_works_under_its_least_privilege_user() {
     let log: Vec<redis::Value> = redis::cmd("ACL").arg("LOG").query(&mut c).expect("ACL LOG");
     assert!(log.is_empty(), "the gateway was refused something: {log:?}\n{}", g.log());
 }
+
+/// Errors that are not the caller's are not 4xx: a permission the gateway's user lacks is 502, a
+/// server at maxmemory is 503, and a bad request is still 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_side_refusals_are_not_client_errors() {
+    let acl = test_acl_file(&make_temp_dir("gateway-acl-status"));
+    let s = Server::builder().arg("--aclfile", acl.to_str().expect("UTF-8 path")).start();
+    let mut c = s.conn();
+    let g = Gateway::spawn_url(&acl_user_url(&s, "gateway"), &[]).await;
+    let http = reqwest::Client::new();
+    let put = |body: Value| http.put(g.url("/api/users/alice/interests")).json(&body).send();
+
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("gateway").arg("-agent.subscribe").query(&mut c).expect("ACL SETUSER");
+    let refused = put(json!({ "interests": ["science"] })).await.expect("PUT");
+    assert_eq!(refused.status(), 502);
+    assert!(refused.text().await.unwrap_or_default().contains("NOPERM"));
+    let _: () = redis::cmd("ACL").arg("SETUSER").arg("gateway").arg("+agent.subscribe").query(&mut c).expect("ACL SETUSER");
+
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("1").query(&mut c).expect("CONFIG SET");
+    let full = put(json!({ "interests": ["science"] })).await.expect("PUT");
+    assert_eq!(full.status(), 503);
+    assert!(full.text().await.unwrap_or_default().contains("OOM"));
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("maxmemory").arg("0").query(&mut c).expect("CONFIG SET");
+
+    let bad = put(json!({ "interests": ["no such topic!"] })).await.expect("PUT");
+    assert_eq!(bad.status(), 400);
+    let ok = put(json!({ "interests": ["science"] })).await.expect("PUT");
+    assert_eq!(ok.status(), 200, "{:?}", ok.text().await);
+}
