@@ -60,6 +60,8 @@ def test_prometheus_scrapes_the_module_and_the_gateway(valkey, exporter_url, wor
         ],
     )
     base = f"http://127.0.0.1:{prometheus_port}"
+    # Prometheus answers 503 on its API until it has replayed its WAL and loaded the config.
+    wait_until(lambda: prometheus.check_running() and http_get(f"{base}/-/ready")[0] == 200, "Prometheus to be ready", timeout=60)
 
     def targets_up() -> bool:
         prometheus.check_running()
