@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -44,7 +44,7 @@ dev: build model ui
 	@if [ -n "$(CLUSTER)" ]; then CLUSTER=$(CLUSTER) PORT=$(CLUSTER_PORT) bash scripts/dev-cluster.sh; \
 	 else PORT=$(PORT) bash scripts/dev.sh; fi
 
-test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-sidecar test-ops test-ui test-e2e
+test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-sidecar test-ops test-ui test-e2e test-clients-node
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
@@ -73,6 +73,11 @@ test-agents: build tiny-model
 	@[ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV)
 	$(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e 'agents-py-compat[test]'
 	$(AGENTS_VENV)/bin/pytest agents-py-compat -q
+
+# The module's commands from Node (clients/node, iovalkey) against a real server and a real
+# 3-primary cluster: node's built-in test runner.
+test-clients-node: build tiny-model
+	cd clients/node && npm ci --no-audit --no-fund && npm test
 
 # The classification sidecar's protocol (sidecar/), on the CPU: onnxruntime in its venv (PyTorch
 # and CUDA are used where installed; `make test-sidecar SIDECAR_PYTHON=python3` runs the tests

@@ -123,7 +123,9 @@ export async function startServer() {
     }, 'valkey-server and the model');
   } catch (e) {
     await node.stop();
-    throw new Error(`valkey-server did not start (${e.message}):\n${node.tail()}`);
+    const log = node.tail();
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`valkey-server did not start (${e.message}):\n${log}`);
   }
   return {
     port: node.port,
