@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 CLIENT_DIR = Path(__file__).resolve().parents[1]
 REPO_ROOT = CLIENT_DIR.parents[1]
@@ -150,7 +151,8 @@ def refused(call) -> None:
 def snapshot(admin: redis.Redis) -> tuple:
     """What a refused command must not have changed."""
     keys = sorted(admin.keys("*"))
-    return keys, [admin.type(k) for k in keys], admin.xlen("news_raw") if admin.exists("news_raw") else 0, admin.execute_command("AGENT.TOPIC.LIST")
+    news_raw = admin.xlen("news_raw") if admin.exists("news_raw") else 0
+    return keys, [admin.type(k) for k in keys], news_raw, admin.execute_command("AGENT.TOPIC.LIST")
 
 
 def article(title: str) -> dict[str, str]:
@@ -397,3 +399,135 @@ def test_a_stream_key_of_another_type_changes_nothing(server, admin):
     # Checked before the first write: no group on the other topics, no user.
     assert admin.keys("*") == ["topic:sports"]
     assert admin.execute_command("ACL", "USERS") == ["default"]
+
+
+class Cluster:
+    """Three primaries with the module, slots split evenly, joined with CLUSTER MEET; stopped by pid."""
+
+    SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.ports: list[int] = []
+        self.processes: list[subprocess.Popen] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}"
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, protocol=2)
+
+    def start(self) -> None:
+        ports: set[int] = set()
+        while len(ports) < 6:  # a client and a bus port per node, all different
+            ports.add(free_port())
+        ordered = sorted(ports)
+        for index, (port, bus) in enumerate(zip(ordered[::2], ordered[1::2], strict=True)):
+            workdir = self.workdir / f"node{index}"
+            workdir.mkdir()
+            with (workdir / "valkey.log").open("ab") as log:
+                self.processes.append(subprocess.Popen(
+                    ["valkey-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                     "--cluster-port", str(bus), "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                     "--save", "", "--appendonly", "no", "--dir", str(workdir),
+                     "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL)],
+                    stdout=log, stderr=subprocess.STDOUT,
+                ))  # fmt: skip
+            self.ports.append(port)
+        nodes = [self.node(port) for port in self.ports]
+        try:
+            self._wait(lambda: all(n.ping() for n in nodes))
+            for node, (first, last) in zip(nodes, self.SLOT_RANGES, strict=True):
+                node.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
+            for port, bus in zip(ordered[2::2], ordered[3::2], strict=True):
+                nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
+            self._wait(lambda: all(n.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for n in nodes))
+        finally:
+            for node in nodes:
+                node.close()
+
+    def _wait(self, check) -> None:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.processes):
+                break
+            try:
+                if check():
+                    return
+            except redis.RedisError:
+                pass
+            time.sleep(0.05)
+        logs = "\n".join((self.workdir / f"node{i}" / "valkey.log").read_text()[-1000:] for i in range(len(self.ports)))
+        raise RuntimeError(f"the cluster did not form:\n{logs}")
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def cluster(server, tmp_path_factory):
+    # `server` first: it skips when valkey-server, the module or the model is missing.
+    cluster = Cluster(tmp_path_factory.mktemp("provision-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+class ClusterTarget:
+    """What `provision()` needs: the cluster's first node as the admin URL."""
+
+    def __init__(self, cluster: Cluster, aclfile: Path) -> None:
+        self.url = cluster.url
+        self.aclfile = aclfile
+
+
+def test_on_a_cluster_every_node_gets_the_user_and_revoke_removes_it_everywhere(cluster, tmp_path):
+    admin = RedisCluster(host="127.0.0.1", port=cluster.ports[0], decode_responses=True, protocol=2)
+    # The nodes run without an aclfile (not persisted, said on stderr): created() checks an empty one.
+    target = ClusterTarget(cluster, tmp_path / "none.acl")
+    target.aclfile.write_text("")
+    try:
+        fanout = created(target, "fanout", "fan-c")
+        for slug in DEFAULT_TOPICS:  # each on the primary of its slot
+            assert [g["name"] for g in admin.xinfo_groups(f"topic:{slug}")] == ["cg_fanout"]
+        credentials = created(target, "reader", "read-c")
+        users = [f"user:{{{n}}}" for n in range(1, 31)]
+        for user in users:
+            admin.execute_command("AGENT.FANOUT", "technology", f"doc:{user[5:]}:1", '{"title":"Chips"}', "USERS", user)
+        agent = RedisCluster.from_url(credentials["url"], decode_responses=True, protocol=2)
+        for port in cluster.ports:
+            node = cluster.node(port)
+            assert node.execute_command("ACL", "GETUSER", "agent-read-c") is not None
+            node.close()
+        # Users on every shard, read through the cluster client's routing as the reader.
+        for user in users:
+            [[_id, _topic, _doc, body]] = agent.execute_command("AGENT.FEED", user)
+            assert body == '{"title":"Chips"}'
+        refused(lambda: agent.xadd("news_raw", {"id": "1"}))
+        refused(lambda: agent.execute_command("AGENT.FANOUT", "technology", "doc:{1}:2", "{}", "USERS", "user:{1}"))
+        result = provision(target, "revoke", "--name", "read-c")
+        assert result.returncode == 0, result.stderr
+        with pytest.raises(redis.RedisError):
+            agent.execute_command("AGENT.FEED", users[0])
+        agent.close()
+        for port in cluster.ports:
+            node = cluster.node(port)
+            assert node.execute_command("ACL", "GETUSER", "agent-read-c") is None
+            with pytest.raises(redis.AuthenticationError):
+                redis.Redis(host="127.0.0.1", port=port, username="agent-read-c", password=credentials["password"]).ping()
+            node.close()
+        assert provision(target, "revoke", "--name", "fan-c").returncode == 0
+        assert fanout["user"] == "agent-fan-c"
+    finally:
+        admin.close()
