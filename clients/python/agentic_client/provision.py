@@ -339,7 +339,8 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("create", help="create a role's streams, groups and ACL user; print its credentials once")
     c.add_argument("--role", required=True, choices=sorted(ROLES))
     c.add_argument("--name", required=True, help=f"the agent's name; the ACL user is {USER_PREFIX}<name>")
-    c.add_argument("--url", default=default_url, help="an admin connection (default $VALKEY_URL or %(default)s)")
+    # The default is not shown in --help: $VALKEY_URL may hold a password.
+    c.add_argument("--url", default=default_url, help=f"an admin connection (default $VALKEY_URL or {DEFAULT_URL})")
     c.add_argument("--stream", action="append", help="a stream of the role instead of its default (repeatable for fanout)")
     c.add_argument("--group", help="the consumer group instead of the role's default")
     c.add_argument("--rotate", action="store_true", help="replace an existing user's password and rules")
