@@ -71,30 +71,34 @@ pub fn sanitize_id(raw: &str) -> String {
     }
 }
 
-/// Normalises a date to RFC 3339 (UTC, seconds): accepts RFC 3339, RFC 2822 and a few common
-/// forms (`YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS` without zone = UTC, `YYYY-MM-DD`).
-/// Returns `None` when the date cannot be read.
+/// Normalises a date to RFC 3339 (UTC, seconds); `None` when the date cannot be read.
 pub fn normalize_date(raw: &str) -> Option<String> {
+    parse_date(raw).map(|d| d.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Reads a date as feeds and replay files write it: RFC 3339, RFC 2822 (also with a wrong weekday
+/// or a `UTC` zone) and a few common forms (`YYYY-MM-DD HH:MM:SS`, `YYYY-MM-DDTHH:MM:SS` without
+/// zone = UTC, `YYYY-MM-DD`). Also feed-rs's timestamp parser, so feeds and replays agree.
+pub fn parse_date(raw: &str) -> Option<DateTime<Utc>> {
     let s = raw.trim();
     if s.is_empty() {
         return None;
     }
-    let utc: DateTime<Utc> = if let Ok(d) = DateTime::parse_from_rfc3339(s) {
-        d.with_timezone(&Utc)
+    if let Ok(d) = DateTime::parse_from_rfc3339(s) {
+        Some(d.with_timezone(&Utc))
     } else if let Ok(d) = DateTime::parse_from_rfc2822(s) {
-        d.with_timezone(&Utc)
+        Some(d.with_timezone(&Utc))
     } else if let Some(d) = parse_rfc2822_lenient(s) {
-        d
+        Some(d)
     } else if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S") {
-        n.and_utc()
+        Some(n.and_utc())
     } else if let Ok(n) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S") {
-        n.and_utc()
+        Some(n.and_utc())
     } else if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        d.and_hms_opt(0, 0, 0)?.and_utc()
+        Some(d.and_hms_opt(0, 0, 0)?.and_utc())
     } else {
-        return None;
-    };
-    Some(utc.to_rfc3339_opts(SecondsFormat::Secs, true))
+        None
+    }
 }
 
 /// RFC 2822 dates as feeds really write them: a wrong weekday, or a zone name chrono does not know

@@ -1,4 +1,4 @@
-//! Fuzz targets for everything the fetcher reads from outside (issue 13): RSS and Atom documents
+//! Fuzz targets for everything the fetcher reads from outside (issue 13): RSS, Atom and JSON Feed documents
 //! (any site on the Internet), their bytes in unknown encodings, HTML in titles and bodies, dates,
 //! and CSV/JSONL replay files. The corpus is the test fixtures. Bounded in time
 //! (agentic_tests::fuzz); `make fuzz` runs them longer.
@@ -9,7 +9,7 @@
 use agentic_tests::fuzz::{fuzz, fuzz_text};
 
 use crate::article::{clean_text, normalize_date, Article};
-use crate::feed::{decode_body, parse_feed};
+use crate::feed::parse_feed;
 use crate::replay::{article_of, replay_csv, replay_jsonl, Record};
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -25,9 +25,9 @@ fn check(article: &Article) {
 
 #[test]
 fn rss_and_atom_documents() {
-    let corpus: Vec<Vec<u8>> = ["rss.xml", "atom.xml", "broken.xml", "malformed.xml"].iter().map(|f| fixture(f)).collect();
+    let corpus: Vec<Vec<u8>> = ["rss.xml", "atom.xml", "broken.xml", "malformed.xml", "feed.json", "oddities.xml"].iter().map(|f| fixture(f)).collect();
     fuzz("fetcher: RSS/Atom document", &corpus, |b| {
-        let parsed = parse_feed(&decode_body(b), "fuzz");
+        let parsed = parse_feed(b, "https://fuzz.example/feed");
         parsed.articles.iter().for_each(check);
         !parsed.articles.is_empty()
     });

@@ -3,6 +3,8 @@
 
 mod article;
 mod feed;
+#[cfg(test)]
+mod feed_speed;
 mod generate;
 #[cfg(test)]
 mod input_fuzz;

@@ -11,7 +11,7 @@ use reqwest::StatusCode;
 use tokio::sync::mpsc;
 
 use crate::article::Article;
-use crate::feed::{decode_body, parse_feed};
+use crate::feed::parse_feed;
 use crate::metrics::Metrics;
 
 /// How many article ids the process remembers (oldest forgotten first).
@@ -156,8 +156,7 @@ async fn poll_once(
     };
     *validators = Validators { etag, last_modified };
 
-    let text = decode_body(&body);
-    let parsed = parse_feed(&text, url);
+    let parsed = parse_feed(&body, url);
     for s in &parsed.skipped {
         metrics.malformed.inc(s.reason.label());
         warn!("feed {url}: skipped ({}): {}", s.reason.label(), s.detail);

@@ -70,6 +70,34 @@ fn rss_and_atom_items_become_documents() {
 }
 
 #[test]
+fn json_feeds_and_relative_links_become_documents() {
+    let server = plain_server();
+    let feeds = FeedServer::start();
+    feeds.set("/feed.json", &fixture_text("feed.json"));
+    feeds.set("/news/rss.xml", &fixture_text("oddities.xml"));
+    let (json_url, odd_url) = (feeds.url("/feed.json"), feeds.url("/news/rss.xml"));
+
+    let mut f = Fetcher::start_no_metrics(&server.url(), &["rss", "--url", &json_url, "--url", &odd_url, "--once"]);
+    f.wait_success(T);
+
+    let entries = read_stream(&mut server.conn(), "news_raw");
+    assert_eq!(entries.len(), 6, "3 JSON Feed items and 3 RSS items: {entries:#?}\n{}", f.stderr());
+    let docs = by_id(&entries);
+    // relative links resolve against the URL the feed was fetched from
+    let chess_link = feeds.url("/2025/06/chess");
+    let want = json!({"id": "journal-0002", "title": "Teenager wins the \"open\" chess title",
+        "text": "She beat the defending champion & two grandmasters. Next: the world cup.",
+        "link": chess_link, "source": json_url, "published": "2025-06-15T18:45:00Z"});
+    assert_eq!(docs.get("journal-0002"), Some(&want), "all: {docs:#?}");
+    let budget_link = feeds.url("/news/budget-2026");
+    let budget = docs.get(&budget_link).unwrap_or_else(|| panic!("no document {budget_link}: {docs:#?}"));
+    assert_eq!(budget["link"], json!(budget_link));
+    assert_eq!(budget.get("published"), None, "an item without a date has no published field");
+    let festival = &docs["gazette-festival-2025"];
+    assert_eq!(festival["link"], json!(feeds.url("/news/events/festival?day=2&lang=en")));
+}
+
+#[test]
 fn conditional_get_sends_validators_and_handles_304() {
     let server = plain_server();
     let feeds = FeedServer::start();
