@@ -112,7 +112,9 @@ fn rejected(body: &[u8], err: ParseFeedError, base: Option<&Url>, source: &str) 
             Skipped { reason: Malformed::NotAFeed, detail }
         }
         ParseFeedError::JsonSerde(e) => Skipped { reason: Malformed::InvalidJson, detail: format!("not a JSON Feed: {e}") },
-        ParseFeedError::JsonUnsupportedVersion(v) => Skipped { reason: Malformed::NotAFeed, detail: format!("JSON Feed version {v} is not supported") },
+        ParseFeedError::JsonUnsupportedVersion(v) => {
+            Skipped { reason: Malformed::NotAFeed, detail: format!("JSON Feed version {v} is not supported") }
+        }
         other => return rejected_keep_complete_items(body, &other.to_string(), base, source),
     };
     out.skipped.push(reason);
@@ -238,7 +240,9 @@ fn is_article_link(l: &Link) -> bool {
 fn resolve(href: &str, base: Option<&Url>) -> String {
     let href = href.trim();
     match (Url::parse(href), base) {
-        (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => base.join(href).map(String::from).unwrap_or_else(|_| href.to_string()),
+        (Err(url::ParseError::RelativeUrlWithoutBase), Some(base)) => {
+            base.join(href).map(String::from).unwrap_or_else(|_| href.to_string())
+        }
         _ => href.to_string(),
     }
 }
@@ -388,7 +392,10 @@ mod tests {
         assert_eq!(b.link.as_deref(), Some("https://journal.example/2025/06/chess"), "relative url resolved against the feed");
         assert_eq!(b.published.as_deref(), Some("2025-06-15T18:45:00Z"), "date_modified stands in for a missing date_published");
         let c = &p.articles[2];
-        assert_eq!((c.id.as_str(), c.text.as_str(), c.link.as_deref(), c.published.as_deref()), ("journal-0003", "Open until 10pm from July.", None, None));
+        assert_eq!(
+            (c.id.as_str(), c.text.as_str(), c.link.as_deref(), c.published.as_deref()),
+            ("journal-0003", "Open until 10pm from July.", None, None)
+        );
         assert_eq!(p.skipped.len(), 1);
         assert_eq!(p.skipped[0].reason, Malformed::NoTitleOrLink);
         assert!(p.skipped[0].detail.contains("#4"), "{}", p.skipped[0].detail);
@@ -415,7 +422,10 @@ mod tests {
         assert_eq!(cdata.title, "Mayor & council agree budget: rise <5% for 2026", "CDATA is text, `<5` is not a tag");
         assert_eq!(cdata.link.as_deref(), Some("https://gazette.example/news/budget-2026"), "root-relative link");
         assert_eq!(cdata.id, "https://gazette.example/news/budget-2026", "no guid: the resolved link is the id");
-        assert_eq!(cdata.text, "The vote was 9\u{2013}2. Caf\u{e9} owners welcomed the \u{201c}small business\u{201d} relief \u{2026}", "HTML entities inside CDATA");
+        assert_eq!(
+            cdata.text, "The vote was 9\u{2013}2. Caf\u{e9} owners welcomed the \u{201c}small business\u{201d} relief \u{2026}",
+            "HTML entities inside CDATA"
+        );
         assert_eq!(cdata.published, None, "no date at all");
 
         let entities = &p.articles[1];

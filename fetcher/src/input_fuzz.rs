@@ -25,7 +25,8 @@ fn check(article: &Article) {
 
 #[test]
 fn rss_and_atom_documents() {
-    let corpus: Vec<Vec<u8>> = ["rss.xml", "atom.xml", "broken.xml", "malformed.xml", "feed.json", "oddities.xml"].iter().map(|f| fixture(f)).collect();
+    let corpus: Vec<Vec<u8>> =
+        ["rss.xml", "atom.xml", "broken.xml", "malformed.xml", "feed.json", "oddities.xml"].iter().map(|f| fixture(f)).collect();
     fuzz("fetcher: RSS/Atom document", &corpus, |b| {
         let parsed = parse_feed(b, "https://fuzz.example/feed");
         parsed.articles.iter().for_each(check);

@@ -16,7 +16,6 @@ mod writer;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -326,7 +325,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
     };
 
-    let writer = Writer::new(wcfg, metrics.clone(), progress.clone()).map_err(|e| format!("invalid --valkey {}: {e}", writer::redacted(&common.valkey)))?;
+    let writer = Writer::new(wcfg, metrics.clone(), progress.clone())
+        .map_err(|e| format!("invalid --valkey {}: {e}", writer::redacted(&common.valkey)))?;
     let mut writer = tokio::spawn(writer.run(rx));
     let mut source = source;
 
@@ -361,12 +361,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         format!(
             "written {}, duplicates {}, malformed {}, feed errors {}, backpressure pauses {} ({:.1}s), reconnects {}, {:.1}s",
             m.written.total(),
-            m.duplicates.load(Ordering::Relaxed),
+            m.duplicates.get(),
             m.malformed.total(),
             m.feed_errors.total(),
-            m.pauses.load(Ordering::Relaxed),
+            m.pauses.get(),
             m.paused_seconds(),
-            m.reconnects.load(Ordering::Relaxed),
+            m.reconnects.get(),
             started.elapsed().as_secs_f64()
         )
     };
@@ -377,7 +377,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Some(Err(e)) => Err(e),
         Some(Ok(_stats)) => {
-            metrics.source_done.store(1, Ordering::Relaxed);
+            metrics.source_done.set(1);
             info!("done: {}", summary(&metrics));
             if linger > 0.0 && !common.metrics_addr.is_empty() {
                 info!("serving /metrics for {linger}s more (--linger)");

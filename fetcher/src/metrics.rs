@@ -1,11 +1,11 @@
-//! Counters, gauges and the write-latency histogram, rendered in the Prometheus text format
-//! (0.0.4) and served on `/metrics` by a minimal hyper server.
+//! Counters, gauges and the write-latency histogram, kept and rendered in the Prometheus text
+//! format (0.0.4) by the `prometheus` crate, and served on `/metrics` by a minimal hyper server.
+//! The names, types, labels and help texts are what ops/prometheus alerts, the Grafana dashboard
+//! and ops/tests read; the crate writes them exactly as registered. (prometheus-client would not:
+//! it writes OpenMetrics, where a counter family is named without `_total` in HELP and TYPE.)
 
-use std::collections::BTreeMap;
 use std::convert::Infallible;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http_body_util::Full;
@@ -14,14 +14,15 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use prometheus::core::Collector;
+use prometheus::{Counter, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use tokio::net::TcpListener;
 
 /// Upper bounds (seconds) of the write-latency histogram buckets.
 const LATENCY_BUCKETS: [f64; 15] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
 /// A counter family with one label.
-#[derive(Default)]
-pub struct LabeledCounter(Mutex<BTreeMap<String, u64>>);
+pub struct LabeledCounter(IntCounterVec);
 
 impl LabeledCounter {
     pub fn inc(&self, label: &str) {
@@ -29,44 +30,32 @@ impl LabeledCounter {
     }
 
     pub fn add(&self, label: &str, n: u64) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        *map.entry(label.to_string()).or_insert(0) += n;
+        self.0.with_label_values(&[label]).inc_by(n);
     }
 
     pub fn total(&self) -> u64 {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).values().sum()
-    }
-
-    fn snapshot(&self) -> Vec<(String, u64)> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (k.clone(), *v)).collect()
+        self.0.collect().iter().flat_map(|f| f.get_metric()).map(|m| m.get_counter().get_value() as u64).sum()
     }
 }
 
-#[derive(Default)]
-struct Histogram {
-    counts: [u64; LATENCY_BUCKETS.len()],
-    count: u64,
-    sum: f64,
-}
-
-/// Every metric of the process.
+/// Every metric of the process, registered in its own registry (tests build several).
 pub struct Metrics {
+    registry: Registry,
     pub written: LabeledCounter,
-    pub duplicates: AtomicU64,
-    pub process_dedup_skipped: AtomicU64,
+    pub duplicates: IntCounter,
+    pub process_dedup_skipped: IntCounter,
     pub malformed: LabeledCounter,
     pub feed_errors: LabeledCounter,
     pub feed_polls: LabeledCounter,
-    pub not_modified: AtomicU64,
-    pub reconnects: AtomicU64,
+    pub not_modified: IntCounter,
+    pub reconnects: IntCounter,
     pub valkey_errors: LabeledCounter,
-    pub pauses: AtomicU64,
-    paused_micros: AtomicU64,
-    pub paused: AtomicI64,
-    pub backlog: AtomicI64,
-    pub source_done: AtomicI64,
-    latency: Mutex<Histogram>,
-    start_time: f64,
+    pub pauses: IntCounter,
+    paused_seconds: Counter,
+    pub paused: IntGauge,
+    pub backlog: IntGauge,
+    pub source_done: IntGauge,
+    latency: Histogram,
 }
 
 impl Default for Metrics {
@@ -75,146 +64,76 @@ impl Default for Metrics {
     }
 }
 
+/// Registers `metric` and hands it back. The names and help texts are constants of this file, so
+/// a failure is a programming error that the unit test below finds.
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: prometheus::Result<M>) -> M {
+    let metric = metric.expect("metric names and help texts are valid constants");
+    registry.register(Box::new(metric.clone())).expect("each metric name is registered once");
+    metric
+}
+
 impl Metrics {
     pub fn new() -> Self {
+        let r = Registry::new();
+        let counter = |name: &str, help: &str| registered(&r, IntCounter::new(name, help));
+        let gauge = |name: &str, help: &str| registered(&r, IntGauge::new(name, help));
+        let labeled =
+            |name: &str, help: &str, label: &str| LabeledCounter(registered(&r, IntCounterVec::new(Opts::new(name, help), &[label])));
+
+        registered(&r, IntGauge::new("fetcher_up", "1 while the fetcher runs.")).set(1);
         let start_time = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        registered(&r, Gauge::new("fetcher_start_time_seconds", "Start time of the process since the Unix epoch.")).set(start_time);
         Metrics {
-            written: LabeledCounter::default(),
-            duplicates: AtomicU64::new(0),
-            process_dedup_skipped: AtomicU64::new(0),
-            malformed: LabeledCounter::default(),
-            feed_errors: LabeledCounter::default(),
-            feed_polls: LabeledCounter::default(),
-            not_modified: AtomicU64::new(0),
-            reconnects: AtomicU64::new(0),
-            valkey_errors: LabeledCounter::default(),
-            pauses: AtomicU64::new(0),
-            paused_micros: AtomicU64::new(0),
-            paused: AtomicI64::new(0),
-            backlog: AtomicI64::new(0),
-            source_done: AtomicI64::new(0),
-            latency: Mutex::new(Histogram::default()),
-            start_time,
+            written: labeled("fetcher_articles_written_total", "Articles appended to the stream, by source.", "source"),
+            duplicates: counter(
+                "fetcher_duplicates_total",
+                "Articles the write script refused because their id was already seen in Valkey.",
+            ),
+            process_dedup_skipped: counter(
+                "fetcher_process_dedup_skipped_total",
+                "Feed items skipped before writing because this process already handled their id.",
+            ),
+            malformed: labeled("fetcher_malformed_total", "Items, lines or documents skipped as malformed, by reason.", "reason"),
+            feed_errors: labeled("fetcher_feed_errors_total", "Failed feed fetches (network errors, HTTP errors), by feed.", "feed"),
+            feed_polls: labeled("fetcher_feed_polls_total", "Feed fetch attempts, by feed.", "feed"),
+            not_modified: counter("fetcher_http_not_modified_total", "Feed polls answered 304 Not Modified."),
+            reconnects: counter("fetcher_valkey_reconnects_total", "Connections to Valkey re-established after a failure."),
+            valkey_errors: labeled("fetcher_valkey_errors_total", "Valkey command or connection errors, by kind.", "kind"),
+            pauses: counter("fetcher_backpressure_pauses_total", "Times writing paused because the pipeline backlog was too long."),
+            paused_seconds: registered(&r, Counter::new("fetcher_backpressure_paused_seconds_total", "Time spent paused by backpressure.")),
+            paused: gauge("fetcher_backpressure_paused", "1 while writing is paused by backpressure."),
+            backlog: gauge("fetcher_backlog", "Last pipeline backlog read (consumer group lag, or stream length without the group)."),
+            source_done: gauge("fetcher_source_done", "1 once the source has delivered everything (replay/generate end, rss --once)."),
+            latency: registered(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new("fetcher_write_latency_seconds", "Latency of the write script (successful calls).")
+                        .buckets(LATENCY_BUCKETS.to_vec()),
+                ),
+            ),
+            registry: r,
         }
     }
 
     pub fn add_paused(&self, d: Duration) {
-        self.paused_micros.fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.paused_seconds.inc_by(d.as_secs_f64());
     }
 
     pub fn paused_seconds(&self) -> f64 {
-        self.paused_micros.load(Ordering::Relaxed) as f64 / 1e6
+        self.paused_seconds.get()
     }
 
     pub fn observe_write(&self, d: Duration) {
-        let secs = d.as_secs_f64();
-        let mut h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            if secs <= *bound {
-                h.counts[i] += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        self.latency.observe(d.as_secs_f64());
     }
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
-        let mut out = String::with_capacity(4096);
-        let ld = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let gi = |a: &AtomicI64| a.load(Ordering::Relaxed);
-
-        header(&mut out, "fetcher_up", "gauge", "1 while the fetcher runs.");
-        out.push_str("fetcher_up 1\n");
-        header(&mut out, "fetcher_start_time_seconds", "gauge", "Start time of the process since the Unix epoch.");
-        let _ = writeln!(out, "fetcher_start_time_seconds {}", self.start_time);
-        labeled(&mut out, "fetcher_articles_written_total", "Articles appended to the stream, by source.", "source", &self.written);
-        header(
-            &mut out,
-            "fetcher_duplicates_total",
-            "counter",
-            "Articles the write script refused because their id was already seen in Valkey.",
-        );
-        let _ = writeln!(out, "fetcher_duplicates_total {}", ld(&self.duplicates));
-        header(
-            &mut out,
-            "fetcher_process_dedup_skipped_total",
-            "counter",
-            "Feed items skipped before writing because this process already handled their id.",
-        );
-        let _ = writeln!(out, "fetcher_process_dedup_skipped_total {}", ld(&self.process_dedup_skipped));
-        labeled(
-            &mut out,
-            "fetcher_malformed_total",
-            "Items, lines or documents skipped as malformed, by reason.",
-            "reason",
-            &self.malformed,
-        );
-        labeled(
-            &mut out,
-            "fetcher_feed_errors_total",
-            "Failed feed fetches (network errors, HTTP errors), by feed.",
-            "feed",
-            &self.feed_errors,
-        );
-        labeled(&mut out, "fetcher_feed_polls_total", "Feed fetch attempts, by feed.", "feed", &self.feed_polls);
-        header(&mut out, "fetcher_http_not_modified_total", "counter", "Feed polls answered 304 Not Modified.");
-        let _ = writeln!(out, "fetcher_http_not_modified_total {}", ld(&self.not_modified));
-        header(&mut out, "fetcher_valkey_reconnects_total", "counter", "Connections to Valkey re-established after a failure.");
-        let _ = writeln!(out, "fetcher_valkey_reconnects_total {}", ld(&self.reconnects));
-        labeled(&mut out, "fetcher_valkey_errors_total", "Valkey command or connection errors, by kind.", "kind", &self.valkey_errors);
-        header(&mut out, "fetcher_backpressure_pauses_total", "counter", "Times writing paused because the pipeline backlog was too long.");
-        let _ = writeln!(out, "fetcher_backpressure_pauses_total {}", ld(&self.pauses));
-        header(&mut out, "fetcher_backpressure_paused_seconds_total", "counter", "Time spent paused by backpressure.");
-        let _ = writeln!(out, "fetcher_backpressure_paused_seconds_total {}", self.paused_seconds());
-        header(&mut out, "fetcher_backpressure_paused", "gauge", "1 while writing is paused by backpressure.");
-        let _ = writeln!(out, "fetcher_backpressure_paused {}", gi(&self.paused));
-        header(
-            &mut out,
-            "fetcher_backlog",
-            "gauge",
-            "Last pipeline backlog read (consumer group lag, or stream length without the group).",
-        );
-        let _ = writeln!(out, "fetcher_backlog {}", gi(&self.backlog));
-        header(&mut out, "fetcher_source_done", "gauge", "1 once the source has delivered everything (replay/generate end, rss --once).");
-        let _ = writeln!(out, "fetcher_source_done {}", gi(&self.source_done));
-
-        header(&mut out, "fetcher_write_latency_seconds", "histogram", "Latency of the write script (successful calls).");
-        let h = self.latency.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, bound) in LATENCY_BUCKETS.iter().enumerate() {
-            let _ = writeln!(out, "fetcher_write_latency_seconds_bucket{{le=\"{bound}\"}} {}", h.counts[i]);
-        }
-        let _ = writeln!(out, "fetcher_write_latency_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
-        let _ = writeln!(out, "fetcher_write_latency_seconds_sum {}", h.sum);
-        let _ = writeln!(out, "fetcher_write_latency_seconds_count {}", h.count);
-        out
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_else(|e| {
+            log::error!("metrics: encoding failed: {e}");
+            String::new()
+        })
     }
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn labeled(out: &mut String, name: &str, help: &str, label: &str, counter: &LabeledCounter) {
-    header(out, name, "counter", help);
-    for (value, n) in counter.snapshot() {
-        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {n}", escape_label(&value));
-    }
-}
-
-/// Escapes a label value: backslash, double quote and newline.
-pub fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
 }
 
 /// Serves `/metrics` on an already bound listener until the process ends.
@@ -241,9 +160,12 @@ pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     }
 }
 
+/// The crate's text format (0.0.4) with the charset its output is in.
+const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
 fn respond(req: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics.render()),
+        (&Method::GET | &Method::HEAD, "/metrics") => (StatusCode::OK, METRICS_CONTENT_TYPE, metrics.render()),
         (&Method::GET | &Method::HEAD, "/") => {
             (StatusCode::OK, "text/plain; charset=utf-8", "agentic-fetcher: metrics at /metrics\n".to_string())
         }
@@ -275,5 +197,51 @@ mod tests {
         assert!(text.contains("fetcher_write_latency_seconds_bucket{le=\"0.00025\"} 0\n"));
         assert!(text.contains("fetcher_write_latency_seconds_count 1\n"));
         assert!(text.contains("# TYPE fetcher_backlog gauge\n"));
+    }
+
+    /// The families as the hand-written renderer wrote them before the crate (ops/ and the
+    /// dashboard read these names): HELP and TYPE lines unchanged, label names unchanged.
+    #[test]
+    fn families_keep_their_names_types_and_help() {
+        let m = Metrics::new();
+        for (c, label) in [(&m.written, "s"), (&m.malformed, "r"), (&m.feed_errors, "f"), (&m.feed_polls, "f"), (&m.valkey_errors, "k")] {
+            c.inc(label);
+        }
+        let text = m.render();
+        let families = [
+            ("fetcher_up", "gauge", "1 while the fetcher runs."),
+            ("fetcher_start_time_seconds", "gauge", "Start time of the process since the Unix epoch."),
+            ("fetcher_articles_written_total", "counter", "Articles appended to the stream, by source."),
+            ("fetcher_duplicates_total", "counter", "Articles the write script refused because their id was already seen in Valkey."),
+            (
+                "fetcher_process_dedup_skipped_total",
+                "counter",
+                "Feed items skipped before writing because this process already handled their id.",
+            ),
+            ("fetcher_malformed_total", "counter", "Items, lines or documents skipped as malformed, by reason."),
+            ("fetcher_feed_errors_total", "counter", "Failed feed fetches (network errors, HTTP errors), by feed."),
+            ("fetcher_feed_polls_total", "counter", "Feed fetch attempts, by feed."),
+            ("fetcher_http_not_modified_total", "counter", "Feed polls answered 304 Not Modified."),
+            ("fetcher_valkey_reconnects_total", "counter", "Connections to Valkey re-established after a failure."),
+            ("fetcher_valkey_errors_total", "counter", "Valkey command or connection errors, by kind."),
+            ("fetcher_backpressure_pauses_total", "counter", "Times writing paused because the pipeline backlog was too long."),
+            ("fetcher_backpressure_paused_seconds_total", "counter", "Time spent paused by backpressure."),
+            ("fetcher_backpressure_paused", "gauge", "1 while writing is paused by backpressure."),
+            ("fetcher_backlog", "gauge", "Last pipeline backlog read (consumer group lag, or stream length without the group)."),
+            ("fetcher_source_done", "gauge", "1 once the source has delivered everything (replay/generate end, rss --once)."),
+            ("fetcher_write_latency_seconds", "histogram", "Latency of the write script (successful calls)."),
+        ];
+        for (name, kind, help) in families {
+            assert!(text.contains(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")), "{name}:\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE ").count(), families.len(), "no other family:\n{text}");
+        for sample in
+            ["fetcher_articles_written_total{source=\"s\"} 1\n", "fetcher_valkey_errors_total{kind=\"k\"} 1\n", "fetcher_source_done 0\n"]
+        {
+            assert!(text.contains(sample), "{sample}:\n{text}");
+        }
+        m.add_paused(Duration::from_millis(1500));
+        assert!(m.render().contains("fetcher_backpressure_paused_seconds_total 1.5\n"));
+        assert!(METRICS_CONTENT_TYPE.starts_with(prometheus::TEXT_FORMAT), "the crate's format is the one announced");
     }
 }

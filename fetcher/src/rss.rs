@@ -1,7 +1,6 @@
 //! RSS / Atom polling over HTTP(S) with conditional GET and in-process dedup.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -134,7 +133,7 @@ async fn poll_once(
     };
     let status = resp.status();
     if status == StatusCode::NOT_MODIFIED {
-        metrics.not_modified.fetch_add(1, Ordering::Relaxed);
+        metrics.not_modified.inc();
         debug!("feed {url}: 304 not modified");
         return true;
     }
@@ -166,7 +165,7 @@ async fn poll_once(
     for article in parsed.articles {
         let fresh = seen.lock().unwrap_or_else(|e| e.into_inner()).insert(&article.id);
         if !fresh {
-            metrics.process_dedup_skipped.fetch_add(1, Ordering::Relaxed);
+            metrics.process_dedup_skipped.inc();
             continue;
         }
         new += 1;

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,14 +194,17 @@ impl Writer {
     pub fn new(cfg: WriterConfig, metrics: Arc<Metrics>, progress: Option<ProgressBar>) -> RedisResult<Writer> {
         let certs = match &cfg.tls_ca_cert {
             Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| RedisError::from((ErrorKind::InvalidClientConfig, "cannot read --tls-ca-cert", format!("{}: {e}", path.display()))))?;
+                let pem = std::fs::read(path).map_err(|e| {
+                    RedisError::from((ErrorKind::InvalidClientConfig, "cannot read --tls-ca-cert", format!("{}: {e}", path.display())))
+                })?;
                 Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
             }
             None => None,
         };
         let client = if cfg.cluster {
             let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds).connection_timeout(CONNECT_TIMEOUT).response_timeout(RESPONSE_TIMEOUT);
+            let mut builder =
+                redis::cluster::ClusterClientBuilder::new(seeds).connection_timeout(CONNECT_TIMEOUT).response_timeout(RESPONSE_TIMEOUT);
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
             }
@@ -245,13 +247,13 @@ impl Writer {
                     if let Some((n, _)) = self.cached_backlog.as_mut() {
                         // our own entry adds one to the lag until a consumer reads it
                         *n += 1;
-                        self.metrics.backlog.store(*n as i64, Ordering::Relaxed);
+                        self.metrics.backlog.set(*n as i64);
                     }
                     debug!("wrote {} as {entry}", article.id);
                 }
                 None => {
                     stats.duplicates += 1;
-                    self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                    self.metrics.duplicates.inc();
                     debug!("duplicate {}", article.id);
                 }
             }
@@ -279,7 +281,7 @@ impl Writer {
             match attempt {
                 Ok(c) => {
                     if self.connected_once {
-                        self.metrics.reconnects.fetch_add(1, Ordering::Relaxed);
+                        self.metrics.reconnects.inc();
                         info!(
                             "valkey: reconnected to {} after {attempts} attempt(s), {:.1}s",
                             self.cfg.valkey,
@@ -417,7 +419,7 @@ impl Writer {
             .await?;
         let (backlog, group_found) = backlog;
         self.group_found = group_found;
-        self.metrics.backlog.store(backlog as i64, Ordering::Relaxed);
+        self.metrics.backlog.set(backlog as i64);
         Ok(backlog)
     }
 
@@ -439,8 +441,8 @@ impl Writer {
             return Ok(());
         }
         let resume_below = max as f64 * RESUME_FRACTION;
-        self.metrics.pauses.fetch_add(1, Ordering::Relaxed);
-        self.metrics.paused.store(1, Ordering::Relaxed);
+        self.metrics.pauses.inc();
+        self.metrics.paused.set(1);
         let basis = if self.group_found {
             String::new()
         } else {
@@ -460,14 +462,14 @@ impl Writer {
                 Ok(n) if (n as f64) < resume_below => break,
                 Ok(_) => {}
                 Err(e) => {
-                    self.metrics.paused.store(0, Ordering::Relaxed);
+                    self.metrics.paused.set(0);
                     return Err(e);
                 }
             }
         }
         let n = current.unwrap_or(0);
         self.cached_backlog = Some((n, Instant::now()));
-        self.metrics.paused.store(0, Ordering::Relaxed);
+        self.metrics.paused.set(0);
         info!("backpressure: backlog {n}; resuming after {:.2}s", started.elapsed().as_secs_f64());
         Ok(())
     }

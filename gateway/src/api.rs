@@ -40,7 +40,7 @@ impl ApiError {
         ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
     }
     fn unauthorized(message: &str) -> Self {
-        metrics::AUTH_FAILURES.incr();
+        metrics::AUTH_FAILURES.inc();
         ApiError { status: StatusCode::UNAUTHORIZED, message: message.into() }
     }
 }
@@ -65,7 +65,7 @@ fn status_of(e: &redis::RedisError) -> StatusCode {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        metrics::HTTP_ERRORS.incr();
+        metrics::HTTP_ERRORS.inc();
         (self.status, Json(json!({ "error": self.message }))).into_response()
     }
 }
@@ -129,16 +129,16 @@ pub async fn healthz(State(s): State<AppState>) -> Response {
 }
 
 pub async fn prometheus() -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], metrics::render()).into_response()
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render()).into_response()
 }
 
 pub async fn config(State(s): State<AppState>) -> Json<Value> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     Json(json!({ "auth": s.config.auth_secret.is_some(), "backlog": s.config.backlog, "demo_users": s.config.demo_users }))
 }
 
 pub async fn topics(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     Ok(Json(json!({ "topics": s.valkey.topics().await? })))
 }
 
@@ -149,7 +149,7 @@ pub struct Page {
 }
 
 pub async fn topic_feed(State(s): State<AppState>, Path(raw): Path<String>, Query(p): Query<Page>) -> ApiResult<Response> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     let t = slug(&raw)?;
     let before = entry_id(p.before.as_ref(), "before")?;
     Ok(items_json(&s.valkey.topic_newest(&t, p.count.unwrap_or(20), before).await?))
@@ -161,7 +161,7 @@ pub async fn user_feed(
     Query(p): Query<Page>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     let u = user_id(&raw)?;
     authorize(&s, &u, &headers, None)?;
     let before = entry_id(p.before.as_ref(), "before")?;
@@ -169,7 +169,7 @@ pub async fn user_feed(
 }
 
 pub async fn get_interests(State(s): State<AppState>, Path(raw): Path<String>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     let u = user_id(&raw)?;
     authorize(&s, &u, &headers, None)?;
     Ok(Json(json!({ "user": u.as_str(), "interests": s.valkey.interests(&u).await? })))
@@ -186,7 +186,7 @@ pub async fn put_interests(
     headers: HeaderMap,
     body: Result<Json<Interests>, axum::extract::rejection::JsonRejection>,
 ) -> ApiResult<Json<Value>> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     let u = user_id(&raw)?;
     authorize(&s, &u, &headers, None)?;
     let Json(body) = body.map_err(|e| ApiError::bad_request(format!("body must be {{\"interests\": [topic, ...]}}: {e}")))?;
@@ -204,7 +204,7 @@ pub async fn put_interests(
 }
 
 pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
-    metrics::HTTP_REQUESTS.incr();
+    metrics::HTTP_REQUESTS.inc();
     let module = s.valkey.module_stats().await?;
     let info = s.valkey.info(&["memory", "agentic_classify"]).await?;
     let num = |k: &str| info.get(k).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
@@ -232,13 +232,13 @@ pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
 }
 
 fn ws_refusal(status: StatusCode, message: String) -> Response {
-    metrics::SOCKETS_REFUSED.incr();
+    metrics::SOCKETS_REFUSED.inc();
     (status, Json(json!({ "error": message }))).into_response()
 }
 
 /// A browser cannot read the body of a refused upgrade: accept it, say why, and close.
 fn refuse_in_band(ws: WebSocketUpgrade, message: String) -> Response {
-    metrics::SOCKETS_REFUSED.incr();
+    metrics::SOCKETS_REFUSED.inc();
     tune(ws).on_upgrade(move |mut socket| async move {
         let _ = socket.send(axum::extract::ws::Message::Text(crate::entry::error_frame(&message).into())).await;
         let _ = socket.send(axum::extract::ws::Message::Close(None)).await;

@@ -51,10 +51,10 @@ impl Outbox {
         let wake = s.items.is_empty() && !s.resync;
         if s.resync {
             // Already behind: the resync read will include this item.
-            metrics::ENTRIES_DROPPED.incr();
+            metrics::ENTRIES_DROPPED.inc();
         } else if s.items.len() >= self.capacity {
-            metrics::ENTRIES_DROPPED.add(s.items.len() as u64 + 1);
-            metrics::RESYNCS_SLOW.incr();
+            metrics::ENTRIES_DROPPED.inc_by(s.items.len() as u64 + 1);
+            metrics::RESYNCS_SLOW.inc();
             s.items = VecDeque::new();
             s.resync = true;
         } else {
@@ -70,7 +70,7 @@ impl Outbox {
     pub fn request_resync(&self) {
         if let Ok(mut s) = self.state.lock() {
             if !s.resync {
-                metrics::RESYNCS_RECONNECT.incr();
+                metrics::RESYNCS_RECONNECT.inc();
             }
             s.items = VecDeque::new();
             s.resync = true;
@@ -82,7 +82,7 @@ impl Outbox {
     pub fn hold(&self) {
         if let Ok(mut s) = self.state.lock() {
             if !s.held {
-                metrics::HOLDS.incr();
+                metrics::HOLDS.inc();
             }
             s.items = VecDeque::new();
             s.resync = true;

@@ -105,16 +105,16 @@ fn targets_of(users: &Registry, a: &Announcement) -> Targets {
 async fn body_for(valkey: &Valkey, cache: &Mutex<DocCache>, topic: Vec<u8>, doc_key: Vec<u8>) -> Option<Arc<DocBody>> {
     let key = (topic, doc_key);
     if let Some(b) = cache.lock().ok().and_then(|c| c.get(&key)) {
-        metrics::DOC_CACHE_HITS.incr();
+        metrics::DOC_CACHE_HITS.inc();
         return Some(b);
     }
-    metrics::DOC_FETCHES.incr();
+    metrics::DOC_FETCHES.inc();
     let mut payload = valkey.get_doc(&key.1).await.ok()?;
     // On a cluster the document is stored by its own node while the user's node delivers, so
     // an announcement can arrive first: wait for the document a little before giving up.
     let mut pause = Duration::from_millis(10);
     while payload.is_none() && valkey.is_cluster() && pause <= DOC_WAIT_MAX {
-        metrics::DOC_WAITS.incr();
+        metrics::DOC_WAITS.inc();
         tokio::time::sleep(pause).await;
         pause *= 2;
         payload = valkey.get_doc(&key.1).await.ok()?;
@@ -126,7 +126,7 @@ async fn body_for(valkey: &Valkey, cache: &Mutex<DocCache>, topic: Vec<u8>, doc_
                 c.put(key, body.clone());
             }
         }
-        None => metrics::DOCS_MISSING.incr(),
+        None => metrics::DOCS_MISSING.inc(),
     }
     Some(body)
 }
@@ -138,15 +138,15 @@ async fn route(valkey: Valkey, users: Arc<Registry>, announcements: mpsc::Receiv
     let incoming = futures_util::stream::unfold(announcements, |mut rx| async move { rx.recv().await.map(|m| (m, rx)) });
     let routed = incoming
         .map(|payload| {
-            metrics::DELIVERY_MESSAGES.incr();
+            metrics::DELIVERY_MESSAGES.inc();
             let parsed = parse(&payload);
             let targets = match &parsed {
                 Some(a) => {
-                    metrics::DELIVERY_ENTRIES.add(a.deliveries.len() as u64);
+                    metrics::DELIVERY_ENTRIES.inc_by(a.deliveries.len() as u64);
                     targets_of(&users, a)
                 }
                 None => {
-                    metrics::DELIVERY_MALFORMED.incr();
+                    metrics::DELIVERY_MALFORMED.inc();
                     Vec::new()
                 }
             };
@@ -163,7 +163,7 @@ async fn route(valkey: Valkey, users: Arc<Registry>, announcements: mpsc::Receiv
         let Some((targets, body)) = next else { continue };
         match body {
             Some(body) => {
-                metrics::DELIVERY_ENTRIES_ROUTED.add(targets.len() as u64);
+                metrics::DELIVERY_ENTRIES_ROUTED.inc_by(targets.len() as u64);
                 for (outbox, id) in targets {
                     outbox.push(Item { id, body: body.clone() });
                 }
@@ -197,7 +197,7 @@ async fn server_run(client: redis::Client, users: Arc<Registry>, channel: String
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                 Ok(()) => {
-                    metrics::PUBSUB_CONNECTS.incr();
+                    metrics::PUBSUB_CONNECTS.inc();
                     backoff = Duration::from_millis(100);
                     log::info!("following deliveries on channel {channel}");
                     users.for_each(|o| o.request_resync());
@@ -208,15 +208,15 @@ async fn server_run(client: redis::Client, users: Arc<Registry>, channel: String
                         }
                     }
                     log::warn!("delivery channel connection lost; reconnecting");
-                    metrics::PUBSUB_ERRORS.incr();
+                    metrics::PUBSUB_ERRORS.inc();
                 }
                 Err(e) => {
-                    metrics::PUBSUB_ERRORS.incr();
+                    metrics::PUBSUB_ERRORS.inc();
                     log::warn!("cannot subscribe to {channel}: {e}");
                 }
             },
             Err(e) => {
-                metrics::PUBSUB_ERRORS.incr();
+                metrics::PUBSUB_ERRORS.inc();
                 log::warn!("cannot connect for the delivery channel: {e}");
             }
         }

@@ -1,89 +1,115 @@
-//! Every counter and gauge the gateway keeps, rendered as Prometheus text at /metrics and as
-//! JSON in /api/stats.
+//! Every counter and gauge the gateway keeps, rendered as Prometheus text at /metrics by the
+//! `prometheus` crate and as JSON in /api/stats. The names, types, labels and help texts are what
+//! ops/prometheus alerts, the Grafana dashboard and ops/tests read; the crate writes them exactly as
+//! registered. (prometheus-client would not: it writes OpenMetrics, where a counter family is named
+//! without `_total` in HELP and TYPE.)
 
-use std::fmt::Write;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::LazyLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-pub struct Counter(AtomicU64);
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder};
 
-impl Counter {
-    pub const fn new() -> Self {
-        Counter(AtomicU64::new(0))
-    }
-    pub fn incr(&self) {
-        self.add(1)
-    }
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
+pub type Gauge = IntGauge;
+
+/// Unwraps the crate's answer for a metric built from this file's constants: a failure is a
+/// programming error (an invalid or twice-registered name), which the unit tests find.
+fn valid<T>(r: prometheus::Result<T>) -> T {
+    r.expect("metric names, labels and help texts are valid constants, each registered once")
 }
 
-pub struct Gauge(AtomicI64);
-
-impl Gauge {
-    pub const fn new() -> Self {
-        Gauge(AtomicI64::new(0))
-    }
-    pub fn add(&self, n: i64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
-    }
+/// Plain counters: `static NAME: family name, help`. Registered by [`registry`].
+macro_rules! counters {
+    ($($(#[$doc:meta])* $static:ident: $name:literal, $help:literal;)*) => {
+        $(
+            $(#[$doc])*
+            pub static $static: LazyLock<IntCounter> = LazyLock::new(|| valid(IntCounter::new($name, $help)));
+        )*
+        fn register_counters(r: &Registry) {
+            $( valid(r.register(Box::new(IntCounter::clone(&$static)))); )*
+        }
+    };
 }
 
-pub static USER_SOCKETS: Gauge = Gauge::new();
-pub static TOPIC_SOCKETS: Gauge = Gauge::new();
-pub static SOCKETS_OPENED: Counter = Counter::new();
-pub static SOCKETS_REFUSED: Counter = Counter::new();
-pub static AUTH_FAILURES: Counter = Counter::new();
-pub static FRAMES_SENT: Counter = Counter::new();
-pub static ENTRIES_SENT_BACKLOG: Counter = Counter::new();
-pub static ENTRIES_SENT_RESUME: Counter = Counter::new();
-pub static ENTRIES_SENT_LIVE: Counter = Counter::new();
-pub static ENTRIES_SENT_RESYNC: Counter = Counter::new();
-/// Live entries already sent by a backlog, resume or resync read (not sent twice).
-pub static ENTRIES_SKIPPED_DUPLICATE: Counter = Counter::new();
-/// Live entries dropped from a full socket queue; the socket then resyncs from Valkey.
-pub static ENTRIES_DROPPED: Counter = Counter::new();
-pub static RESYNCS_SLOW: Counter = Counter::new();
-pub static RESYNCS_RECONNECT: Counter = Counter::new();
-pub static SOCKETS_TIMED_OUT: Counter = Counter::new();
-pub static DELIVERY_MESSAGES: Counter = Counter::new();
-pub static DELIVERY_MALFORMED: Counter = Counter::new();
-pub static DELIVERY_ENTRIES: Counter = Counter::new();
-pub static DELIVERY_ENTRIES_ROUTED: Counter = Counter::new();
-pub static PUBSUB_CONNECTS: Counter = Counter::new();
-pub static PUBSUB_ERRORS: Counter = Counter::new();
-/// Re-reads of a document that was not there yet when its delivery was announced (on a
-/// cluster the document's node may store it after the user's node delivered).
-pub static DOC_WAITS: Counter = Counter::new();
-/// Sockets held (no live sending) while the shard channel their entries come from was being
-/// subscribed again (cluster); each ends with a resync.
-pub static HOLDS: Counter = Counter::new();
-/// Cluster slot-map changes seen (each resyncs the sockets of the users whose slot moved).
-pub static CLUSTER_TOPOLOGY_CHANGES: Counter = Counter::new();
-pub static TOPIC_READS: Counter = Counter::new();
-pub static TOPIC_READ_ERRORS: Counter = Counter::new();
-pub static DOC_FETCHES: Counter = Counter::new();
-pub static DOC_CACHE_HITS: Counter = Counter::new();
-pub static DOCS_MISSING: Counter = Counter::new();
-pub static VALKEY_ERRORS: Counter = Counter::new();
-pub static HTTP_REQUESTS: Counter = Counter::new();
-pub static HTTP_ERRORS: Counter = Counter::new();
+counters! {
+    SOCKETS_OPENED: "gateway_sockets_opened_total", "WebSockets accepted.";
+    SOCKETS_REFUSED: "gateway_sockets_refused_total", "WebSocket upgrades refused (bad id, origin or token).";
+    SOCKETS_TIMED_OUT: "gateway_sockets_timed_out_total", "WebSockets closed because a write did not finish in time.";
+    AUTH_FAILURES: "gateway_auth_failures_total", "Requests refused for a missing or wrong token.";
+    FRAMES_SENT: "gateway_frames_sent_total", "WebSocket frames of entries sent.";
+    /// Live entries already sent by a backlog, resume or resync read (not sent twice).
+    ENTRIES_SKIPPED_DUPLICATE: "gateway_entries_skipped_duplicate_total", "Live entries not sent because a read had already sent them.";
+    /// Live entries dropped from a full socket queue; the socket then resyncs from Valkey.
+    ENTRIES_DROPPED: "gateway_entries_dropped_total", "Live entries dropped from full socket queues (recovered by a resync).";
+    DELIVERY_MESSAGES: "gateway_delivery_messages_total", "Delivery announcements received from the module.";
+    DELIVERY_MALFORMED: "gateway_delivery_malformed_total", "Delivery announcements that could not be parsed.";
+    DELIVERY_ENTRIES: "gateway_delivery_entries_total", "Deliveries announced (all users).";
+    DELIVERY_ENTRIES_ROUTED: "gateway_delivery_entries_routed_total", "Announced deliveries queued to an open socket.";
+    PUBSUB_CONNECTS: "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.";
+    PUBSUB_ERRORS: "gateway_pubsub_errors_total", "Delivery-channel connection failures.";
+    /// Re-reads of a document that was not there yet when its delivery was announced (on a
+    /// cluster the document's node may store it after the user's node delivered).
+    DOC_WAITS: "gateway_doc_waits_total", "Re-reads of a document not yet stored when its delivery was announced (cluster).";
+    /// Sockets held (no live sending) while the shard channel their entries come from was being
+    /// subscribed again (cluster); each ends with a resync.
+    HOLDS: "gateway_holds_total", "Sockets held while their shard channel was subscribed again (cluster); each ends with a resync.";
+    /// Cluster slot-map changes seen (each resyncs the sockets of the users whose slot moved).
+    CLUSTER_TOPOLOGY_CHANGES: "gateway_cluster_topology_changes_total", "Cluster slot-map changes seen; the sockets of users whose slot moved resync.";
+    TOPIC_READS: "gateway_topic_reads_total", "Blocking topic-stream reads.";
+    TOPIC_READ_ERRORS: "gateway_topic_read_errors_total", "Failed topic-stream reads.";
+    DOC_FETCHES: "gateway_doc_fetches_total", "Documents read for live deliveries.";
+    DOC_CACHE_HITS: "gateway_doc_cache_hits_total", "Live deliveries whose document was already cached.";
+    DOCS_MISSING: "gateway_docs_missing_total", "Entries whose document had expired.";
+    VALKEY_ERRORS: "gateway_valkey_errors_total", "Valkey connection or protocol errors.";
+    HTTP_REQUESTS: "gateway_http_requests_total", "HTTP API requests.";
+    HTTP_ERRORS: "gateway_http_errors_total", "HTTP API requests answered with an error.";
+}
+
+static SOCKETS: LazyLock<IntGaugeVec> =
+    LazyLock::new(|| valid(IntGaugeVec::new(Opts::new("gateway_sockets", "Open WebSockets by feed kind."), &["kind"])));
+pub static USER_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| SOCKETS.with_label_values(&["user"]));
+pub static TOPIC_SOCKETS: LazyLock<IntGauge> = LazyLock::new(|| SOCKETS.with_label_values(&["topic"]));
+
+static ENTRIES_SENT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    valid(IntCounterVec::new(Opts::new("gateway_entries_sent_total", "Feed entries written to sockets, by how they were read."), &["mode"]))
+});
+pub static ENTRIES_SENT_BACKLOG: LazyLock<IntCounter> = LazyLock::new(|| ENTRIES_SENT.with_label_values(&["backlog"]));
+pub static ENTRIES_SENT_RESUME: LazyLock<IntCounter> = LazyLock::new(|| ENTRIES_SENT.with_label_values(&["resume"]));
+pub static ENTRIES_SENT_LIVE: LazyLock<IntCounter> = LazyLock::new(|| ENTRIES_SENT.with_label_values(&["live"]));
+pub static ENTRIES_SENT_RESYNC: LazyLock<IntCounter> = LazyLock::new(|| ENTRIES_SENT.with_label_values(&["resync"]));
+
+static RESYNCS: LazyLock<IntCounterVec> =
+    LazyLock::new(|| valid(IntCounterVec::new(Opts::new("gateway_resyncs_total", "Sockets re-read from Valkey."), &["reason"])));
+pub static RESYNCS_SLOW: LazyLock<IntCounter> = LazyLock::new(|| RESYNCS.with_label_values(&["slow_client"]));
+pub static RESYNCS_RECONNECT: LazyLock<IntCounter> = LazyLock::new(|| RESYNCS.with_label_values(&["reconnect"]));
+
+/// Every metric, registered once. The labelled series are created here so that they are exposed
+/// at 0 before their first event, as dashboards and `rate()` expect.
+static REGISTRY: LazyLock<Registry> = LazyLock::new(|| {
+    let r = Registry::new();
+    register_counters(&r);
+    for series in [&USER_SOCKETS, &TOPIC_SOCKETS] {
+        LazyLock::force(series);
+    }
+    for series in [&ENTRIES_SENT_BACKLOG, &ENTRIES_SENT_RESUME, &ENTRIES_SENT_LIVE, &ENTRIES_SENT_RESYNC, &RESYNCS_SLOW, &RESYNCS_RECONNECT]
+    {
+        LazyLock::force(series);
+    }
+    valid(r.register(Box::new(SOCKETS.clone())));
+    valid(r.register(Box::new(ENTRIES_SENT.clone())));
+    valid(r.register(Box::new(RESYNCS.clone())));
+    valid(r.register(Box::new(DELIVERY_LATENCY.histogram.clone())));
+    r
+});
 
 /// Ingest (`ingest_ms` of the article) to the moment the gateway wrote a live entry to a socket.
-pub static DELIVERY_LATENCY: Latency = Latency::new();
+pub static DELIVERY_LATENCY: LazyLock<Latency> =
+    LazyLock::new(|| Latency::new("gateway_delivery_latency_ms", "Ingest to socket write of live entries, ms."));
 
-/// Latency in ms: cumulative buckets for Prometheus, plus per-second buckets of the last
-/// `WINDOW` seconds for the dashboard's "now" percentiles.
+/// Latency in ms: a Prometheus histogram, plus per-second buckets of the last `WINDOW` seconds
+/// for the dashboard's "now" percentiles.
 pub struct Latency {
-    cumulative: [AtomicU64; BOUNDS.len() + 1],
-    sum_ms: AtomicU64,
+    histogram: Histogram,
     window: [Slot; WINDOW],
 }
 
@@ -105,18 +131,15 @@ pub fn now_ms() -> u64 {
 }
 
 impl Latency {
-    pub const fn new() -> Self {
+    fn new(name: &str, help: &str) -> Self {
         Latency {
-            cumulative: [const { AtomicU64::new(0) }; BOUNDS.len() + 1],
-            sum_ms: AtomicU64::new(0),
+            histogram: valid(Histogram::with_opts(HistogramOpts::new(name, help).buckets(BOUNDS.iter().map(|&b| b as f64).collect()))),
             window: [const { Slot { second: AtomicU64::new(0), counts: [const { AtomicU64::new(0) }; FINE.len() + 1] } }; WINDOW],
         }
     }
 
     pub fn record(&self, ms: u64) {
-        let b = BOUNDS.iter().position(|&x| ms <= x).unwrap_or(BOUNDS.len());
-        self.cumulative[b].fetch_add(1, Ordering::Relaxed);
-        self.sum_ms.fetch_add(ms, Ordering::Relaxed);
+        self.histogram.observe(ms as f64);
         let sec = now_s();
         let slot = &self.window[sec as usize % WINDOW];
         if slot.second.swap(sec, Ordering::AcqRel) != sec {
@@ -156,169 +179,102 @@ impl Latency {
         }
         None
     }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        let mut acc = 0;
-        for (i, c) in self.cumulative.iter().enumerate() {
-            acc += c.load(Ordering::Relaxed);
-            match BOUNDS.get(i) {
-                Some(b) => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"{b}\"}} {acc}");
-                }
-                None => {
-                    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {acc}");
-                }
-            }
-        }
-        let _ = writeln!(out, "{name}_sum {}\n{name}_count {acc}", self.sum_ms.load(Ordering::Relaxed));
-    }
-}
-
-fn counter(out: &mut String, name: &str, help: &str, labels: &[(&str, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-    for (label, v) in labels {
-        if label.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{label}}} {v}");
-        }
-    }
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, labels: &[(&str, i64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-    for (label, v) in labels {
-        if label.is_empty() {
-            let _ = writeln!(out, "{name} {v}");
-        } else {
-            let _ = writeln!(out, "{name}{{{label}}} {v}");
-        }
-    }
 }
 
 pub fn entries_sent() -> u64 {
     ENTRIES_SENT_BACKLOG.get() + ENTRIES_SENT_RESUME.get() + ENTRIES_SENT_LIVE.get() + ENTRIES_SENT_RESYNC.get()
 }
 
+/// What [`render`] writes: the text format 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// The Prometheus text exposition (format 0.0.4).
 pub fn render() -> String {
-    let mut o = String::with_capacity(4096);
-    gauge(
-        &mut o,
-        "gateway_sockets",
-        "Open WebSockets by feed kind.",
-        &[("kind=\"user\"", USER_SOCKETS.get()), ("kind=\"topic\"", TOPIC_SOCKETS.get())],
-    );
-    counter(&mut o, "gateway_sockets_opened_total", "WebSockets accepted.", &[("", SOCKETS_OPENED.get())]);
-    counter(
-        &mut o,
-        "gateway_sockets_refused_total",
-        "WebSocket upgrades refused (bad id, origin or token).",
-        &[("", SOCKETS_REFUSED.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_sockets_timed_out_total",
-        "WebSockets closed because a write did not finish in time.",
-        &[("", SOCKETS_TIMED_OUT.get())],
-    );
-    counter(&mut o, "gateway_auth_failures_total", "Requests refused for a missing or wrong token.", &[("", AUTH_FAILURES.get())]);
-    counter(&mut o, "gateway_frames_sent_total", "WebSocket frames of entries sent.", &[("", FRAMES_SENT.get())]);
-    counter(
-        &mut o,
-        "gateway_entries_sent_total",
-        "Feed entries written to sockets, by how they were read.",
-        &[
-            ("mode=\"backlog\"", ENTRIES_SENT_BACKLOG.get()),
-            ("mode=\"resume\"", ENTRIES_SENT_RESUME.get()),
-            ("mode=\"live\"", ENTRIES_SENT_LIVE.get()),
-            ("mode=\"resync\"", ENTRIES_SENT_RESYNC.get()),
-        ],
-    );
-    counter(
-        &mut o,
-        "gateway_entries_skipped_duplicate_total",
-        "Live entries not sent because a read had already sent them.",
-        &[("", ENTRIES_SKIPPED_DUPLICATE.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_entries_dropped_total",
-        "Live entries dropped from full socket queues (recovered by a resync).",
-        &[("", ENTRIES_DROPPED.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_resyncs_total",
-        "Sockets re-read from Valkey.",
-        &[("reason=\"slow_client\"", RESYNCS_SLOW.get()), ("reason=\"reconnect\"", RESYNCS_RECONNECT.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_delivery_messages_total",
-        "Delivery announcements received from the module.",
-        &[("", DELIVERY_MESSAGES.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_delivery_malformed_total",
-        "Delivery announcements that could not be parsed.",
-        &[("", DELIVERY_MALFORMED.get())],
-    );
-    counter(&mut o, "gateway_delivery_entries_total", "Deliveries announced (all users).", &[("", DELIVERY_ENTRIES.get())]);
-    counter(
-        &mut o,
-        "gateway_delivery_entries_routed_total",
-        "Announced deliveries queued to an open socket.",
-        &[("", DELIVERY_ENTRIES_ROUTED.get())],
-    );
-    counter(&mut o, "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.", &[("", PUBSUB_CONNECTS.get())]);
-    counter(&mut o, "gateway_pubsub_errors_total", "Delivery-channel connection failures.", &[("", PUBSUB_ERRORS.get())]);
-    counter(
-        &mut o,
-        "gateway_doc_waits_total",
-        "Re-reads of a document not yet stored when its delivery was announced (cluster).",
-        &[("", DOC_WAITS.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_holds_total",
-        "Sockets held while their shard channel was subscribed again (cluster); each ends with a resync.",
-        &[("", HOLDS.get())],
-    );
-    counter(
-        &mut o,
-        "gateway_cluster_topology_changes_total",
-        "Cluster slot-map changes seen; the sockets of users whose slot moved resync.",
-        &[("", CLUSTER_TOPOLOGY_CHANGES.get())],
-    );
-    counter(&mut o, "gateway_topic_reads_total", "Blocking topic-stream reads.", &[("", TOPIC_READS.get())]);
-    counter(&mut o, "gateway_topic_read_errors_total", "Failed topic-stream reads.", &[("", TOPIC_READ_ERRORS.get())]);
-    counter(&mut o, "gateway_doc_fetches_total", "Documents read for live deliveries.", &[("", DOC_FETCHES.get())]);
-    counter(&mut o, "gateway_doc_cache_hits_total", "Live deliveries whose document was already cached.", &[("", DOC_CACHE_HITS.get())]);
-    counter(&mut o, "gateway_docs_missing_total", "Entries whose document had expired.", &[("", DOCS_MISSING.get())]);
-    counter(&mut o, "gateway_valkey_errors_total", "Valkey connection or protocol errors.", &[("", VALKEY_ERRORS.get())]);
-    counter(&mut o, "gateway_http_requests_total", "HTTP API requests.", &[("", HTTP_REQUESTS.get())]);
-    counter(&mut o, "gateway_http_errors_total", "HTTP API requests answered with an error.", &[("", HTTP_ERRORS.get())]);
-    DELIVERY_LATENCY.render(&mut o, "gateway_delivery_latency_ms", "Ingest to socket write of live entries, ms.");
-    o
+    TextEncoder::new().encode_to_string(&REGISTRY.gather()).unwrap_or_else(|e| {
+        log::error!("metrics: encoding failed: {e}");
+        String::new()
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prometheus::core::Collector;
 
     #[test]
     fn recent_percentiles_never_under_report() {
-        let l = Latency::new();
+        let l = Latency::new("x", "h");
         assert_eq!(l.recent_percentile(50.0), None);
         for ms in [1, 2, 3, 7, 9, 9, 9, 9, 9, 95] {
             l.record(ms);
         }
         assert_eq!(l.recent_percentile(50.0), Some(10));
         assert_eq!(l.recent_percentile(99.0), Some(100));
-        let mut out = String::new();
-        l.render(&mut out, "x", "h");
-        assert!(out.contains("x_bucket{le=\"10\"} 9") && out.contains("x_count 10") && out.contains("x_sum 153"));
+        let out = valid(TextEncoder::new().encode_to_string(&l.histogram.collect()));
+        assert!(out.contains("x_bucket{le=\"10\"} 9\n") && out.contains("x_count 10\n") && out.contains("x_sum 153\n"), "{out}");
+    }
+
+    /// The families as the hand-written renderer wrote them before the crate (ops/ and the
+    /// dashboard read these names): HELP and TYPE lines unchanged, every series there from the
+    /// start, label names and values unchanged.
+    #[test]
+    fn families_keep_their_names_types_and_help() {
+        let text = render();
+        let families = [
+            ("gateway_sockets", "gauge", "Open WebSockets by feed kind."),
+            ("gateway_sockets_opened_total", "counter", "WebSockets accepted."),
+            ("gateway_sockets_refused_total", "counter", "WebSocket upgrades refused (bad id, origin or token)."),
+            ("gateway_sockets_timed_out_total", "counter", "WebSockets closed because a write did not finish in time."),
+            ("gateway_auth_failures_total", "counter", "Requests refused for a missing or wrong token."),
+            ("gateway_frames_sent_total", "counter", "WebSocket frames of entries sent."),
+            ("gateway_entries_sent_total", "counter", "Feed entries written to sockets, by how they were read."),
+            ("gateway_entries_skipped_duplicate_total", "counter", "Live entries not sent because a read had already sent them."),
+            ("gateway_entries_dropped_total", "counter", "Live entries dropped from full socket queues (recovered by a resync)."),
+            ("gateway_resyncs_total", "counter", "Sockets re-read from Valkey."),
+            ("gateway_delivery_messages_total", "counter", "Delivery announcements received from the module."),
+            ("gateway_delivery_malformed_total", "counter", "Delivery announcements that could not be parsed."),
+            ("gateway_delivery_entries_total", "counter", "Deliveries announced (all users)."),
+            ("gateway_delivery_entries_routed_total", "counter", "Announced deliveries queued to an open socket."),
+            ("gateway_pubsub_connects_total", "counter", "Subscriptions to the delivery channel."),
+            ("gateway_pubsub_errors_total", "counter", "Delivery-channel connection failures."),
+            ("gateway_doc_waits_total", "counter", "Re-reads of a document not yet stored when its delivery was announced (cluster)."),
+            (
+                "gateway_holds_total",
+                "counter",
+                "Sockets held while their shard channel was subscribed again (cluster); each ends with a resync.",
+            ),
+            (
+                "gateway_cluster_topology_changes_total",
+                "counter",
+                "Cluster slot-map changes seen; the sockets of users whose slot moved resync.",
+            ),
+            ("gateway_topic_reads_total", "counter", "Blocking topic-stream reads."),
+            ("gateway_topic_read_errors_total", "counter", "Failed topic-stream reads."),
+            ("gateway_doc_fetches_total", "counter", "Documents read for live deliveries."),
+            ("gateway_doc_cache_hits_total", "counter", "Live deliveries whose document was already cached."),
+            ("gateway_docs_missing_total", "counter", "Entries whose document had expired."),
+            ("gateway_valkey_errors_total", "counter", "Valkey connection or protocol errors."),
+            ("gateway_http_requests_total", "counter", "HTTP API requests."),
+            ("gateway_http_errors_total", "counter", "HTTP API requests answered with an error."),
+            ("gateway_delivery_latency_ms", "histogram", "Ingest to socket write of live entries, ms."),
+        ];
+        for (name, kind, help) in families {
+            assert!(text.contains(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n")), "{name}:\n{text}");
+        }
+        assert_eq!(text.matches("# TYPE ").count(), families.len(), "no other family:\n{text}");
+        for series in [
+            "gateway_sockets{kind=\"user\"} ",
+            "gateway_sockets{kind=\"topic\"} ",
+            "gateway_entries_sent_total{mode=\"backlog\"} ",
+            "gateway_entries_sent_total{mode=\"resume\"} ",
+            "gateway_entries_sent_total{mode=\"live\"} ",
+            "gateway_entries_sent_total{mode=\"resync\"} ",
+            "gateway_resyncs_total{reason=\"slow_client\"} ",
+            "gateway_resyncs_total{reason=\"reconnect\"} ",
+            "gateway_delivery_latency_ms_bucket{le=\"30000\"} ",
+            "gateway_delivery_latency_ms_bucket{le=\"+Inf\"} ",
+        ] {
+            assert!(text.contains(series), "{series}:\n{text}");
+        }
     }
 }

@@ -40,8 +40,8 @@ impl Feed {
 
     fn gauge(&self) -> &'static metrics::Gauge {
         match self {
-            Feed::User(_) => &metrics::USER_SOCKETS,
-            Feed::Topic(_) => &metrics::TOPIC_SOCKETS,
+            Feed::User(_) => &*metrics::USER_SOCKETS,
+            Feed::Topic(_) => &*metrics::TOPIC_SOCKETS,
         }
     }
 }
@@ -76,7 +76,7 @@ impl Session {
         let gauge = self.feed.gauge();
         gauge.add(1);
         let _open = Open(gauge);
-        metrics::SOCKETS_OPENED.incr();
+        metrics::SOCKETS_OPENED.inc();
         let Session { socket, valkey, feed, registration, backlog, write_timeout } = self;
         let (sink, mut stream) = socket.split();
         let mut w = Writer { sink, timeout: write_timeout };
@@ -136,7 +136,7 @@ async fn run_feed(
                         Work::Send(items) => {
                             let queued = items.len();
                             let fresh: Vec<Item> = items.into_iter().filter(|i| i.id > last).collect();
-                            metrics::ENTRIES_SKIPPED_DUPLICATE.add((queued - fresh.len()) as u64);
+                            metrics::ENTRIES_SKIPPED_DUPLICATE.inc_by((queued - fresh.len()) as u64);
                             w.send(Mode::Live, false, &fresh, &mut last).await
                         }
                         Work::Resync => match feed.after(valkey, last).await {
@@ -182,14 +182,14 @@ impl Writer {
         if !self.write(Message::Text(text.into())).await {
             return false;
         }
-        metrics::FRAMES_SENT.incr();
+        metrics::FRAMES_SENT.inc();
         let n = items.len() as u64;
         match mode {
-            Mode::Backlog => metrics::ENTRIES_SENT_BACKLOG.add(n),
-            Mode::Resume => metrics::ENTRIES_SENT_RESUME.add(n),
-            Mode::Resync => metrics::ENTRIES_SENT_RESYNC.add(n),
+            Mode::Backlog => metrics::ENTRIES_SENT_BACKLOG.inc_by(n),
+            Mode::Resume => metrics::ENTRIES_SENT_RESUME.inc_by(n),
+            Mode::Resync => metrics::ENTRIES_SENT_RESYNC.inc_by(n),
             Mode::Live => {
-                metrics::ENTRIES_SENT_LIVE.add(n);
+                metrics::ENTRIES_SENT_LIVE.inc_by(n);
                 let now = metrics::now_ms();
                 for i in items {
                     if let Some(t) = i.body.ingest_ms {
@@ -209,7 +209,7 @@ impl Writer {
             Ok(Ok(())) => true,
             Ok(Err(_)) => false,
             Err(_) => {
-                metrics::SOCKETS_TIMED_OUT.incr();
+                metrics::SOCKETS_TIMED_OUT.inc();
                 false
             }
         }

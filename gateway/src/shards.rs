@@ -135,7 +135,7 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
                 let topology = match valkey.topology().await {
                     Ok(t) => t,
                     Err(e) => {
-                        metrics::PUBSUB_ERRORS.incr();
+                        metrics::PUBSUB_ERRORS.inc();
                         log::warn!("cannot read the cluster's slot map: {e}");
                         continue;
                     }
@@ -156,7 +156,7 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
                 }
                 if let Some(old) = &sh.current {
                     if *old != topology {
-                        metrics::CLUSTER_TOPOLOGY_CHANGES.incr();
+                        metrics::CLUSTER_TOPOLOGY_CHANGES.inc();
                         sh.resync_where(|slot| old.owner_of(slot) != topology.owner_of(slot));
                     }
                 }
@@ -172,7 +172,7 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
             }
             Some(event) = events.recv() => match event {
                 Event::Subscribed(addr) => {
-                    metrics::PUBSUB_CONNECTS.incr();
+                    metrics::PUBSUB_CONNECTS.inc();
                     log::info!("subscribed to shard channel {} on {addr}", sh.followers.get(&addr).map_or("?", |f| f.channel.as_str()));
                     if let Some(t) = &sh.current {
                         sh.resync_where(|slot| t.owner_of(slot) == Some(addr.as_str()));
@@ -185,7 +185,7 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
                 }
                 // The follower's task has ended: the next slot-map read makes it again.
                 Event::Lost(addr) => {
-                    metrics::PUBSUB_ERRORS.incr();
+                    metrics::PUBSUB_ERRORS.inc();
                     log::warn!("shard channel subscription on {addr} ended; making it again");
                     sh.lost(&addr);
                 }
@@ -219,7 +219,7 @@ async fn follow(valkey: Valkey, addr: String, channel: String, tx: mpsc::Sender<
         match push.kind {
             PushKind::SMessage => {
                 let Some(Value::BulkString(payload)) = push.data.into_iter().nth(1) else {
-                    metrics::DELIVERY_MALFORMED.incr();
+                    metrics::DELIVERY_MALFORMED.inc();
                     continue;
                 };
                 if tx.send(payload).await.is_err() {

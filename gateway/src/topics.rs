@@ -54,7 +54,7 @@ impl TopicFeeds {
                 match self.valkey.dedicated().await {
                     Ok(c) => conn = Some(c),
                     Err(e) => {
-                        metrics::TOPIC_READ_ERRORS.incr();
+                        metrics::TOPIC_READ_ERRORS.inc();
                         log::warn!("topic {}: cannot connect: {e}", slug.as_str());
                         tokio::time::sleep(Duration::from_millis(500)).await;
                         continue;
@@ -62,7 +62,7 @@ impl TopicFeeds {
                 }
             }
             let Some(c) = conn.as_mut() else { continue };
-            metrics::TOPIC_READS.incr();
+            metrics::TOPIC_READS.inc();
             let reply: redis::RedisResult<Value> = redis::cmd("XREAD")
                 .arg("COUNT")
                 .arg(1000)
@@ -93,7 +93,7 @@ impl TopicFeeds {
                 }
                 Ok(_) => {} // timed out: nothing new
                 Err(e) => {
-                    metrics::TOPIC_READ_ERRORS.incr();
+                    metrics::TOPIC_READ_ERRORS.inc();
                     log::warn!("topic {}: read failed: {e}", slug.as_str());
                     // The stream keeps everything: the next read continues after `last`.
                     conn = None;

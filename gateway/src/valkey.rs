@@ -248,7 +248,7 @@ impl Valkey {
         loop {
             match run(self.conn()).await {
                 Err(e) if !matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => {
-                    metrics::VALKEY_ERRORS.incr();
+                    metrics::VALKEY_ERRORS.inc();
                     attempt += 1;
                     let transient = e.is_io_error()
                         || e.is_connection_dropped()
@@ -309,7 +309,7 @@ impl Valkey {
             return Ok(());
         }
         if !self.is_cluster() {
-            metrics::DOCS_MISSING.add(missing.len() as u64);
+            metrics::DOCS_MISSING.inc_by(missing.len() as u64);
             return Ok(());
         }
         let mut distinct: Vec<(String, Vec<u8>)> = missing.iter().map(|(_, t, d)| (t.clone(), d.clone())).collect();
@@ -317,12 +317,12 @@ impl Valkey {
         distinct.dedup();
         let newest_ms = missing.iter().map(|(i, _, _)| items[*i].id.ms).max().unwrap_or(0);
         let mut payloads = futures_util::future::try_join_all(distinct.iter().map(|(_, doc)| self.get_doc(doc))).await?;
-        metrics::DOC_FETCHES.add(distinct.len() as u64);
+        metrics::DOC_FETCHES.inc_by(distinct.len() as u64);
         // A document delivered moments ago may not be stored on its own node yet (see live.rs);
         // older ones that are absent have expired.
         let mut pause = std::time::Duration::from_millis(10);
         while payloads.iter().any(Option::is_none) && metrics::now_ms().saturating_sub(newest_ms) < 5_000 && pause.as_millis() <= 320 {
-            metrics::DOC_WAITS.incr();
+            metrics::DOC_WAITS.inc();
             tokio::time::sleep(pause).await;
             pause *= 2;
             for (p, (_, doc)) in payloads.iter_mut().zip(&distinct) {
@@ -336,7 +336,7 @@ impl Valkey {
             .zip(payloads)
             .map(|((topic, doc), payload)| {
                 if payload.is_none() {
-                    metrics::DOCS_MISSING.incr();
+                    metrics::DOCS_MISSING.inc();
                 }
                 Arc::new(DocBody::new(topic, &String::from_utf8_lossy(doc), payload.as_deref()))
             })
