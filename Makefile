@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
+.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -44,7 +44,7 @@ dev: build model ui
 	@if [ -n "$(CLUSTER)" ]; then CLUSTER=$(CLUSTER) PORT=$(CLUSTER_PORT) bash scripts/dev-cluster.sh; \
 	 else PORT=$(PORT) bash scripts/dev.sh; fi
 
-test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-sidecar test-ops test-ui test-e2e test-clients-node
+test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-clients test-sidecar test-ops test-ui test-e2e test-clients-node
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib
@@ -71,8 +71,18 @@ AGENTS_VENV := agents-py-compat/.venv
 
 test-agents: build tiny-model
 	@[ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV)
-	$(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e 'agents-py-compat[test]'
+	$(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e clients/python -e 'agents-py-compat[test]'
 	$(AGENTS_VENV)/bin/pytest agents-py-compat -q
+
+# The Python client package (clients/python, agentic-client): sync and async redis-py clients on a
+# real server and a 3-primary cluster, the same commands through valkey-glide, the LangChain tools
+# with langchain-core alone (no LLM, no network).
+CLIENTS_VENV := clients/python/.venv
+
+test-clients: build tiny-model
+	@[ -x $(CLIENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/pip install -q --disable-pip-version-check -e 'clients/python[test,langchain]'
+	$(CLIENTS_VENV)/bin/pytest clients/python -q
 
 # The module's commands from Node (clients/node, iovalkey) against a real server and a real
 # 3-primary cluster: node's built-in test runner.
@@ -155,8 +165,8 @@ bench-gateway: build tiny-model
 
 # The Python agents and the sidecar (CPU, onnxruntime) in their venvs, for chaos and soak.
 python-venvs:
-	@[ -x $(AGENTS_VENV)/bin/agentic-user-reader ] || { [ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV); \
-	 $(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e agents-py-compat; }
+	@[ -x $(AGENTS_VENV)/bin/agentic-user-reader ] && $(AGENTS_VENV)/bin/python -c 'import agentic_client' 2>/dev/null || { [ -x $(AGENTS_VENV)/bin/python ] || $(PYTHON) -m venv $(AGENTS_VENV); \
+	 $(AGENTS_VENV)/bin/pip install -q --disable-pip-version-check -e clients/python -e agents-py-compat; }
 	@[ -x $(SIDECAR_VENV)/bin/agentic-sidecar ] && $(SIDECAR_VENV)/bin/python -c 'import onnxruntime' 2>/dev/null || \
 	 { [ -x $(SIDECAR_VENV)/bin/python ] || $(PYTHON) -m venv $(SIDECAR_VENV); \
 	 $(SIDECAR_VENV)/bin/pip install -q --disable-pip-version-check -e 'sidecar[cpu]'; }

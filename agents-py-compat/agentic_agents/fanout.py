@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histo
 from .config import Config
 from .connection import TRANSIENT_ERRORS, connect
 from .group_reader import GroupReader
-from .module import doc_key, parse_fanout, topic_stream
+from .module import agentic, doc_key, topic_stream
 from .runtime import LATENCY_BUCKETS, FatalError, main_for, refuse_on_cluster, run_loop
 from .topic_catalog import TopicCatalog
 
@@ -109,7 +109,7 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
             return
         started = time.perf_counter()
         try:
-            result = parse_fanout(client.execute_command("AGENT.FANOUT", topic, document_key, payload))
+            result = agentic(client).fanout(topic, document_key, payload)
         except redis.ResponseError as e:
             metrics.errors.labels(reason="refused").inc()
             log.warning("%s %s: AGENT.FANOUT refused it: %s", stream, entry_id, e)

@@ -14,11 +14,12 @@ import random
 import threading
 import time
 
+from agentic_client import FEED_START
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from .config import Config
 from .connection import connect
-from .module import stats, user_key
+from .module import agentic, stats, user_key
 from .pacing import Pacer
 from .runtime import LATENCY_BUCKETS, main_for, run_loop
 
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 
 METRICS_PORT = 9112
 RECOMPUTE_INTERVAL_S = 1.0
-# The oldest possible feed entry id: AFTER it means from the beginning.
-FEED_START = "0-0"
 
 
 def target_rps(users: int, pop_rate: float, max_reader_rps: float) -> float:
@@ -50,6 +49,7 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
     """Reads until stopped (or `max_items` pops, empty or not); returns the pops made."""
     metrics = ReaderMetrics(registry)
     client = connect(config.valkey_url, stop)
+    module = agentic(client)
     pacer = Pacer(0, stop)
     rng = random.Random()
     cursors: dict[int, str] = {}
@@ -82,9 +82,9 @@ def run(config: Config, stop: threading.Event, *, registry: CollectorRegistry = 
             return 0
         number = rng.randrange(users)
         with metrics.latency.time():
-            entries = client.execute_command("AGENT.FEED", user_key(number), "COUNT", 1, "AFTER", cursors.get(number, FEED_START))
+            entries = module.feed(user_key(number), count=1, after=cursors.get(number, FEED_START))
         if entries:
-            cursors[number] = entries[0][0]
+            cursors[number] = entries[0].id
             metrics.pops.inc()
         else:
             metrics.empty.inc()

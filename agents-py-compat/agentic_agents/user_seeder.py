@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter
 
 from .config import Config
 from .connection import Client, connect, is_cluster
-from .module import user_key
+from .module import agentic, user_key
 from .pacing import Pacer
 from .runtime import main_for, run_loop
 from .topic_catalog import TopicCatalog
@@ -33,7 +33,7 @@ def create_user(client: Client, number: int, interests: list[str]) -> None:
     does not exist: one MULTI on a standalone server; on a cluster, where the two keys live in
     different slots (a MULTI cannot span them), the user first, then latest_uid."""
     if is_cluster(client):
-        client.execute_command("AGENT.SUBSCRIBE", user_key(number), *interests)
+        agentic(client).subscribe(user_key(number), *interests)
         client.set(LATEST_UID, number)
         return
     create = client.pipeline(transaction=True)

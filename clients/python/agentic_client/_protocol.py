@@ -40,9 +40,10 @@ class AgenticError(Exception):
     """Base of this package's errors."""
 
 
-class AgenticCommandError(AgenticError):
+class AgenticCommandError(AgenticError, redis.ResponseError):
     """The module refused an AGENT.* command (bad arguments, wrong type, unknown topic ...).
-    `command` is the command's name, `message` the server's error text."""
+    `command` is the command's name, `message` the server's error text. Also a redis-py
+    ResponseError, so code that caught those around raw commands keeps working."""
 
     def __init__(self, command: str, message: str) -> None:
         super().__init__(f"{command}: {message}")
@@ -296,7 +297,7 @@ def article_document(title: str, body: str, article_id: str | None, link: str | 
     article_id = article_id.strip()
     # The pipeline stores the article as doc:{<id>}, a hash tag: braces or spaces would break it.
     if len(article_id) > MAX_ARTICLE_ID_LEN or not all(0x21 <= ord(c) <= 0x7E and c not in "{}" for c in article_id):
-        raise ValueError(f"article id must be 1-{MAX_ARTICLE_ID_LEN} printable ASCII characters without spaces or braces, got {article_id!r}")
+        raise ValueError(f"article id must be 1-{MAX_ARTICLE_ID_LEN} printable ASCII characters, no spaces or braces: {article_id!r}")
     document = {"id": article_id, "title": title, "text": body}
     if link:
         document["link"] = link.strip()

@@ -183,7 +183,8 @@ class AgenticClient:
             kwargs = self.redis.connection_pool.connection_kwargs
             return {f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}": p.parse_stats(self.execute("AGENT.STATS"))}
         cluster = self.redis
-        return {node.name: p.parse_stats(cluster.get_redis_connection(node).execute_command("AGENT.STATS")) for node in cluster.get_primaries()}
+        nodes = cluster.get_primaries()
+        return {node.name: p.parse_stats(cluster.get_redis_connection(node).execute_command("AGENT.STATS")) for node in nodes}
 
     # -- the pipeline's input -----------------------------------------------------------------
 

@@ -159,15 +159,11 @@ class ValkeyCluster:
         for index, (port, bus_port) in enumerate(zip(ordered[::2], ordered[1::2], strict=True)):
             workdir = self.workdir / f"node{index}"
             workdir.mkdir()
+            command = ["valkey-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                       "--cluster-port", str(bus_port), "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                       "--save", "", "--appendonly", "no", "--dir", str(workdir), *module_args("pipeline", "yes")]  # fmt: skip
             with (workdir / "valkey.log").open("ab") as log:
-                self.processes.append(
-                    subprocess.Popen(
-                        ["valkey-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                         "--cluster-port", str(bus_port), "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                         "--save", "", "--appendonly", "no", "--dir", str(workdir), *module_args("pipeline", "yes")],
-                        stdout=log, stderr=subprocess.STDOUT,
-                    )  # fmt: skip
-                )
+                self.processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
             self.ports.append(port)
         nodes = [self.node(port) for port in self.ports]
         try:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import itertools
 
 import redis
+from agentic_client import AgenticClient, doc_key, user_key
 from conftest import blocked_clients, in_thread, wait_until
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from agentic_client import AgenticClient, doc_key, user_key
 
 USER = user_key("resume")
 

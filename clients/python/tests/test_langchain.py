@@ -11,10 +11,9 @@ import pytest
 
 pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install 'agentic-client[langchain]')")
 
-from langchain_core.tools import BaseTool  # noqa: E402
-
 from agentic_client import AgenticClient, AsyncAgenticClient, doc_key, user_key  # noqa: E402
 from agentic_client.langchain import make_tools  # noqa: E402
+from langchain_core.tools import BaseTool  # noqa: E402
 
 
 @pytest.fixture

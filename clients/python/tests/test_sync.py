@@ -8,8 +8,6 @@ import json
 import time
 
 import pytest
-from conftest import blocked_clients, in_thread, wait_until
-
 from agentic_client import (
     AgenticClient,
     AgenticCommandError,
@@ -19,6 +17,7 @@ from agentic_client import (
     topic_stream,
     user_key,
 )
+from conftest import blocked_clients, in_thread, wait_until
 
 
 @pytest.fixture
