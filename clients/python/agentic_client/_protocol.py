@@ -252,11 +252,12 @@ def merge_stats(per_node: Sequence[dict[str, str]]) -> dict[str, str]:
     a sum cannot give; non-numeric values are the first node's."""
     merged: dict[str, str] = {}
     for name, value in per_node[0].items():
-        values = [_number(node[name]) for node in per_node if name in node]
-        if any(v is None for v in values):
+        parsed = [_number(node[name]) for node in per_node if name in node]
+        values = [v for v in parsed if v is not None]
+        if len(values) < len(parsed):
             merged[name] = value
             continue
-        total = max(values) if name.endswith(PERCENTILE_SUFFIXES) else sum(values)  # type: ignore[type-var, arg-type]
+        total = max(values) if name.endswith(PERCENTILE_SUFFIXES) else sum(values)
         merged[name] = str(total) if isinstance(total, int) else repr(float(total))
     return merged
 
@@ -325,7 +326,8 @@ def socket_timeout_of(client: Any) -> float | None:
         connection_class = kwargs.get("connection_class") or getattr(holder, "connection_class", None)
     if "socket_timeout" in kwargs:
         return kwargs["socket_timeout"]
-    for klass in getattr(connection_class, "__mro__", ()):
+    # The sync cluster client makes each node's redis.Redis from its kwargs: Redis's default then.
+    for klass in (*getattr(connection_class, "__mro__", ()), redis.Redis):
         parameter = inspect.signature(klass.__init__).parameters.get("socket_timeout")
         if parameter is not None and parameter.default is not inspect.Parameter.empty:
             return parameter.default

@@ -69,6 +69,8 @@ class AsyncAgenticClient:
         cluster = self.redis
         for attempt in range(2):
             node = cluster.get_node_from_key(p.CATALOG_KEY)
+            if node is None:
+                raise redis.ConnectionError(f"no node serves {p.CATALOG_KEY}'s slot yet (the cluster is forming?)")
             try:
                 return await node.execute_command(*args)
             except MovedError:

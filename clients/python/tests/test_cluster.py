@@ -69,6 +69,8 @@ def test_fanout_in_one_slot_and_a_woken_reader(client):
     node = client.redis.get_redis_connection(client.redis.get_node_from_key(team[1]))
     wait_until(lambda: int(node.info("clients")["blocked_clients"]) >= 1, message="the reader to block")
     listed = client.fanout("sports", "doc:{team}:2", "half-time", users=team)
+    with pytest.raises(ValueError, match="socket_timeout"):  # redis-py 8's 5 s read timeout
+        client.feed(team[1], block_ms=0)
     assert listed.delivered == 2
     thread.join(10)
     assert "error" not in outcome, outcome
