@@ -6,10 +6,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 
 import pytest
 
-pytest.importorskip("langchain_core", reason="langchain-core is not installed (pip install 'agentic-client[langchain]')")
+try:
+    import langchain_core  # noqa: F401
+except ImportError:
+    # CI runs make test-clients, which installs the extra: a skip there would hide a broken setup.
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        raise
+    pytest.skip("langchain-core is not installed (pip install 'agentic-client[langchain]')", allow_module_level=True)
 
 from agentic_client import AgenticClient, AsyncAgenticClient, doc_key, user_key  # noqa: E402
 from agentic_client.langchain import make_tools  # noqa: E402
