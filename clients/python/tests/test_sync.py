@@ -5,19 +5,22 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 import time
 
 import pytest
+import redis
 from agentic_client import (
     AgenticClient,
     AgenticCommandError,
     ClassifyTimeoutError,
     FeedEntry,
+    ModelUnavailableError,
     doc_key,
     topic_stream,
     user_key,
 )
-from conftest import blocked_clients, in_thread, wait_until
+from conftest import MODULE, blocked_clients, free_port, in_thread, skip_without_server, wait_until
 
 
 @pytest.fixture
@@ -165,3 +168,28 @@ def test_publish_article_feeds_the_pipeline(client, valkey):
     assert isinstance(delivered, FeedEntry)
     assert delivered.doc_key == doc_key("art-1")
     assert delivered.json()["title"] == "Markets rally" and delivered.topic in everything
+
+
+def test_a_server_without_a_model_says_so(tmp_path):
+    skip_without_server()
+    port = free_port()
+    command = ["valkey-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+               "--loadmodule", str(MODULE)]  # fmt: skip
+    with (tmp_path / "valkey.log").open("ab") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        client = AgenticClient(redis.Redis(host="127.0.0.1", port=port, decode_responses=True))
+
+        def answers() -> bool:
+            try:
+                return bool(client.redis.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_until(answers, message="the server")
+        with pytest.raises(ModelUnavailableError, match="no model configured"):
+            client.classify("anything")
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(10)
