@@ -61,9 +61,20 @@ pub fn count_oldest_below(ctx: &Context, stream_key: &[u8], limit: u64, bound: O
                 counted += 1;
                 last = Some(sid);
                 // The iterator asserts that an entry's fields were consumed before the next id.
-                let (mut field, mut value) = (ptr::null_mut(), ptr::null_mut());
+                // Each field and value comes back as a new string that only an auto-memory
+                // context frees by itself: the pipeline's timer context has none, and not
+                // freeing them here leaked about 1 KB of server memory per article delivered.
                 for _ in 0..nfields {
-                    raw::RedisModule_StreamIteratorNextField.unwrap()(key, &mut field, &mut value);
+                    let (mut field, mut value) = (ptr::null_mut(), ptr::null_mut());
+                    let ok = raw::RedisModule_StreamIteratorNextField.unwrap()(key, &mut field, &mut value) == raw::REDISMODULE_OK as c_int;
+                    for s in [field, value] {
+                        if !s.is_null() {
+                            raw::RedisModule_FreeString.unwrap()(ctx.ctx, s);
+                        }
+                    }
+                    if !ok {
+                        break;
+                    }
                 }
             }
             raw::RedisModule_StreamIteratorStop.unwrap()(key);
