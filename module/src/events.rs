@@ -20,7 +20,10 @@ fn on_flush(_ctx: &Context, event: FlushSubevent) {
 fn on_loading(ctx: &Context, event: LoadingSubevent) {
     ffi::invalidate_remembered_values();
     ffi::guard("loading event", (), || match event {
-        LoadingSubevent::RdbStarted | LoadingSubevent::AofStarted | LoadingSubevent::ReplStarted => index::with(|ix| ix.clear()),
+        LoadingSubevent::RdbStarted | LoadingSubevent::AofStarted | LoadingSubevent::ReplStarted => {
+            user::start_interning();
+            index::with(|ix| ix.clear())
+        }
         LoadingSubevent::Ended | LoadingSubevent::Failed => {
             crate::heads_sync::mark_dirty();
             user::clear_interner();

@@ -199,15 +199,21 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
 
 // ---------------------------------------------------------------------------------------------
 // While loading, the same document appears in thousands of feeds; interning keeps it one
-// allocation, as it was before the save. Cleared when loading ends.
+// allocation, as it was before the save. Only while loading: a value decoded at any other time
+// (RESTORE, AGENT.LOADUSER from a client) would otherwise leave its entries in the map for good,
+// since nothing clears it until the next load ends.
 
 /// (topic, document key) -> the shared reference, while it is alive.
 type Interned = HashMap<(Box<[u8]>, Box<[u8]>), Weak<DocRef>>;
 
 static INTERNER: Mutex<Option<Interned>> = Mutex::new(None);
+static LOADING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn intern(topic: &[u8], key: &[u8]) -> Arc<DocRef> {
     let fresh = || Arc::new(DocRef { topic: topic.into(), key: key.into() });
+    if !LOADING.load(std::sync::atomic::Ordering::Relaxed) {
+        return fresh();
+    }
     let Ok(mut guard) = INTERNER.lock() else { return fresh() };
     let map = guard.get_or_insert_with(HashMap::new);
     let k = (Box::<[u8]>::from(topic), Box::<[u8]>::from(key));
@@ -219,10 +225,21 @@ fn intern(topic: &[u8], key: &[u8]) -> Arc<DocRef> {
     doc
 }
 
+/// A load (RDB, AOF or a replica's full sync) started: values decoded from now on share documents.
+pub fn start_interning() {
+    LOADING.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 pub fn clear_interner() {
+    LOADING.store(false, std::sync::atomic::Ordering::Relaxed);
     if let Ok(mut guard) = INTERNER.lock() {
         *guard = None;
     }
+}
+
+/// How many documents the interner holds (0 outside loading).
+pub fn interned() -> usize {
+    INTERNER.lock().map(|g| g.as_ref().map_or(0, |m| m.len())).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -255,6 +272,28 @@ mod tests {
         assert_eq!(back, u);
         assert_eq!(encode(&back), bytes);
         assert_eq!(u.topics.iter().collect::<Vec<_>>(), vec![&b"health"[..], b"sports"]);
+    }
+
+    #[test]
+    fn documents_are_shared_while_loading_and_never_remembered_outside_it() {
+        let mut a = UserState::new(b"user:{a}");
+        let mut b = UserState::new(b"user:{b}");
+        for u in [&mut a, &mut b] {
+            u.deliver(&spec("doc:{interned-1}", 10));
+        }
+        let (ea, eb) = (encode(&a), encode(&b));
+        let doc = |u: &UserState| u.feed.entries[0].doc.clone();
+        // A RESTORE or AGENT.LOADUSER from a client: nothing is remembered.
+        let (ra, rb) = (decode(&ea).expect("decodes"), decode(&eb).expect("decodes"));
+        assert!(!Arc::ptr_eq(&doc(&ra), &doc(&rb)));
+        assert_eq!(interned(), 0);
+        start_interning();
+        let (la, lb) = (decode(&ea).expect("decodes"), decode(&eb).expect("decodes"));
+        assert!(Arc::ptr_eq(&doc(&la), &doc(&lb)), "one allocation for a document in many feeds");
+        assert!(interned() >= 1);
+        clear_interner();
+        assert_eq!(interned(), 0);
+        assert_eq!((la, lb), (a, b));
     }
 
     #[test]
