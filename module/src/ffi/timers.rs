@@ -2,13 +2,33 @@
 
 use std::ffi::c_void;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use valkey_module::{raw, Context};
 
 use super::*;
 
+/// The next fan-out slice, as soon as the event loop has polled its clients once.
+///
+/// The server sleeps until its earliest module timer only when a new timer sorts first among
+/// the pending ones; otherwise it keeps the wake-up it had, and a timer handler that leaves a
+/// timer pending re-arms itself at least 1 ms ahead. So a slice created while the pipeline's
+/// tick is already due (it is, often: the tick re-arms 1 ms ahead and slices run for longer)
+/// would wait up to 1 ms in epoll with the tick. The pipeline's timer is taken out first and put
+/// back behind the slice, with the time it had left, so the slice is first and runs at once.
 pub fn schedule_next_slice(ctx: &Context) {
-    schedule_slice_in(ctx, 0);
+    let mut pending = PIPELINE_TIMER.lock().unwrap_or_else(|p| p.into_inner());
+    let tick = pending.take();
+    unsafe {
+        if let Some((id, _)) = tick {
+            raw::RedisModule_StopTimer.unwrap()(ctx.ctx, id, ptr::null_mut());
+        }
+        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, 0, Some(on_slice_timer), ptr::null_mut());
+        if let Some((_, due)) = tick {
+            let ms = due.saturating_duration_since(Instant::now()).as_millis() as raw::mstime_t;
+            *pending = Some((raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms, Some(on_pipeline_timer), ptr::null_mut()), due));
+        }
+    }
 }
 
 pub fn schedule_slice_in(ctx: &Context, ms: i64) {
@@ -17,16 +37,18 @@ pub fn schedule_slice_in(ctx: &Context, ms: i64) {
     }
 }
 
-/// The pipeline's one pending timer: re-arming replaces it, so there is never more than one.
-static PIPELINE_TIMER: std::sync::Mutex<Option<raw::RedisModuleTimerID>> = std::sync::Mutex::new(None);
+/// The pipeline's one pending timer and when it is due: re-arming replaces it, so there is never
+/// more than one.
+static PIPELINE_TIMER: std::sync::Mutex<Option<(raw::RedisModuleTimerID, Instant)>> = std::sync::Mutex::new(None);
 
 pub fn schedule_pipeline_tick(ctx: &Context, ms: i64) {
     let mut pending = PIPELINE_TIMER.lock().unwrap_or_else(|p| p.into_inner());
+    let due = Instant::now() + Duration::from_millis(ms.max(0) as u64);
     unsafe {
-        if let Some(id) = pending.take() {
+        if let Some((id, _)) = pending.take() {
             raw::RedisModule_StopTimer.unwrap()(ctx.ctx, id, ptr::null_mut());
         }
-        *pending = Some(raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut()));
+        *pending = Some((raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut()), due));
     }
 }
 
