@@ -3,15 +3,13 @@ starts from an empty database and the module's default settings."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import redis
+from agentic_client import testing
+from agentic_client.testing import free_port, missing, running  # noqa: F401 - the tests import free_port and missing from here
 
 from agentic_agents.config import Config
 
@@ -21,19 +19,16 @@ TINY_MODEL = REPO_ROOT / "model" / "out" / "tiny"
 START_TIMEOUT_S = 20.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class ValkeyServer(testing.ValkeyServer):
+    """With the ACL users of ops/acl/users.acl and TLS on a second port. The encoder alone
+    (`classify-tier model`): tests compare an agent's classification with a later AGENT.CLASSIFY
+    of the same text, which the cascade's load-dependent escalations would not guarantee."""
 
+    client_options = {"decode_responses": True, "protocol": 2}
 
-class ValkeyServer:
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.log = workdir / "valkey.log"
-        self.port = 0
+        super().__init__(workdir, testing.module_args(MODULE, TINY_MODEL, "classify-tier", "model"), start_timeout=START_TIMEOUT_S)
         self.tls_port = 0
-        self.process: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -51,6 +46,10 @@ class ValkeyServer:
         """The agents' URL over TLS, trusting the test CA (tls_files())."""
         return f"rediss://agents:pw-agents@127.0.0.1:{self.tls_port}?ssl_ca_certs={self.workdir / 'ca.crt'}"
 
+    def server_args(self) -> list[str]:
+        self.tls_port = free_port()
+        return ["--aclfile", str(self.write_acl_file()), *self.tls_files()]
+
     def tls_files(self) -> list[str]:
         """A test CA and a server certificate for 127.0.0.1 (scripts/test-tls-certs.sh); the server's TLS arguments."""
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test-tls-certs.sh"), str(self.workdir)], check=True, capture_output=True)
@@ -64,95 +63,17 @@ class ValkeyServer:
         path.write_text((REPO_ROOT / "ops" / "acl" / "users.acl").read_text().replace("CHANGE-ME-", "pw-"))
         return path
 
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, protocol=2)
-
-    def start(self, port: int | None = None) -> None:
-        """Starts on `port`, or on a free port, retrying with another one if it was taken meanwhile."""
-        for _attempt in range(5):
-            self.port = port or free_port()
-            self.tls_port = free_port()
-            with self.log.open("ab") as log:
-                self.process = subprocess.Popen(
-                    [
-                        "valkey-server",
-                        "--port", str(self.port),
-                        "--bind", "127.0.0.1",
-                        "--save", "",
-                        "--appendonly", "no",
-                        "--dir", str(self.workdir),
-                        "--aclfile", str(self.write_acl_file()),
-                        *self.tls_files(),
-                        "--loadmodule", str(MODULE),
-                        "model-dir", str(TINY_MODEL),
-                        # The encoder alone: tests compare an agent's classification with a later
-                        # AGENT.CLASSIFY of the same text, which the cascade's load-dependent
-                        # escalations would not guarantee.
-                        "classify-tier", "model",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            if self._ready():
-                return
-            self.stop()
-        raise RuntimeError(f"valkey-server did not start; see {self.log}:\n{self.log.read_text()[-2000:]}")
-
-    def _ready(self) -> bool:
-        """True once the server answers and the model is loaded (loading runs in the background)."""
-        deadline = time.monotonic() + START_TIMEOUT_S
-        client = self.client()
-        try:
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.execute_command("INFO", "agentic_classify").get("agentic_model_status") == "ready":
-                        return True
-                except redis.ConnectionError:
-                    pass
-                time.sleep(0.05)
-            return False
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        """Stops the server this fixture started, by its pid."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-
-def missing(reason: str) -> None:
-    """A prerequisite is missing: skip locally, fail under CI (CI=true), where `make test` installs
-    and builds everything, so a skipped suite would hide a broken setup."""
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{reason} (CI=true: make test should have provided it)")
-    pytest.skip(reason)
-
 
 def skip_without_server() -> None:
-    """Skips the calling test when valkey-server, the module or the tiny model is missing."""
-    if shutil.which("valkey-server") is None:
-        missing("valkey-server is not on PATH (make deps installs Valkey 8.0.1)")
-    if not MODULE.is_file():
-        missing(f"{MODULE} is missing: build it with `make build`")
-    if not (TINY_MODEL / "model.onnx").is_file():
-        missing(f"{TINY_MODEL} is missing: build it with `make tiny-model`")
+    """Skips the calling test when valkey-server, the module or the tiny model is missing (fails it under CI=true)."""
+    testing.skip_without_server(MODULE, TINY_MODEL)
 
 
 @pytest.fixture(scope="session")
 def valkey_server(tmp_path_factory):
     skip_without_server()
-    server = ValkeyServer(tmp_path_factory.mktemp("valkey"))
-    try:
-        server.start()
+    with running(ValkeyServer(tmp_path_factory.mktemp("valkey"))) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

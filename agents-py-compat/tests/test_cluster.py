@@ -13,10 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-import redis
 from agent_thread import run_agent, wait_until
+from agentic_client import testing
 from conftest import MODULE, TINY_MODEL, free_port, skip_without_server
-from redis.cluster import RedisCluster
 from redis.exceptions import MovedError
 from test_stats_exporter import scrape
 
@@ -26,122 +25,25 @@ from agentic_agents.connection import connect, is_cluster
 from agentic_agents.module import CATALOG_KEY, catalog_command, stats, topic_slugs, topic_stream, user_key
 from agentic_agents.runtime import PIPELINE_ON_CLUSTER
 
-SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
 START_TIMEOUT_S = 30.0
 USERS = 30
 ARTICLES = 12
 
 
-class ValkeyCluster:
-    """Three valkey-server primaries with the module, on free loopback ports, each in its own
-    directory, joined into one cluster. stop() stops every server it started, by its pid."""
+class ValkeyCluster(testing.ValkeyCluster):
+    """With the module's own pipeline (`pipeline yes`) on every node."""
+
+    client_options = {"decode_responses": True, "protocol": 2}
 
     def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.ports: list[int] = []
-        self.processes: list[subprocess.Popen] = []
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}"
-
-    def node(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, protocol=2)
-
-    def client(self) -> RedisCluster:
-        return RedisCluster(host="127.0.0.1", port=self.ports[0], decode_responses=True, protocol=2)
-
-    def start(self) -> None:
-        ports = set()
-        while len(ports) < 6:  # a client port and a cluster-bus port per node, all different
-            ports.add(free_port())
-        ports = sorted(ports)
-        for index, (port, bus_port) in enumerate(zip(ports[::2], ports[1::2], strict=True)):
-            self._start_node(index, port, bus_port)
-        nodes = [self.node(port) for port in self.ports]
-        try:
-            wait_until(lambda: all(self._answers(node) for node in nodes), timeout=START_TIMEOUT_S, message="the nodes")
-            for node, (first, last) in zip(nodes, SLOT_RANGES, strict=True):
-                node.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
-            for port, bus_port in zip(ports[2::2], ports[3::2], strict=True):
-                nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus_port)
-            wait_until(lambda: all(self._ready(node) for node in nodes), timeout=START_TIMEOUT_S, message="cluster_state:ok and the model")
-        except AssertionError:
-            logs = "\n".join((self.workdir / f"node{i}" / "valkey.log").read_text()[-1000:] for i in range(len(self.ports)))
-            raise RuntimeError(f"the cluster did not form:\n{logs}") from None
-        finally:
-            for node in nodes:
-                node.close()
-
-    def _start_node(self, index: int, port: int, bus_port: int) -> None:
-        workdir = self.workdir / f"node{index}"
-        workdir.mkdir()
-        with (workdir / "valkey.log").open("ab") as log:
-            self.processes.append(
-                subprocess.Popen(
-                    [
-                        "valkey-server",
-                        "--port", str(port),
-                        "--bind", "127.0.0.1",
-                        "--cluster-enabled", "yes",
-                        "--cluster-port", str(bus_port),
-                        "--cluster-config-file", "nodes.conf",
-                        "--cluster-node-timeout", "2000",
-                        "--save", "",
-                        "--appendonly", "no",
-                        "--dir", str(workdir),
-                        "--loadmodule", str(MODULE),
-                        "model-dir", str(TINY_MODEL),
-                        "pipeline", "yes",
-                    ],
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )  # fmt: skip
-        self.ports.append(port)
-
-    def _answers(self, node: redis.Redis) -> bool:
-        if any(process.poll() is not None for process in self.processes):
-            raise AssertionError("a valkey-server exited")
-        try:
-            return node.ping()
-        except redis.ConnectionError:
-            return False
-
-    @staticmethod
-    def _ready(node: redis.Redis) -> bool:
-        """cluster_state:ok and the model loaded (it loads in the background)."""
-        info = node.execute_command("INFO", "cluster")  # keeps redis-py's own parsing: a dict
-        cluster_state = node.execute_command("CLUSTER INFO").get("cluster_state")
-        model_status = node.execute_command("INFO", "agentic_classify").get("agentic_model_status")
-        return info.get("cluster_enabled") == 1 and cluster_state == "ok" and model_status == "ready"
-
-    def kill(self, index: int) -> None:
-        """Kills one node (SIGKILL, by its pid): a crashed primary."""
-        self.processes[index].kill()
-        self.processes[index].wait(10)
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        super().__init__(workdir, testing.module_args(MODULE, TINY_MODEL, "pipeline", "yes"), start_timeout=START_TIMEOUT_S)
 
 
 def started_cluster(workdir: Path):
     """A started cluster for a fixture, stopped whatever happens to the tests."""
     skip_without_server()
-    cluster = ValkeyCluster(workdir)
-    try:
-        cluster.start()
+    with testing.running(ValkeyCluster(workdir)) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """What the sync and async clients share: the AGENT.* argument lists, the replies parsed into
-typed values, and the module's errors as exceptions (docs/commands.md is the reference).
+typed values, the module's errors as exceptions (docs/commands.md is the reference), and the feed
+iterators' retry timing.
 
 Parsers accept both `bytes` and `str`, so a client built with or without `decode_responses`
 gives the same typed values."""
@@ -10,6 +11,7 @@ import hashlib
 import inspect
 import json
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -262,6 +264,17 @@ def merge_stats(per_node: Sequence[dict[str, str]]) -> dict[str, str]:
     return merged
 
 
+def one_stats(per_node: dict[str, dict[str, str]]) -> dict[str, str]:
+    """stats(): a standalone server's as is, a cluster's primaries merged."""
+    return next(iter(per_node.values())) if len(per_node) == 1 else merge_stats(list(per_node.values()))
+
+
+def standalone_node_name(client: Any) -> str:
+    """`host:port` of a non-cluster client, as a cluster client names its nodes."""
+    kwargs = client.connection_pool.connection_kwargs
+    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
+
+
 def _number(value: str) -> int | float | None:
     """An integer where the module rendered one (so sums stay integers), else a float, else None."""
     for kind in (int, float):
@@ -311,6 +324,33 @@ def article_document(title: str, body: str, article_id: str | None, link: str | 
 def article_json(document: dict[str, str]) -> str:
     """Compact and not ASCII-escaped, as serde_json writes it in the fetcher."""
     return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def publish_eval_args(
+    title: str, text: str, article_id: str | None, link: str | None, source: str, published: str | None, stream: str, dedup_ttl_s: int
+) -> list[Any]:
+    """EVAL's arguments for publish_article: the write script, its two keys and its arguments."""
+    document = article_document(title, text, article_id, link, source, published)
+    return [WRITE_SCRIPT, 2, stream, seen_key(stream, document["id"]), document["id"], article_json(document), dedup_ttl_s]
+
+
+class ReconnectBackoff:
+    """The feed iterators' retries: 50 ms doubling up to 1 s, given up once failures have lasted
+    `timeout_s` since the first one."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.failing_since: float | None = None
+        self.delay = 0.05
+
+    def next_delay(self) -> float | None:
+        """The wait before the next attempt, or None to give up (the caller re-raises)."""
+        now = time.monotonic()
+        self.failing_since = self.failing_since or now
+        if now - self.failing_since > self.timeout_s:
+            return None
+        delay, self.delay = self.delay, min(self.delay * 2, 1.0)
+        return delay
 
 
 def socket_timeout_of(client: Any) -> float | None:

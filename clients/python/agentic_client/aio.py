@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
@@ -140,13 +139,11 @@ class AsyncAgenticClient:
         return int(await self.execute_on_catalog_node("AGENT.TOPIC.RESET")) == 1
 
     async def stats(self) -> dict[str, str]:
-        per_node = await self.stats_per_node()
-        return next(iter(per_node.values())) if len(per_node) == 1 else p.merge_stats(list(per_node.values()))
+        return p.one_stats(await self.stats_per_node())
 
     async def stats_per_node(self) -> dict[str, dict[str, str]]:
         if not isinstance(self.redis, RedisCluster):
-            kwargs = self.redis.connection_pool.connection_kwargs
-            return {f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}": p.parse_stats(await self.execute("AGENT.STATS"))}
+            return {p.standalone_node_name(self.redis): p.parse_stats(await self.execute("AGENT.STATS"))}
         nodes = self.redis.get_primaries()
         replies = await asyncio.gather(*(node.execute_command("AGENT.STATS") for node in nodes))
         return {node.name: p.parse_stats(reply) for node, reply in zip(nodes, replies, strict=True)}
@@ -164,9 +161,7 @@ class AsyncAgenticClient:
         dedup_ttl_s: int = p.DEFAULT_DEDUP_TTL_S,
     ) -> str | None:
         """See AgenticClient.publish_article."""
-        document = p.article_document(title, text, article_id, link, source, published)
-        keys = [stream, p.seen_key(stream, document["id"])]
-        reply = await self.redis.eval(p.WRITE_SCRIPT, 2, *keys, document["id"], p.article_json(document), dedup_ttl_s)
+        reply = await self.redis.eval(*p.publish_eval_args(title, text, article_id, link, source, published, stream, dedup_ttl_s))
         return None if reply is None else p.text(reply)
 
 
@@ -198,8 +193,7 @@ class AsyncFeedIterator(AsyncIterator[FeedEntry]):
         return entry
 
     async def _fill(self) -> None:
-        failing_since: float | None = None
-        delay = 0.05
+        backoff = p.ReconnectBackoff(self.reconnect_timeout_s)
         while True:
             try:
                 if self.last_id is None:
@@ -209,13 +203,11 @@ class AsyncFeedIterator(AsyncIterator[FeedEntry]):
                 entries = await self.client.feed(self.user, count=self.count, after=self.last_id, block_ms=self._block_ms)
                 break
             except RECONNECT_ERRORS as e:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > self.reconnect_timeout_s:
+                delay = backoff.next_delay()
+                if delay is None:
                     raise
                 log.info("AGENT.FEED %s after %s failed (%s); retrying", self.user, self.last_id, e)
                 self.reconnects += 1
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
         self._buffer.extend(entries)
         self._idle = self.until_idle and not entries

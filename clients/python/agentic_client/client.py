@@ -174,14 +174,12 @@ class AgenticClient:
 
     def stats(self) -> dict[str, str]:
         """AGENT.STATS as name -> value; on a cluster, the primaries' figures merged (merge_stats)."""
-        per_node = self.stats_per_node()
-        return next(iter(per_node.values())) if len(per_node) == 1 else p.merge_stats(list(per_node.values()))
+        return p.one_stats(self.stats_per_node())
 
     def stats_per_node(self) -> dict[str, dict[str, str]]:
         """AGENT.STATS of each primary ("host:port" -> stats); one entry on a standalone server."""
         if not isinstance(self.redis, RedisCluster):
-            kwargs = self.redis.connection_pool.connection_kwargs
-            return {f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}": p.parse_stats(self.execute("AGENT.STATS"))}
+            return {p.standalone_node_name(self.redis): p.parse_stats(self.execute("AGENT.STATS"))}
         cluster = self.redis
         nodes = cluster.get_primaries()
         return {node.name: p.parse_stats(cluster.get_redis_connection(node).execute_command("AGENT.STATS")) for node in nodes}
@@ -204,9 +202,7 @@ class AgenticClient:
         script: dedup key, then `XADD news_raw * id <id> data <json>`). The module's pipeline
         (`pipeline yes`) classifies it and fans it out. Returns the stream entry id, or None when
         the same article id was already published within `dedup_ttl_s`."""
-        document = p.article_document(title, text, article_id, link, source, published)
-        keys = [stream, p.seen_key(stream, document["id"])]
-        reply = self.redis.eval(p.WRITE_SCRIPT, 2, *keys, document["id"], p.article_json(document), dedup_ttl_s)
+        reply = self.redis.eval(*p.publish_eval_args(title, text, article_id, link, source, published, stream, dedup_ttl_s))
         return None if reply is None else p.text(reply)
 
 
@@ -245,20 +241,17 @@ class FeedIterator(Iterator[FeedEntry]):
         return entry
 
     def _fill(self) -> None:
-        failing_since: float | None = None
-        delay = 0.05
+        backoff = p.ReconnectBackoff(self.reconnect_timeout_s)
         while True:
             try:
                 entries = self.client.feed(self.user, count=self.count, after=self.last_id, block_ms=self._block_ms)
                 break
             except RECONNECT_ERRORS as e:
-                now = time.monotonic()
-                failing_since = failing_since or now
-                if now - failing_since > self.reconnect_timeout_s:
+                delay = backoff.next_delay()
+                if delay is None:
                     raise
                 log.info("AGENT.FEED %s after %s failed (%s); retrying", self.user, self.last_id, e)
                 self.reconnects += 1
                 time.sleep(delay)
-                delay = min(delay * 2, 1.0)
         self._buffer.extend(entries)
         self._idle = self.until_idle and not entries

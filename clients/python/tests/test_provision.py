@@ -2,109 +2,48 @@
 can do its work as its provisioned user and is refused (NOPERM, nothing changed) what it must not
 do; revoke closes its connections and its password stops working; bad input changes nothing.
 
-The fixtures live here rather than in a conftest.py, so they cannot collide with the client
-library's own test fixtures."""
+The servers are agentic_client.testing's, as in conftest.py, but of this module's own: with an
+aclfile and the module's default options."""
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
+from conftest import MODULE, TINY_MODEL, skip_without_server
 from redis.cluster import RedisCluster
 
+from agentic_client.testing import ValkeyCluster, ValkeyServer, module_args, running
+
 CLIENT_DIR = Path(__file__).resolve().parents[1]
-REPO_ROOT = CLIENT_DIR.parents[1]
-MODULE = REPO_ROOT / "target" / "release" / "libagentic.so"
-TINY_MODEL = REPO_ROOT / "model" / "out" / "tiny"
 START_TIMEOUT_S = 20.0
 DEFAULT_TOPICS = ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Server(ValkeyServer):
+    """With the module's default options (the cascade, no pipeline) and RESP2, like an operator's server."""
+
+    client_options = {"decode_responses": True, "protocol": 2}
 
 
-class Server:
-    """One valkey-server with the module and an aclfile (so ACL SAVE persists), stopped by its pid."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.aclfile = workdir / "users.acl"
-        self.port = 0
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, decode_responses=True, protocol=2)
-
-    def start(self) -> None:
-        self.aclfile.write_text("user default on nopass ~* &* +@all\n")
-        for _attempt in range(5):
-            self.port = free_port()
-            with (self.workdir / "valkey.log").open("ab") as log:
-                self.process = subprocess.Popen(
-                    ["valkey-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                     "--dir", str(self.workdir), "--aclfile", str(self.aclfile),
-                     "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL)],
-                    stdout=log, stderr=subprocess.STDOUT,
-                )  # fmt: skip
-            if self._ready():
-                return
-            self.stop()
-        raise RuntimeError(f"valkey-server did not start: {(self.workdir / 'valkey.log').read_text()[-2000:]}")
-
-    def _ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        client = self.client()
-        try:
-            while time.monotonic() < deadline and self.process.poll() is None:
-                try:
-                    if client.execute_command("INFO", "agentic_classify").get("agentic_model_status") == "ready":
-                        return True
-                except redis.ConnectionError:
-                    pass
-                time.sleep(0.05)
-            return False
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+class Cluster(ValkeyCluster):
+    client_options = Server.client_options
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    for path, what in ((MODULE, "make build"), (TINY_MODEL / "model.onnx", "make tiny-model")):
-        if not path.is_file():
-            pytest.skip(f"{path} is missing: {what}")
-    if shutil.which("valkey-server") is None:
-        pytest.skip("valkey-server is not on PATH")
-    server = Server(tmp_path_factory.mktemp("provision"))
-    try:
-        server.start()
+    skip_without_server()
+    workdir = tmp_path_factory.mktemp("provision")
+    # An aclfile, so ACL SAVE persists and the tests can read what provisioning saved.
+    aclfile = workdir / "users.acl"
+    aclfile.write_text("user default on nopass ~* &* +@all\n")
+    with running(Server(workdir, module_args(MODULE, TINY_MODEL), start_timeout=START_TIMEOUT_S, aclfile=aclfile)) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
@@ -401,87 +340,14 @@ def test_a_stream_key_of_another_type_changes_nothing(server, admin):
     assert admin.execute_command("ACL", "USERS") == ["default"]
 
 
-class Cluster:
-    """Three primaries with the module, slots split evenly, joined with CLUSTER MEET; stopped by pid."""
-
-    SLOT_RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
-
-    def __init__(self, workdir: Path) -> None:
-        self.workdir = workdir
-        self.ports: list[int] = []
-        self.processes: list[subprocess.Popen] = []
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.ports[0]}"
-
-    def node(self, port: int) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=port, decode_responses=True, protocol=2)
-
-    def start(self) -> None:
-        ports: set[int] = set()
-        while len(ports) < 6:  # a client and a bus port per node, all different
-            ports.add(free_port())
-        ordered = sorted(ports)
-        for index, (port, bus) in enumerate(zip(ordered[::2], ordered[1::2], strict=True)):
-            workdir = self.workdir / f"node{index}"
-            workdir.mkdir()
-            with (workdir / "valkey.log").open("ab") as log:
-                self.processes.append(subprocess.Popen(
-                    ["valkey-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                     "--cluster-port", str(bus), "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                     "--save", "", "--appendonly", "no", "--dir", str(workdir),
-                     "--loadmodule", str(MODULE), "model-dir", str(TINY_MODEL)],
-                    stdout=log, stderr=subprocess.STDOUT,
-                ))  # fmt: skip
-            self.ports.append(port)
-        nodes = [self.node(port) for port in self.ports]
-        try:
-            self._wait(lambda: all(n.ping() for n in nodes))
-            for node, (first, last) in zip(nodes, self.SLOT_RANGES, strict=True):
-                node.execute_command("CLUSTER ADDSLOTSRANGE", first, last)
-            for port, bus in zip(ordered[2::2], ordered[3::2], strict=True):
-                nodes[0].execute_command("CLUSTER MEET", "127.0.0.1", port, bus)
-            self._wait(lambda: all(n.execute_command("CLUSTER INFO").get("cluster_state") == "ok" for n in nodes))
-        finally:
-            for node in nodes:
-                node.close()
-
-    def _wait(self, check) -> None:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes):
-                break
-            try:
-                if check():
-                    return
-            except redis.RedisError:
-                pass
-            time.sleep(0.05)
-        logs = "\n".join((self.workdir / f"node{i}" / "valkey.log").read_text()[-1000:] for i in range(len(self.ports)))
-        raise RuntimeError(f"the cluster did not form:\n{logs}")
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
-
-
 @pytest.fixture(scope="module")
 def cluster(server, tmp_path_factory):
-    # `server` first: it skips when valkey-server, the module or the model is missing.
-    cluster = Cluster(tmp_path_factory.mktemp("provision-cluster"))
-    try:
-        cluster.start()
+    # `server` first: it skips when valkey-server, the module or the model is missing. Not the
+    # conftest's session cluster: that one runs the pipeline, whose groups the tests would see.
+    with running(
+        Cluster(tmp_path_factory.mktemp("provision-cluster"), module_args(MODULE, TINY_MODEL), start_timeout=START_TIMEOUT_S)
+    ) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 class ClusterTarget:
