@@ -60,7 +60,7 @@ pub fn define_topics(c: &mut Connection, examples: &BTreeMap<&str, Vec<String>>)
     let redis::Value::Array(topics) = listed else { return Err("AGENT.TOPIC.LIST: not an array".into()) };
     for t in topics {
         let redis::Value::Array(fields) = t else { continue };
-        let slug: String = fields.get(1).and_then(|v| redis::from_redis_value(v).ok()).unwrap_or_default();
+        let slug: String = fields.get(1).and_then(|v| redis::from_redis_value_ref(v).ok()).unwrap_or_default();
         if !CLASSES.iter().any(|c| c.1 == slug) {
             redis::cmd("AGENT.TOPIC.DEL").arg(&slug).query::<redis::Value>(c).map_err(|e| format!("AGENT.TOPIC.DEL {slug}: {e}"))?;
         }

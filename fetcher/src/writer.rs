@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use indicatif::ProgressBar;
 use log::{debug, error, info, warn};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, Value};
+use redis::{AsyncConnectionConfig, ErrorKind, RedisError, RedisResult, ServerErrorKind, Value};
 use tokio::sync::mpsc;
 
 use crate::article::Article;
@@ -116,11 +116,15 @@ enum Retry {
 
 fn classify(e: &RedisError) -> Retry {
     match e.kind() {
-        ErrorKind::IoError | ErrorKind::ParseError | ErrorKind::ClientError => Retry::Reconnect,
-        ErrorKind::BusyLoadingError | ErrorKind::TryAgain | ErrorKind::MasterDown | ErrorKind::ClusterDown | ErrorKind::ReadOnly => {
-            Retry::Wait
-        }
-        _ => match e.code() {
+        ErrorKind::Io | ErrorKind::Parse | ErrorKind::Client => Retry::Reconnect,
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::ReadOnly,
+        ) => Retry::Wait,
+        _ => match server_code(e).as_deref() {
             Some("BUSY" | "OOM" | "LOADING" | "MASTERDOWN" | "TRYAGAIN" | "READONLY" | "UNBLOCKED") => Retry::Wait,
             _ if e.is_unrecoverable_error() => Retry::Reconnect,
             _ => Retry::Fatal,
@@ -128,6 +132,18 @@ fn classify(e: &RedisError) -> Retry {
     }
 }
 
+/// The code of the server's refusal in `e`. For a pipeline or transaction that is the first
+/// failed command's code, as redis 0.27 reported it: since 1.0 the error of an aborted
+/// transaction has kind EXECABORT and hides the OOM or NOPERM that caused it.
+fn server_code(e: &RedisError) -> Option<String> {
+    let first = e.clone().into_server_errors().and_then(|errs| errs.first().map(|(_, s)| s.code().to_string()));
+    first.or_else(|| e.code().map(str::to_string))
+}
+
+/// The `kind` label of `fetcher_valkey_errors_total`. Dashboards and alerts match its values, so
+/// they stay what they were with redis 0.27, whose `ErrorKind` names (lower-cased) they were:
+/// redis 1.x renamed several kinds (`ParseError` is `Parse`, `TypeError` is
+/// `UnexpectedReturnType` ...).
 fn error_kind_label(e: &RedisError) -> String {
     if e.is_timeout() {
         return "timeout".into();
@@ -135,10 +151,28 @@ fn error_kind_label(e: &RedisError) -> String {
     if e.is_connection_refusal() {
         return "refused".into();
     }
-    if e.is_connection_dropped() || e.kind() == ErrorKind::IoError {
+    if e.is_connection_dropped() || e.kind() == ErrorKind::Io {
         return "io".into();
     }
-    e.code().map(|c| c.to_ascii_lowercase()).unwrap_or_else(|| format!("{:?}", e.kind()).to_ascii_lowercase())
+    if let Some(code) = server_code(e) {
+        return code.to_ascii_lowercase();
+    }
+    let name = match e.kind() {
+        ErrorKind::Parse => "parseerror",
+        ErrorKind::AuthenticationFailed => "authenticationfailed",
+        ErrorKind::UnexpectedReturnType => "typeerror",
+        ErrorKind::InvalidClientConfig => "invalidclientconfig",
+        ErrorKind::Client => "clienterror",
+        ErrorKind::Extension => "extensionerror",
+        ErrorKind::MasterNameNotFoundBySentinel => "masternamenotfoundbysentinel",
+        ErrorKind::NoValidReplicasFoundBySentinel => "novalidreplicasfoundbysentinel",
+        ErrorKind::EmptySentinelList => "emptysentinellist",
+        ErrorKind::ClusterConnectionNotFound => "clusterconnectionnotfound",
+        ErrorKind::RESP3NotSupported => "resp3notsupported",
+        // Kinds added after 0.27 have no old name to keep.
+        other => return format!("{other:?}").to_ascii_lowercase(),
+    };
+    name.into()
 }
 
 /// A connection to one server, or to a cluster (following MOVED/ASK and failovers).
@@ -203,8 +237,13 @@ impl Writer {
         };
         let client = if cfg.cluster {
             let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
-            let mut builder =
-                redis::cluster::ClusterClientBuilder::new(seeds).connection_timeout(CONNECT_TIMEOUT).response_timeout(RESPONSE_TIMEOUT);
+            // redis 1.x also bounds a command's retries inside the cluster client (MOVED, failover)
+            // by the response timeout; 0.27 bounded each attempt only. None keeps that: the
+            // writer's own loop decides when to give up, which is never for transient errors.
+            let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(RESPONSE_TIMEOUT)
+                .overall_response_timeout(None);
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
             }
@@ -269,7 +308,8 @@ impl Writer {
         if let Some(c) = &self.conn {
             return c.clone();
         }
-        let config = AsyncConnectionConfig::new().set_connection_timeout(CONNECT_TIMEOUT).set_response_timeout(RESPONSE_TIMEOUT);
+        let config =
+            AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT)).set_response_timeout(Some(RESPONSE_TIMEOUT));
         let started = Instant::now();
         let mut attempts = 0u32;
         loop {
@@ -371,7 +411,9 @@ impl Writer {
                     };
                     let r: RedisResult<Option<String>> = script("EVALSHA", &sha).query_async(&mut conn).await;
                     let r = match r {
-                        Err(e) if e.kind() == ErrorKind::NoScriptError => script("EVAL", WRITE_SCRIPT).query_async(&mut conn).await,
+                        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                            script("EVAL", WRITE_SCRIPT).query_async(&mut conn).await
+                        }
                         r => r,
                     };
                     if r.is_ok() {
@@ -517,6 +559,42 @@ fn find_group(reply: &Value, group: &str) -> Option<GroupInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn server_error(reply: &str) -> RedisError {
+        match redis::parse_redis_value(format!("-{reply}\r\n").as_bytes()).and_then(Value::extract_error) {
+            Err(e) => e,
+            Ok(v) => panic!("{reply} parsed as {v:?}"),
+        }
+    }
+
+    #[test]
+    fn error_labels_and_retries_are_those_of_redis_0_27() {
+        let io = |kind| RedisError::from(std::io::Error::from(kind));
+        for (e, label) in [
+            (io(std::io::ErrorKind::TimedOut), "timeout"),
+            (io(std::io::ErrorKind::ConnectionRefused), "refused"),
+            (io(std::io::ErrorKind::ConnectionReset), "io"),
+            (io(std::io::ErrorKind::Other), "io"),
+            (server_error("OOM command not allowed"), "oom"),
+            (server_error("LOADING loading the dataset"), "loading"),
+            (server_error("NOPERM no permissions"), "noperm"),
+            (server_error("NOSCRIPT no matching script"), "noscript"),
+            (server_error("ERR unknown command"), "err"),
+            (RedisError::from((ErrorKind::UnexpectedReturnType, "unexpected reply")), "typeerror"),
+            (RedisError::from((ErrorKind::Client, "client")), "clienterror"),
+            (RedisError::from((ErrorKind::InvalidClientConfig, "config")), "invalidclientconfig"),
+        ] {
+            assert_eq!(error_kind_label(&e), label, "{e}");
+        }
+        for reply in ["OOM x", "BUSY x", "LOADING x", "TRYAGAIN x", "MASTERDOWN x", "CLUSTERDOWN x", "READONLY x", "UNBLOCKED x"] {
+            assert!(matches!(classify(&server_error(reply)), Retry::Wait), "{reply}");
+        }
+        for reply in ["ERR x", "NOPERM x", "WRONGTYPE x", "NOSCRIPT x"] {
+            assert!(matches!(classify(&server_error(reply)), Retry::Fatal), "{reply}");
+        }
+        assert!(matches!(classify(&io(std::io::ErrorKind::ConnectionReset)), Retry::Reconnect));
+        assert!(matches!(classify(&io(std::io::ErrorKind::TimedOut)), Retry::Reconnect));
+    }
 
     fn bulk(s: &str) -> Value {
         Value::BulkString(s.as_bytes().to_vec())

@@ -358,7 +358,7 @@ fn backpressure_pauses_at_max_backlog_until_the_group_reads() {
                 let redis::Value::Array(parts) = s else { continue };
                 let redis::Value::Array(items) = &parts[1] else { continue };
                 for item in items {
-                    let (eid, fields): (String, Vec<String>) = redis::from_redis_value(item).unwrap();
+                    let (eid, fields): (String, Vec<String>) = redis::from_redis_value_ref(item).unwrap();
                     batch.push((eid, fields[1].clone()));
                 }
             }

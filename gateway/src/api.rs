@@ -47,7 +47,13 @@ impl ApiError {
 
 impl From<redis::RedisError> for ApiError {
     fn from(e: redis::RedisError) -> Self {
-        ApiError { status: status_of(&e), message: format!("valkey: {e}") }
+        // A refusal reads `CODE: detail` as the server sent it (redis 0.27 showed codes it did not
+        // know, such as NOPERM and OOM, that way; 1.x writes its own names, `NoPerm: ...`).
+        let message = match crate::valkey::first_server_error(&e) {
+            Some(first) => format!("valkey: {}: {}", first.code(), first.details().unwrap_or_default()),
+            None => format!("valkey: {e}"),
+        };
+        ApiError { status: status_of(&e), message }
     }
 }
 
@@ -55,10 +61,13 @@ impl From<redis::RedisError> for ApiError {
 /// temporary (503); a permission the gateway's ACL user lacks is the deployment's fault, not the
 /// caller's (502), as is a lost connection.
 fn status_of(e: &redis::RedisError) -> StatusCode {
-    match e.code() {
-        Some("OOM" | "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY") => StatusCode::SERVICE_UNAVAILABLE,
-        Some("NOPERM" | "NOAUTH" | "WRONGPASS") => StatusCode::BAD_GATEWAY,
-        _ if matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => StatusCode::BAD_REQUEST,
+    // Decided on the first failed command, as with redis 0.27: since 1.0 an aborted MULTI
+    // (set_interests) reports EXECABORT and carries the OOM or NOPERM that caused it inside.
+    let Some(first) = crate::valkey::first_server_error(e) else { return StatusCode::BAD_GATEWAY };
+    match first.code() {
+        "OOM" | "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "READONLY" => StatusCode::SERVICE_UNAVAILABLE,
+        "NOPERM" | "NOAUTH" | "WRONGPASS" => StatusCode::BAD_GATEWAY,
+        _ if crate::valkey::is_refusal(&first) => StatusCode::BAD_REQUEST,
         _ => StatusCode::BAD_GATEWAY,
     }
 }
@@ -325,4 +334,41 @@ pub async fn ws_topic(
         };
         session.run(after).await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server_error(reply: &str) -> redis::RedisError {
+        match redis::parse_redis_value(format!("-{reply}\r\n").as_bytes()).and_then(redis::Value::extract_error) {
+            Err(e) => e,
+            Ok(v) => panic!("{reply} parsed as {v:?}"),
+        }
+    }
+
+    #[test]
+    fn statuses_of_valkey_errors() {
+        for (reply, status) in [
+            ("ERR unknown topic", StatusCode::BAD_REQUEST),
+            ("WRONGTYPE wrong kind of value", StatusCode::BAD_REQUEST),
+            ("OOM command not allowed", StatusCode::SERVICE_UNAVAILABLE),
+            ("LOADING loading", StatusCode::SERVICE_UNAVAILABLE),
+            ("BUSY script", StatusCode::SERVICE_UNAVAILABLE),
+            ("MASTERDOWN link down", StatusCode::SERVICE_UNAVAILABLE),
+            ("TRYAGAIN multiple keys", StatusCode::SERVICE_UNAVAILABLE),
+            ("CLUSTERDOWN down", StatusCode::SERVICE_UNAVAILABLE),
+            ("READONLY replica", StatusCode::SERVICE_UNAVAILABLE),
+            ("NOPERM no permissions", StatusCode::BAD_GATEWAY),
+            ("NOAUTH authentication required", StatusCode::BAD_GATEWAY),
+            ("WRONGPASS invalid password", StatusCode::BAD_GATEWAY),
+            ("NOSCRIPT no script", StatusCode::BAD_GATEWAY),
+            ("MOVED 3999 127.0.0.1:6381", StatusCode::BAD_GATEWAY),
+            ("CROSSSLOT keys", StatusCode::BAD_GATEWAY),
+        ] {
+            assert_eq!(status_of(&server_error(reply)), status, "{reply}");
+        }
+        let lost = redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+        assert_eq!(status_of(&lost), StatusCode::BAD_GATEWAY);
+    }
 }

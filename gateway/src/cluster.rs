@@ -8,10 +8,24 @@ use redis::Value;
 
 pub const SLOTS: usize = 16384;
 
-/// The hash slot of a key (the part between the first `{` and the next `}` when not empty), as
-/// the cluster client computes it.
+/// The hash slot of a key: CRC16/XMODEM of its hash tag (the part between the first `{` and the
+/// next `}`, when that part is not empty) or else of the whole key, modulo the slot count. The
+/// same rule as the module's (module/src/cluster.rs) and the cluster client's, which no longer
+/// exports it (redis 1.x).
 pub fn key_slot(key: &[u8]) -> u16 {
-    redis::cluster_routing::get_slot(key)
+    let tag = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|&b| b == b'}').filter(|&len| len > 0).map(|len| &rest[..len])
+        })
+        .unwrap_or(key);
+    let crc = tag.iter().fold(0u16, |crc, &byte| {
+        (0..8).fold(crc ^ (u16::from(byte) << 8), |c, _| if c & 0x8000 != 0 { (c << 1) ^ 0x1021 } else { c << 1 })
+    });
+    // SLOTS is a power of two, so the mask is the modulo.
+    crc & (SLOTS as u16 - 1)
 }
 
 /// The smallest decimal number whose text hashes to `slot`.
@@ -100,6 +114,18 @@ mod tests {
     fn slots_and_tags_agree_with_the_cluster_spec() {
         assert_eq!(key_slot(b"foo"), 12182);
         assert_eq!(key_slot(b"user:{42}"), key_slot(b"42"));
+        assert_eq!(key_slot(b""), 0);
+        assert_eq!(key_slot(b"123456789"), 0x31C3 & 16383); // the CRC16/XMODEM check value
+        assert_eq!(key_slot(b"bar"), 5061);
+        assert_eq!(key_slot(b"hello"), 866);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"{user1000}.followers"));
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        // An empty tag or an unclosed brace hashes the whole key.
+        assert_eq!(key_slot(b"foo{}{bar}"), 8363);
+        assert_ne!(key_slot(b"{}bar"), key_slot(b"bar"));
+        assert_ne!(key_slot(b"{foo"), key_slot(b"foo"));
+        // Only the first `{` opens a tag.
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
         for slot in [0u16, 1, 5460, 5461, 10922, 16383] {
             assert_eq!(key_slot(slot_tag(slot).to_string().as_bytes()), slot);
         }

@@ -200,7 +200,7 @@ async fn follow(valkey: Valkey, addr: String, channel: String, tx: mpsc::Sender<
     let (push_tx, mut pushes) = mpsc::unbounded_channel::<PushInfo>();
     let subscribed = async {
         let client = valkey.node_client(&addr)?;
-        let config = redis::AsyncConnectionConfig::new().set_push_sender(push_tx);
+        let config = crate::valkey::connection_config().set_push_sender(push_tx);
         let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
         let _: Value = redis::cmd("SSUBSCRIBE").arg(&channel).query_async(&mut conn).await?;
         Ok::<_, redis::RedisError>(conn)

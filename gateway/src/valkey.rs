@@ -6,11 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
-use redis::{Cmd, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, IntoConnectionInfo, Pipeline, RedisError, RedisFuture, RedisResult, ServerError,
+    ServerErrorKind, Value,
+};
 
 use crate::cluster::Topology;
 use crate::entry::{DocBody, Item};
@@ -95,12 +98,34 @@ fn text(v: &Value) -> String {
     }
 }
 
+/// The server's first refusal in `e`: the error itself, or for a pipeline or transaction the first
+/// command that failed (what redis 0.27 returned; 1.x reports an aborted MULTI as EXECABORT with
+/// the cause inside). None when the server did not refuse anything (I/O, protocol, client side).
+pub fn first_server_error(e: &RedisError) -> Option<ServerError> {
+    e.clone().into_server_errors().and_then(|errs| errs.first().map(|(_, s)| s.clone()))
+}
+
+/// Whether the server refused the command itself (`ERR ...`, a code redis does not know such as
+/// OOM, WRONGTYPE, BUSY, or NOPERM): redis 0.27's `ResponseError` and `ExtensionError` kinds.
+/// The other codes it knows (LOADING, MOVED, TRYAGAIN, NOSCRIPT, READONLY ...) say something about
+/// the server or the cluster rather than the command.
+pub fn is_refusal(s: &ServerError) -> bool {
+    matches!(s.kind(), None | Some(ServerErrorKind::ResponseError | ServerErrorKind::NoPerm))
+}
+
+/// The connection settings of redis 0.27, kept: no timeouts. 1.x waits 500 ms for a reply by
+/// default, which would cut off the topic readers' XREAD BLOCK 1000 (topics.rs) and any slow
+/// command, and 1 s for a connect, which main.rs already bounds its own way at startup.
+pub fn connection_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new().set_response_timeout(None).set_connection_timeout(None)
+}
+
 fn invalid(what: &str) -> RedisError {
-    RedisError::from((redis::ErrorKind::InvalidClientConfig, "invalid Valkey setup", what.to_string()))
+    RedisError::from((ErrorKind::InvalidClientConfig, "invalid Valkey setup", what.to_string()))
 }
 
 fn unexpected(what: &str) -> RedisError {
-    RedisError::from((redis::ErrorKind::TypeError, "unexpected reply", what.to_string()))
+    RedisError::from((ErrorKind::UnexpectedReturnType, "unexpected reply", what.to_string()))
 }
 
 /// `[id, topic, doc-key, payload-or-nil]` entries of AGENT.FEED, and which of them came without a
@@ -194,8 +219,16 @@ impl Valkey {
                 }
                 None => redis::Client::open(url.as_str())?,
             };
+            // redis 0.27's reconnect pacing (backon's 1 s first delay, factor 100, 6 tries) and
+            // its lack of timeouts, which 1.x changed to 100 ms, factor 2 and 500 ms / 1 s.
+            let config = ConnectionManagerConfig::new()
+                .set_min_delay(std::time::Duration::from_secs(1))
+                .set_exponent_base(100.0)
+                .set_number_of_retries(6)
+                .set_response_timeout(None)
+                .set_connection_timeout(None);
             for _ in 0..n {
-                conns.push(Conn::Server(ConnectionManager::new(client.clone()).await?));
+                conns.push(Conn::Server(ConnectionManager::new_with_config(client.clone(), config.clone()).await?));
             }
             Target::Server(client)
         };
@@ -220,10 +253,8 @@ impl Valkey {
         let Target::Cluster { seed, .. } = &self.target else { return Err(invalid("not a cluster")) };
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("node address without a port"))?;
         let port: u16 = port.parse().map_err(|_| invalid("node address with a bad port"))?;
-        let mut redis_info = seed.redis.clone();
-        redis_info.protocol = redis::ProtocolVersion::RESP3;
-        redis_info.db = 0;
-        redis::Client::open(redis::ConnectionInfo { addr: redis::ConnectionAddr::Tcp(host.to_string(), port), redis: redis_info })
+        let redis_info = seed.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3).set_db(0);
+        redis::Client::open(seed.clone().set_addr(redis::ConnectionAddr::Tcp(host.to_string(), port)).set_redis_settings(redis_info))
     }
 
     fn conn(&self) -> Conn {
@@ -247,13 +278,16 @@ impl Valkey {
         let mut attempt = 0;
         loop {
             match run(self.conn()).await {
-                Err(e) if !matches!(e.kind(), redis::ErrorKind::ResponseError | redis::ErrorKind::ExtensionError) => {
+                Err(e) if !first_server_error(&e).is_some_and(|s| is_refusal(&s)) => {
                     metrics::VALKEY_ERRORS.inc();
                     attempt += 1;
                     let transient = e.is_io_error()
                         || e.is_connection_dropped()
                         || e.is_connection_refusal()
-                        || matches!(e.kind(), redis::ErrorKind::ClusterDown | redis::ErrorKind::TryAgain | redis::ErrorKind::MasterDown);
+                        || matches!(
+                            e.kind(),
+                            ErrorKind::Server(ServerErrorKind::ClusterDown | ServerErrorKind::TryAgain | ServerErrorKind::MasterDown)
+                        );
                     if attempt >= 5 || !transient {
                         return Err(e);
                     }
@@ -268,7 +302,7 @@ impl Valkey {
     /// A connection of its own, for blocking reads that must not hold up the shared ones.
     pub async fn dedicated(&self) -> RedisResult<Conn> {
         match &self.target {
-            Target::Server(c) => Ok(Conn::Dedicated(c.get_multiplexed_async_connection().await?)),
+            Target::Server(c) => Ok(Conn::Dedicated(c.get_multiplexed_async_connection_with_config(&connection_config()).await?)),
             Target::Cluster { client, .. } => Ok(Conn::Cluster(client.get_async_connection().await?)),
         }
     }
@@ -281,7 +315,7 @@ impl Valkey {
         let reply = self
             .retrying(|conn| async move {
                 let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
-                c.route_command(cmd, RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None))).await
+                c.route_command(cmd.clone(), RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None))).await
             })
             .await?;
         match reply {
@@ -296,7 +330,7 @@ impl Valkey {
             .retrying(|conn| async move {
                 let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
                 let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                c.route_command(redis::cmd("CLUSTER").arg("SLOTS"), route).await
+                c.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await
             })
             .await?;
         Topology::from_cluster_slots(&reply).ok_or_else(|| unexpected("CLUSTER SLOTS reply"))

@@ -167,7 +167,7 @@ impl Cluster {
                 else {
                     return false;
                 };
-                let id = owner.get(2).and_then(|v| redis::from_redis_value::<String>(v).ok());
+                let id = owner.get(2).and_then(|v| redis::from_redis_value_ref::<String>(v).ok());
                 *a <= slot as i64 && slot as i64 <= *b && id.as_deref() == Some(me.as_str())
             })
         })
@@ -224,7 +224,7 @@ impl Cluster {
                 else {
                     return None;
                 };
-                let id = owner.get(2).and_then(|v| redis::from_redis_value::<String>(v).ok())?;
+                let id = owner.get(2).and_then(|v| redis::from_redis_value_ref::<String>(v).ok())?;
                 (id == me).then_some((*a as u16, *b as u16))
             })
             .collect();

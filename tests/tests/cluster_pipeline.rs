@@ -351,7 +351,7 @@ fn classify_on(node: &agentic_tests::Server, text: &str) -> Result<String, Strin
     let v: Value = redis::cmd("AGENT.CLASSIFY").arg(text).query(&mut node.conn()).map_err(|e| e.to_string())?;
     match v {
         Value::Array(parts) => {
-            parts.first().map(|b| redis::from_redis_value::<String>(b).map_err(|e| e.to_string())).unwrap_or(Err("empty".into()))
+            parts.first().map(|b| redis::from_redis_value_ref::<String>(b).map_err(|e| e.to_string())).unwrap_or(Err("empty".into()))
         }
         other => Err(format!("{other:?}")),
     }

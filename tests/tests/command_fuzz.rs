@@ -291,8 +291,17 @@ fn dump_restore(c: &mut Connection, from: &str, to: &str) {
 
 /// Every user key in database 0 and the topics it follows.
 fn user_keys_and_topics(c: &mut Connection) -> BTreeMap<String, BTreeSet<String>> {
-    let keys: Vec<String> =
-        redis::cmd("SCAN").cursor_arg(0).arg("TYPE").arg("agentuser").arg("COUNT").arg(10_000).clone().iter(c).expect("SCAN").collect();
+    let keys: Vec<String> = redis::cmd("SCAN")
+        .cursor_arg(0)
+        .arg("TYPE")
+        .arg("agentuser")
+        .arg("COUNT")
+        .arg(10_000)
+        .clone()
+        .iter(c)
+        .expect("SCAN")
+        .collect::<Result<_, _>>()
+        .expect("SCAN page");
     keys.into_iter()
         .map(|k| {
             let topics = interests(c, &k).into_iter().collect();

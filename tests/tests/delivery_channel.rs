@@ -46,7 +46,7 @@ fn next_announcement(c: &mut redis::Connection) -> Option<(String, String, Vec<(
 
 fn feed_ids(c: &mut redis::Connection, user: &str) -> Vec<String> {
     let entries: Vec<Vec<redis::Value>> = redis::cmd("AGENT.FEED").arg(user).query(c).expect("AGENT.FEED");
-    entries.iter().map(|e| redis::from_redis_value::<String>(&e[0]).unwrap()).collect()
+    entries.iter().map(|e| redis::from_redis_value_ref::<String>(&e[0]).unwrap()).collect()
 }
 
 #[test]

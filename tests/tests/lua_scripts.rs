@@ -83,9 +83,9 @@ fn stream_payloads(conn: &mut Connection, key: &str) -> Vec<String> {
         .map(|e| {
             let Value::Array(parts) = e else { panic!("entry {e:?}") };
             let Value::Array(fields) = &parts[1] else { panic!("fields {parts:?}") };
-            let name: String = redis::from_redis_value(&fields[0]).expect("field name");
+            let name: String = redis::from_redis_value_ref(&fields[0]).expect("field name");
             assert_eq!(name, "data");
-            redis::from_redis_value(&fields[1]).expect("field value")
+            redis::from_redis_value_ref(&fields[1]).expect("field value")
         })
         .collect()
 }

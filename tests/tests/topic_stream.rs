@@ -49,7 +49,7 @@ fn read_group(c: &mut Connection, group: &str, count: usize) -> Vec<String> {
         .expect("XREADGROUP");
     let reply: Vec<(String, Vec<StreamEntry>)> = match v {
         Value::Nil => return vec![],
-        other => redis::from_redis_value(&other).expect("XREADGROUP reply"),
+        other => redis::from_redis_value_ref(&other).expect("XREADGROUP reply"),
     };
     reply.into_iter().flat_map(|(_, es)| es.into_iter().map(|(id, _)| id)).collect()
 }

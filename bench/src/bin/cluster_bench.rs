@@ -125,7 +125,7 @@ fn run(primaries: usize, w: &Workload) -> Run {
         let mut seen = HashSet::new();
         for e in entries {
             let Value::Array(f) = e else { continue };
-            let doc: String = redis::from_redis_value(&f[2]).expect("doc key");
+            let doc: String = redis::from_redis_value_ref(&f[2]).expect("doc key");
             if !seen.insert(doc) {
                 duplicated += 1;
             }

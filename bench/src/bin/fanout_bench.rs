@@ -156,8 +156,8 @@ fn parse_fanout_reply(v: &Value) -> Result<(u64, u64), String> {
     };
     let (mut d, mut m) = (None, None);
     for (k, val) in pairs {
-        let key: String = redis::from_redis_value(k).map_err(|e| format!("reply key: {e}"))?;
-        let n: u64 = redis::from_redis_value(val).map_err(|e| format!("reply value: {e}"))?;
+        let key: String = redis::from_redis_value_ref(k).map_err(|e| format!("reply key: {e}"))?;
+        let n: u64 = redis::from_redis_value_ref(val).map_err(|e| format!("reply value: {e}"))?;
         match key.as_str() {
             "delivered" => d = Some(n),
             "duplicates" => m = Some(n),

@@ -353,7 +353,7 @@ fn main() {
         let feed: Vec<Vec<redis::Value>> =
             redis::cmd("AGENT.FEED").arg(format!("user:{{{}}}", u.uid)).arg("COUNT").arg(50).query(&mut c).expect("AGENT.FEED");
         let mut feed_ids: Vec<(u64, u64)> =
-            feed.iter().filter_map(|e| redis::from_redis_value::<String>(&e[0]).ok()).map(|s| parse_id(&s)).collect();
+            feed.iter().filter_map(|e| redis::from_redis_value_ref::<String>(&e[0]).ok()).map(|s| parse_id(&s)).collect();
         feed_ids.reverse();
         let tail = &r.ids[r.ids.len().saturating_sub(feed_ids.len())..];
         if tail != feed_ids.as_slice() {

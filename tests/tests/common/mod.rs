@@ -10,6 +10,11 @@ use redis::{Connection, RedisError, RedisResult, Value};
 
 /// `CODE detail` of a server error, e.g. `WRONGTYPE Operation against ...`.
 pub fn err_text(e: &RedisError) -> String {
+    // A failed pipeline or transaction carries its commands' errors (redis 1.x): the first is the
+    // one redis 0.27 returned as the error itself.
+    if let Some((_, first)) = e.clone().into_server_errors().and_then(|errs| errs.first().cloned()) {
+        return format!("{} {}", first.code(), first.details().unwrap_or(""));
+    }
     match e.code() {
         Some(code) => format!("{code} {}", e.detail().unwrap_or("")),
         None => format!("(not a server error) {e}"),
