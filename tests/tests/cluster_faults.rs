@@ -292,6 +292,6 @@ fn a_six_node_cluster_under_steady_ingest_survives_reshard_migration_failovers_a
         let ingest = cluster.primary_of_key("news_raw").port;
         let victim = cluster.nodes.iter().position(|n| role(n) == "master" && n.port != ingest).expect("a shard primary");
         // Its replica takes over after cluster-node-timeout; the node comes back as a replica.
-        cluster.kill9_and_restart(victim, Duration::from_millis(4000));
+        cluster.kill9_and_restart_after_failover(victim);
     });
 }

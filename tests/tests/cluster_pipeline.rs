@@ -308,7 +308,7 @@ fn kill_9_of_a_shard_primary_with_a_replica_loses_and_repeats_nothing() {
     let writer = spawn_writer(cluster.primary_of_key("news_raw").url(), ids.clone(), Duration::from_millis(40));
     std::thread::sleep(Duration::from_millis(600));
     // The replica takes over after cluster-node-timeout; the killed node comes back as a replica.
-    cluster.kill9_and_restart(victim, Duration::from_millis(4000));
+    cluster.kill9_and_restart_after_failover(victim);
     writer.join().expect("writer");
     cluster.wait_healthy();
     wait_all_acked(&cluster, ids.len() as i64, Duration::from_secs(60));
