@@ -332,6 +332,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn escaped_markup_is_text() {
+        // Found by the input fuzzer: an entity that decodes to '<' is content, not a tag.
+        assert_eq!(clean_text("&#60;b&#62; is text, &lt;i&gt; too <b>bold</b>"), "<b> is text, <i> too bold");
+    }
+
+    #[test]
     fn cleans_html_and_whitespace() {
         assert_eq!(clean_text("  <p>Hello&nbsp;<b>world</b></p>\n\n<p>again &amp; again</p> "), "Hello world again & again");
         assert_eq!(clean_text("a < b and c > d"), "a < b and c > d");
