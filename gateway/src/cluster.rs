@@ -101,6 +101,11 @@ impl Topology {
         out
     }
 
+    /// The primaries' addresses (`host:port`).
+    pub fn primaries(&self) -> &[String] {
+        &self.primaries
+    }
+
     pub fn owner_of(&self, slot: u16) -> Option<&str> {
         self.owner.get(slot as usize).copied().flatten().map(|i| self.primaries[i as usize].as_str())
     }

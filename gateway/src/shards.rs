@@ -25,6 +25,7 @@ use crate::metrics;
 use crate::valkey::Valkey;
 
 const TOPOLOGY_EVERY: Duration = Duration::from_secs(1);
+const SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
 
 enum Event {
     /// The subscription on this node is in place.
@@ -132,7 +133,8 @@ pub async fn run(valkey: Valkey, users: Arc<Registry>, channel: String, tx: mpsc
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let topology = match valkey.topology().await {
+                let known: Vec<String> = sh.current.as_ref().map(|t| t.primaries().to_vec()).unwrap_or_default();
+                let topology = match valkey.topology(&known).await {
                     Ok(t) => t,
                     Err(e) => {
                         metrics::PUBSUB_ERRORS.inc();
@@ -204,6 +206,13 @@ async fn follow(valkey: Valkey, addr: String, channel: String, tx: mpsc::Sender<
         let mut conn = client.get_multiplexed_async_connection_with_config(&config).await?;
         let _: Value = redis::cmd("SSUBSCRIBE").arg(&channel).query_async(&mut conn).await?;
         Ok::<_, redis::RedisError>(conn)
+    };
+    // A node that accepts the connection but never answers must not keep its slots held forever.
+    let subscribed = async {
+        match tokio::time::timeout(SUBSCRIBE_WAIT, subscribed).await {
+            Ok(r) => r,
+            Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "no answer to SSUBSCRIBE"))),
+        }
     };
     let conn = match subscribed.await {
         Ok(c) => c,

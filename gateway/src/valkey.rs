@@ -113,6 +113,11 @@ pub fn is_refusal(s: &ServerError) -> bool {
     matches!(s.kind(), None | Some(ServerErrorKind::ResponseError | ServerErrorKind::NoPerm))
 }
 
+/// How long a slot-map read may take before another node is asked.
+const TOPOLOGY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How long any reply on the cluster connections may take.
+const CLUSTER_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The connection settings of redis 0.27, kept: no timeouts. 1.x waits 500 ms for a reply by
 /// default, which would cut off the topic readers' XREAD BLOCK 1000 (topics.rs) and any slow
 /// command, and 1 s for a connect, which main.rs already bounds its own way at startup.
@@ -205,7 +210,10 @@ impl Valkey {
                 return Err(invalid("--tls-ca-cert is not supported with --cluster yet"));
             }
             let seed = urls.first().map(String::as_str).unwrap_or("redis://127.0.0.1:6379").into_connection_info()?;
-            let client = ClusterClient::new(urls.to_vec())?;
+            // Unlike a single server's connections, the cluster client gets a reply deadline: it
+            // has been seen to stall for minutes after a failover, and a stalled read would hold
+            // a socket's resync forever. Well above the topic readers' XREAD BLOCK 1000.
+            let client = ClusterClient::builder(urls.to_vec()).response_timeout(CLUSTER_REPLY_WAIT).build()?;
             for _ in 0..n {
                 conns.push(Conn::Cluster(client.get_async_connection().await?));
             }
@@ -324,16 +332,50 @@ impl Valkey {
         }
     }
 
-    /// Which primary serves which slot (CLUSTER SLOTS from any node).
-    pub async fn topology(&self) -> RedisResult<Topology> {
-        let reply: Value = self
-            .retrying(|conn| async move {
-                let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                c.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await
-            })
-            .await?;
-        Topology::from_cluster_slots(&reply).ok_or_else(|| unexpected("CLUSTER SLOTS reply"))
+    /// Which primary serves which slot: CLUSTER SLOTS through the cluster connection or, when that
+    /// fails or does not answer within `TOPOLOGY_WAIT`, straight from one of `nodes` or the seed.
+    /// redis-rs's cluster client can stall while it refreshes its own slot map (seen once after a
+    /// CLUSTER FAILOVER during resharding: no reply for minutes), and the shard followers must not
+    /// stall with it.
+    pub async fn topology(&self, nodes: &[String]) -> RedisResult<Topology> {
+        let through_cluster = self.retrying(|conn| async move {
+            let Conn::Cluster(mut c) = conn else { return Err(invalid("not a cluster")) };
+            let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+            c.route_command(redis::cmd("CLUSTER").arg("SLOTS").clone(), route).await
+        });
+        let first_error = match tokio::time::timeout(TOPOLOGY_WAIT, through_cluster).await {
+            Ok(Ok(reply)) => return Topology::from_cluster_slots(&reply).ok_or_else(|| unexpected("CLUSTER SLOTS reply")),
+            Ok(Err(e)) => e,
+            Err(_) => RedisError::from((ErrorKind::Io, "CLUSTER SLOTS through the cluster connection timed out")),
+        };
+        metrics::VALKEY_ERRORS.inc();
+        let Target::Cluster { seed, .. } = &self.target else { return Err(first_error) };
+        let seed_addr = match seed.addr() {
+            redis::ConnectionAddr::Tcp(host, port) => Some(format!("{host}:{port}")),
+            _ => None,
+        };
+        for addr in nodes.iter().cloned().chain(seed_addr) {
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(TOPOLOGY_WAIT))
+                .set_response_timeout(Some(TOPOLOGY_WAIT));
+            let asked = async {
+                let mut conn = self.node_client(&addr)?.get_multiplexed_async_connection_with_config(&config).await?;
+                redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut conn).await
+            };
+            match asked.await {
+                Ok(reply) => {
+                    if let Some(t) = Topology::from_cluster_slots(&reply) {
+                        log::warn!("read the slot map from {addr} directly: {first_error}");
+                        return Ok(t);
+                    }
+                }
+                Err(e) => {
+                    metrics::VALKEY_ERRORS.inc();
+                    log::debug!("cannot read the slot map from {addr}: {e}");
+                }
+            }
+        }
+        Err(first_error)
     }
 
     /// Fills in bodies AGENT.FEED left nil because, on a cluster, the document lives in another
