@@ -63,7 +63,12 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 enum Target {
     Server(redis::Client),
-    Cluster { client: ClusterClient, seed: redis::ConnectionInfo },
+    /// `ca`: the PEM CA certificate when the nodes are reached over TLS (`rediss://`).
+    Cluster {
+        client: ClusterClient,
+        seed: redis::ConnectionInfo,
+        ca: Option<Vec<u8>>,
+    },
 }
 
 #[derive(Clone)]
@@ -205,24 +210,28 @@ impl Valkey {
     pub async fn connect(urls: &[String], cluster: bool, tls_ca_cert: Option<&std::path::Path>, connections: usize) -> RedisResult<Valkey> {
         let n = connections.max(1);
         let mut conns = Vec::with_capacity(n);
+        let ca = match tls_ca_cert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| invalid(&format!("cannot read --tls-ca-cert {}: {e}", path.display())))?),
+            None => None,
+        };
         let target = if cluster {
-            if tls_ca_cert.is_some() {
-                return Err(invalid("--tls-ca-cert is not supported with --cluster yet"));
-            }
             let seed = urls.first().map(String::as_str).unwrap_or("redis://127.0.0.1:6379").into_connection_info()?;
             // Unlike a single server's connections, the cluster client gets a reply deadline: it
             // has been seen to stall for minutes after a failover, and a stalled read would hold
             // a socket's resync forever. Well above the topic readers' XREAD BLOCK 1000.
-            let client = ClusterClient::builder(urls.to_vec()).response_timeout(CLUSTER_REPLY_WAIT).build()?;
+            let mut builder = ClusterClient::builder(urls.to_vec()).response_timeout(CLUSTER_REPLY_WAIT);
+            if let Some(pem) = &ca {
+                builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
+            }
+            let client = builder.build()?;
             for _ in 0..n {
                 conns.push(Conn::Cluster(client.get_async_connection().await?));
             }
-            Target::Cluster { client, seed }
+            Target::Cluster { client, seed, ca }
         } else {
             let [url] = urls else { return Err(invalid("give one Valkey URL, or several with --cluster")) };
-            let client = match tls_ca_cert {
-                Some(path) => {
-                    let pem = std::fs::read(path).map_err(|e| invalid(&format!("cannot read --tls-ca-cert {}: {e}", path.display())))?;
+            let client = match ca {
+                Some(pem) => {
                     redis::Client::build_with_tls(url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })?
                 }
                 None => redis::Client::open(url.as_str())?,
@@ -255,14 +264,26 @@ impl Valkey {
         matches!(self.target, Target::Cluster { .. })
     }
 
-    /// A RESP3 client for one cluster node (`host:port`), with the seed's credentials, for a
-    /// subscription of its own on that node.
+    /// A RESP3 client for one cluster node (`host:port`), with the seed's credentials and, when
+    /// the cluster is reached over TLS, the CA certificate, for a connection of its own.
     pub fn node_client(&self, addr: &str) -> RedisResult<redis::Client> {
-        let Target::Cluster { seed, .. } = &self.target else { return Err(invalid("not a cluster")) };
+        let Target::Cluster { seed, ca, .. } = &self.target else { return Err(invalid("not a cluster")) };
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("node address without a port"))?;
         let port: u16 = port.parse().map_err(|_| invalid("node address with a bad port"))?;
         let redis_info = seed.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3).set_db(0);
-        redis::Client::open(seed.clone().set_addr(redis::ConnectionAddr::Tcp(host.to_string(), port)).set_redis_settings(redis_info))
+        let host = host.to_string();
+        match (seed.addr(), ca) {
+            (redis::ConnectionAddr::TcpTls { insecure, .. }, Some(pem)) => {
+                let addr = redis::ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None };
+                let info = seed.clone().set_addr(addr).set_redis_settings(redis_info);
+                redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) })
+            }
+            (redis::ConnectionAddr::TcpTls { insecure, .. }, None) => {
+                let addr = redis::ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None };
+                redis::Client::open(seed.clone().set_addr(addr).set_redis_settings(redis_info))
+            }
+            _ => redis::Client::open(seed.clone().set_addr(redis::ConnectionAddr::Tcp(host, port)).set_redis_settings(redis_info)),
+        }
     }
 
     fn conn(&self) -> Conn {
@@ -351,13 +372,11 @@ impl Valkey {
         metrics::VALKEY_ERRORS.inc();
         let Target::Cluster { seed, .. } = &self.target else { return Err(first_error) };
         let seed_addr = match seed.addr() {
-            redis::ConnectionAddr::Tcp(host, port) => Some(format!("{host}:{port}")),
+            redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => Some(format!("{host}:{port}")),
             _ => None,
         };
         for addr in nodes.iter().cloned().chain(seed_addr) {
-            let config = AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(TOPOLOGY_WAIT))
-                .set_response_timeout(Some(TOPOLOGY_WAIT));
+            let config = AsyncConnectionConfig::new().set_connection_timeout(Some(TOPOLOGY_WAIT)).set_response_timeout(Some(TOPOLOGY_WAIT));
             let asked = async {
                 let mut conn = self.node_client(&addr)?.get_multiplexed_async_connection_with_config(&config).await?;
                 redis::cmd("CLUSTER").arg("SLOTS").query_async::<Value>(&mut conn).await

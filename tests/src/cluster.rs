@@ -6,7 +6,7 @@ use std::process::Command;
 use std::thread;
 use std::time::Duration;
 
-use crate::{parse_info_field, server_binary, wait_for, wait_replica_synced, Server, ServerBuilder};
+use crate::{free_port, parse_info_field, server_binary, wait_for, wait_replica_synced, Server, ServerBuilder, TlsFiles};
 
 /// The `valkey-cli` binary: `$VALKEY_CLI` or `valkey-cli` from `PATH` (Debian's 8.0.1 drives
 /// clusters of every supported server version).
@@ -33,6 +33,7 @@ pub struct ClusterBuilder {
     replicas: usize,
     node: ServerBuilder,
     by_cli: bool,
+    tls: Option<TlsFiles>,
 }
 
 /// A running cluster. Nodes are stopped (by PID) when it drops, also when a test fails.
@@ -42,12 +43,14 @@ pub struct Cluster {
     pub nodes: Vec<Server>,
     pub primaries: usize,
     template: ServerBuilder,
+    /// With TLS: the certificates and each node's TLS port (by index in `nodes`).
+    tls: Option<(TlsFiles, Vec<u16>)>,
 }
 
 impl ClusterBuilder {
     pub fn new(primaries: usize, replicas: usize) -> Self {
         assert!(primaries >= 1);
-        ClusterBuilder { primaries, replicas, node: ServerBuilder::new(), by_cli: false }
+        ClusterBuilder { primaries, replicas, node: ServerBuilder::new(), by_cli: false, tls: None }
     }
 
     /// Creates the cluster as an operator would: `valkey-cli --cluster create <nodes>
@@ -55,6 +58,14 @@ impl ClusterBuilder {
     /// (so read roles from the nodes, not from their order).
     pub fn created_by_cli(mut self) -> Self {
         self.by_cli = true;
+        self
+    }
+
+    /// Every node also listens with TLS on a port of its own (`Cluster::tls_port`); the cluster
+    /// bus and the plain ports stay as they are, so the harness keeps its plain connections.
+    /// A client on a TLS port is told the nodes' TLS ports (CLUSTER SLOTS, MOVED).
+    pub fn tls(mut self, files: &TlsFiles) -> Self {
+        self.tls = Some(files.clone());
         self
     }
 
@@ -75,8 +86,14 @@ impl ClusterBuilder {
             .arg("--cluster-enabled", "yes")
             .arg("--cluster-config-file", "nodes.conf")
             .arg("--cluster-node-timeout", "2000");
-        let nodes: Vec<Server> = (0..total).map(|_| template.clone().start()).collect();
-        let cluster = Cluster { nodes, primaries: self.primaries, template };
+        let tls = self.tls.map(|files| (files, (0..total).map(|_| free_port()).collect::<Vec<u16>>()));
+        let nodes: Vec<Server> = (0..total)
+            .map(|i| match &tls {
+                Some((files, ports)) => template.clone().tls(files, ports[i]).start(),
+                None => template.clone().start(),
+            })
+            .collect();
+        let cluster = Cluster { nodes, primaries: self.primaries, template, tls };
         if self.by_cli {
             let out = Command::new(cli_binary())
                 .args(["--cluster", "create"])
@@ -144,6 +161,19 @@ impl Cluster {
         self.client().get_connection().expect("cluster connection")
     }
 
+    /// Node `i`'s TLS port, on a cluster started with `ClusterBuilder::tls`.
+    pub fn tls_port(&self, i: usize) -> Option<u16> {
+        self.tls.as_ref().map(|(_, ports)| ports[i])
+    }
+
+    /// What node `i` is started from (again, after a kill).
+    fn node_template(&self, i: usize) -> ServerBuilder {
+        match &self.tls {
+            Some((files, ports)) => self.template.clone().tls(files, ports[i]),
+            None => self.template.clone(),
+        }
+    }
+
     pub fn node_id(&self, node: &Server) -> String {
         redis::cmd("CLUSTER").arg("MYID").query(&mut node.conn()).expect("CLUSTER MYID")
     }
@@ -181,7 +211,7 @@ impl Cluster {
         let old = std::mem::replace(&mut self.nodes[i], placeholder);
         let dir = old.kill9();
         thread::sleep(down_for);
-        let restarted = self.template.clone().port(port).adopt_dir(dir).start();
+        let restarted = self.node_template(i).port(port).adopt_dir(dir).start();
         let placeholder = std::mem::replace(&mut self.nodes[i], restarted);
         drop(placeholder);
     }
@@ -205,7 +235,7 @@ impl Cluster {
             Duration::from_secs(60),
         );
         assert!(promoted, "no replica of {port} took over within 60 s");
-        let restarted = self.template.clone().port(port).adopt_dir(dir).start();
+        let restarted = self.node_template(i).port(port).adopt_dir(dir).start();
         let placeholder = std::mem::replace(&mut self.nodes[i], restarted);
         drop(placeholder);
     }

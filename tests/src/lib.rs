@@ -539,6 +539,7 @@ pub fn acl_user_url(server: &Server, user: &str) -> String {
 }
 
 /// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir` (scripts/test-tls-certs.sh).
+#[derive(Clone, Debug)]
 pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,

@@ -29,6 +29,12 @@ impl Gateway {
         Gateway::spawn(&seeds.join(","), &[&["--cluster"][..], extra].concat(), &want).await
     }
 
+    /// A gateway on a cluster given by seed URLs (e.g. `rediss://` ones), following every primary.
+    pub async fn start_cluster_urls(seeds: &[String], primaries: usize, extra: &[&str]) -> Gateway {
+        let want = format!("following deliveries on {primaries} shard channels");
+        Gateway::spawn(&seeds.join(","), &[&["--cluster"][..], extra].concat(), &want).await
+    }
+
     pub async fn start(server: &Server, extra: &[&str]) -> Gateway {
         Gateway::spawn(&server.url(), extra, "following deliveries").await
     }
