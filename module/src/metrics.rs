@@ -120,6 +120,9 @@ pub static FANOUT_LATENCY_US: Histogram = Histogram::new();
 pub static FANOUT_SLICE_US: Histogram = Histogram::new();
 /// Time a blocked fan-out waits between two of its slices while the event loop serves others.
 pub static FANOUT_SLICE_GAP_US: Histogram = Histogram::new();
+/// Main-thread time of each pipeline tick (reading news_raw, taking classified articles, starting
+/// their fan-outs, acks); fan-out slices are `FANOUT_SLICE_US`.
+pub static PIPELINE_TICK_US: Histogram = Histogram::new();
 pub static FEED_EVICTIONS: Counter = Counter::new();
 /// Fan-out slices put off because the server had paused writes (CLIENT PAUSE WRITE, failover).
 pub static FANOUT_PAUSED_SLICES: Counter = Counter::new();
@@ -438,6 +441,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_batch_size", &CLASSIFY_BATCH_SIZE),
         ("classify_static_margin_e4", &CLASSIFY_STATIC_MARGIN_E4),
         ("pipeline_lag_ms", &PIPELINE_LAG_MS),
+        ("pipeline_tick_us", &PIPELINE_TICK_US),
     ] {
         v.push((format!("{name}_count"), Int(h.count() as i64)));
         for (label, p) in [("p50", 50.0), ("p90", 90.0), ("p99", 99.0), ("p999", 99.9)] {

@@ -151,3 +151,18 @@ fn memory_usage_of_a_user_key_grows_with_its_feed() {
     assert!(full > empty, "MEMORY USAGE {empty} -> {full} after 200 deliveries");
     assert!(stat(&mut c, "user_bytes") >= full / 2, "user_bytes tracks the user values");
 }
+
+#[test]
+fn long_fan_out_slices_reach_the_servers_latency_monitor() {
+    // Slices of up to 20 ms over 60,000 subscribers: the slices after the first run from a timer,
+    // which Valkey's latency monitor sees only because the module reports them.
+    let server = Server::builder().module_args(&["fanout-slice-us", "20000"]).start();
+    let mut c = server.conn();
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(1).query(&mut c).expect("CONFIG SET");
+    subscribe_many(&mut c, &users(0..60_000), "world");
+    let (delivered, _) = fanout(&mut c, "world", "doc:1", "x");
+    assert_eq!(delivered, 60_000);
+    assert!(stat(&mut c, "fanout_slices") >= 2, "the fan-out took more than one slice");
+    let latest: redis::Value = redis::cmd("LATENCY").arg("LATEST").query(&mut c).expect("LATENCY LATEST");
+    assert!(format!("{latest:?}").contains("agentic-fanout-slice"), "LATENCY LATEST: {latest:?}");
+}

@@ -86,6 +86,9 @@ fn articles_flow_from_news_raw_to_feeds_and_topic_streams() {
     assert!(matches!(&pending, Value::Array(a) if matches!(a[0], Value::Int(0))), "{pending:?}");
     assert!(wait_for(|| stat(&mut c, "pipeline_backlog") == 0, Duration::from_secs(5)));
     assert!(stat(&mut c, "pipeline_lag_ms_count") == 20);
+    // The pipeline's main-thread work is timed, tick by tick.
+    assert!(stat(&mut c, "pipeline_tick_us_count") > 0);
+    assert!(stat(&mut c, "pipeline_tick_us_max") >= stat(&mut c, "pipeline_tick_us_p50"));
 }
 
 #[test]

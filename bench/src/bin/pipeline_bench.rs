@@ -21,8 +21,7 @@ use std::time::{Duration, Instant};
 
 use agentic_bench::{
     ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, spawn_pinger, start_fetcher, used_memory,
-    wait_model_ready,
-    Workload, TOPICS,
+    wait_model_ready, Workload, TOPICS,
 };
 use agentic_tests::{workspace_dir, Server};
 use redis::{Connection, Value};
@@ -128,6 +127,8 @@ fn main() {
     let server = Server::builder().module_args(&margs).start();
     let mut c = server.conn();
     wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
+    // Names what held the event loop for 10 ms or more (commands, and the module's timers).
+    let _: () = redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(10).query(&mut c).expect("CONFIG SET");
     println!(
         "pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}; CPU {}",
         agentic_bench::cpu_model()
@@ -220,6 +221,14 @@ fn main() {
         agentic_tests::info_field(&mut c, "agentic_classify", "agentic_tier_mode").unwrap_or_default()
     );
     println!("  PING throughout: p50 {:.0} us  p99 {:.0} us  max {:.0} us ({} pings)", ping.p50_us, ping.p99_us, ping.max_us, ping.count);
+    println!(
+        "  main thread: fan-out slices p99 {} us max {} us; pipeline ticks p99 {} us max {} us",
+        stat(&mut c, "fanout_slice_us_p99"),
+        stat(&mut c, "fanout_slice_us_max"),
+        stat(&mut c, "pipeline_tick_us_p99"),
+        stat(&mut c, "pipeline_tick_us_max")
+    );
+    println!("  latency monitor (events of 10 ms or more): {}", latency_latest(&mut c));
     println!("  deliveries/s {:.0} ({deliveries} feed entries in {total_s:.1} s)", deliveries as f64 / total_s);
     println!(
         "  server CPU {:.1} s ({:.0}% of one core); used_memory {:.1} MB",
@@ -236,4 +245,27 @@ fn main() {
         if duplicated == 0 { "met" } else { "MISSED" }
     );
     println!("         PING p99 < 1 ms: {:.0} us: {}", ping.p99_us, if ping.p99_us < 1000.0 { "met" } else { "MISSED" });
+}
+
+/// LATENCY LATEST as `event: latest N ms, max M ms (at T)` items, or "none".
+fn latency_latest(c: &mut redis::Connection) -> String {
+    let Ok(Value::Array(rows)) = redis::cmd("LATENCY").arg("LATEST").query::<Value>(c) else { return "unavailable".into() };
+    let items: Vec<String> = rows
+        .iter()
+        .filter_map(|r| {
+            let Value::Array(f) = r else { return None };
+            let name = match f.first()? {
+                Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+                Value::SimpleString(s) => s.clone(),
+                _ => return None,
+            };
+            let int = |i: usize| if let Some(Value::Int(n)) = f.get(i) { *n } else { 0 };
+            Some(format!("{name}: latest {} ms, max {} ms", int(2), int(3)))
+        })
+        .collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
 }

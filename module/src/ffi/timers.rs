@@ -48,17 +48,40 @@ pub fn schedule_pipeline_tick(ctx: &Context, ms: i64) {
         if let Some((id, _)) = pending.take() {
             raw::RedisModule_StopTimer.unwrap()(ctx.ctx, id, ptr::null_mut());
         }
-        *pending = Some((raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut()), due));
+        *pending =
+            Some((raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, ms as raw::mstime_t, Some(on_pipeline_timer), ptr::null_mut()), due));
     }
 }
 
 unsafe extern "C" fn on_pipeline_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     *PIPELINE_TIMER.lock().unwrap_or_else(|p| p.into_inner()) = None;
     let ctx = Context::new(ctx);
+    let started = Instant::now();
     guard("pipeline tick", (), || crate::pipeline::tick(&ctx));
+    crate::metrics::PIPELINE_TICK_US.record(started.elapsed().as_micros() as u64);
+    report_latency(c"agentic-pipeline-tick", started);
 }
 
 unsafe extern "C" fn on_slice_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     let ctx = Context::new(ctx);
+    let started = Instant::now();
     guard("fanout slice", (), || crate::fanout::run_slice(&ctx));
+    report_latency(c"agentic-fanout-slice", started);
+}
+
+/// A timer callback is not a command, so Valkey's latency monitor (LATENCY LATEST, HISTORY,
+/// DOCTOR; on when `latency-monitor-threshold` is set) would not see a long one: it would show
+/// only as unexplained delay of every client. The server keeps the sample only at or above the
+/// threshold.
+fn report_latency(event: &std::ffi::CStr, started: Instant) {
+    let ms = started.elapsed().as_millis() as raw::mstime_t;
+    if ms == 0 {
+        return;
+    }
+    // SAFETY: called on the main thread from a timer callback; the server copies the event name.
+    unsafe {
+        if let Some(add) = raw::RedisModule_LatencyAddSample {
+            add(event.as_ptr(), ms);
+        }
+    }
 }
