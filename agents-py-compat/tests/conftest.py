@@ -43,19 +43,22 @@ class ValkeyServer(testing.ValkeyServer):
 
     @property
     def tls_url(self) -> str:
-        """The agents' URL over TLS, trusting the test CA (tls_files())."""
-        return f"rediss://agents:pw-agents@127.0.0.1:{self.tls_port}?ssl_ca_certs={self.workdir / 'ca.crt'}"
+        """The agents' URL over TLS, trusting the test CA and presenting the test client certificate (tls_files())."""
+        w = self.workdir
+        return (f"rediss://agents:pw-agents@127.0.0.1:{self.tls_port}"
+                f"?ssl_ca_certs={w / 'ca.crt'}&ssl_certfile={w / 'client.crt'}&ssl_keyfile={w / 'client.key'}")  # fmt: skip
 
     def server_args(self) -> list[str]:
         self.tls_port = free_port()
         return ["--aclfile", str(self.write_acl_file()), *self.tls_files()]
 
     def tls_files(self) -> list[str]:
-        """A test CA and a server certificate for 127.0.0.1 (scripts/test-tls-certs.sh); the server's TLS arguments."""
+        """A test CA, a server certificate for 127.0.0.1 and a client certificate (scripts/test-tls-certs.sh); the
+        server's TLS arguments, asking clients for a certificate as Valkey does by default."""
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test-tls-certs.sh"), str(self.workdir)], check=True, capture_output=True)
         w = self.workdir
         return ["--tls-port", str(self.tls_port), "--tls-cert-file", str(w / "server.crt"), "--tls-key-file", str(w / "server.key"),
-                "--tls-ca-cert-file", str(w / "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip
+                "--tls-ca-cert-file", str(w / "ca.crt"), "--tls-auth-clients", "yes"]  # fmt: skip
 
     def write_acl_file(self) -> Path:
         """ops/acl/users.acl with the password `pw-<user>` for each user."""

@@ -1,4 +1,5 @@
-"""The agents over TLS (rediss://, the CA in the URL's ssl_ca_certs), as their ACL user."""
+"""The agents over TLS (rediss://; the CA and the client certificate in the URL's ssl_ca_certs, ssl_certfile and
+ssl_keyfile), as their ACL user, to a server that asks clients for a certificate (Valkey's default)."""
 
 import pytest
 import redis
@@ -14,3 +15,7 @@ def test_agents_work_over_tls_and_check_the_servers_certificate(valkey, valkey_s
     untrusting = redis.Redis.from_url(valkey_server.tls_url.split("?", 1)[0])
     with pytest.raises(redis.ConnectionError, match="certificate"):
         untrusting.ping()
+    # Trusting the server but without a client certificate: the server ends the handshake.
+    anonymous = redis.Redis.from_url(valkey_server.tls_url.split("&ssl_certfile", 1)[0])
+    with pytest.raises(redis.ConnectionError):
+        anonymous.ping()

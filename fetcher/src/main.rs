@@ -60,6 +60,13 @@ struct Common {
     /// without it the system's trusted roots are used.
     #[arg(long, global = true, env = "AGENTIC_TLS_CA_CERT", value_name = "FILE")]
     tls_ca_cert: Option<PathBuf>,
+    /// With a `rediss://` URL: the client certificate (PEM) to present, for a server with
+    /// `tls-auth-clients yes` (Valkey's default). Needs --tls-key.
+    #[arg(long, global = true, env = "AGENTIC_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The client certificate's private key (PEM). Needs --tls-cert.
+    #[arg(long, global = true, env = "AGENTIC_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Valkey Cluster: route every key to the node serving it (MOVED/ASK, failovers)
     #[arg(long, global = true)]
     cluster: bool,
@@ -258,7 +265,7 @@ async fn run(cli: Cli) -> Result<(), String> {
 
     let mut wcfg = WriterConfig {
         valkey: common.valkey.clone(),
-        tls_ca_cert: common.tls_ca_cert.clone(),
+        tls: writer::tls_certificates(common.tls_ca_cert.as_deref(), common.tls_cert.as_deref(), common.tls_key.as_deref())?,
         cluster: common.cluster,
         stream: common.stream.clone(),
         group: common.group.clone(),

@@ -2,7 +2,7 @@
 //! writes each article with one idempotent script, reconnecting and retrying until Valkey answers.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,8 +48,9 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
     pub valkey: String,
-    /// CA certificate (PEM) for `rediss://` URLs; None = the system's roots.
-    pub tls_ca_cert: Option<PathBuf>,
+    /// Certificates for `rediss://` URLs (see [`tls_certificates`]); None = the system's roots
+    /// and no client certificate.
+    pub tls: Option<redis::TlsCertificates>,
     pub stream: String,
     pub group: String,
     /// 0 disables backpressure.
@@ -210,6 +211,23 @@ enum Client {
     Cluster(redis::cluster::ClusterClient),
 }
 
+/// The certificates for `rediss://`: the CA that signed the server's certificate (`ca_cert`), and
+/// the client certificate and key that a server with `tls-auth-clients yes` (Valkey's default)
+/// asks for. Files are read now, so a missing one is an error before the first connection.
+pub fn tls_certificates(ca_cert: Option<&Path>, cert: Option<&Path>, key: Option<&Path>) -> Result<Option<redis::TlsCertificates>, String> {
+    let read = |path: &Path, flag: &str| std::fs::read(path).map_err(|e| format!("cannot read {flag} {}: {e}", path.display()));
+    let root_cert = ca_cert.map(|p| read(p, "--tls-ca-cert")).transpose()?;
+    let client_tls = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            Some(redis::ClientTlsConfig { client_cert: read(cert, "--tls-cert")?, client_key: read(key, "--tls-key")? })
+        }
+        (None, None) => None,
+        (Some(_), None) => return Err("--tls-cert needs --tls-key (the client certificate's private key)".into()),
+        (None, Some(_)) => return Err("--tls-key needs --tls-cert (the client certificate)".into()),
+    };
+    Ok((root_cert.is_some() || client_tls.is_some()).then_some(redis::TlsCertificates { client_tls, root_cert }))
+}
+
 pub struct Writer {
     cfg: WriterConfig,
     client: Client,
@@ -226,15 +244,7 @@ pub struct Writer {
 
 impl Writer {
     pub fn new(cfg: WriterConfig, metrics: Arc<Metrics>, progress: Option<ProgressBar>) -> RedisResult<Writer> {
-        let certs = match &cfg.tls_ca_cert {
-            Some(path) => {
-                let pem = std::fs::read(path).map_err(|e| {
-                    RedisError::from((ErrorKind::InvalidClientConfig, "cannot read --tls-ca-cert", format!("{}: {e}", path.display())))
-                })?;
-                Some(redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })
-            }
-            None => None,
-        };
+        let certs = cfg.tls.clone();
         let client = if cfg.cluster {
             let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
             // redis 1.x also bounds a command's retries inside the cluster client (MOVED, failover)

@@ -46,11 +46,9 @@ fn replay_writes_to_a_cluster_over_tls() {
     let owner = cluster.primary_of_key("news_raw");
     let other = cluster.nodes.iter().position(|n| n.port != owner.port).expect("another node");
     let seed = format!("rediss://127.0.0.1:{}", cluster.tls_port(other).expect("a TLS port"));
-    let ca = files.ca_cert.to_str().expect("UTF-8 path");
-    let mut f = Fetcher::start_no_metrics(
-        &seed,
-        &["--cluster", "--tls-ca-cert", ca, "replay", "--file", path.to_str().expect("path"), "--rate", "0"],
-    );
+    let mut args = files.client_args();
+    args.extend(["--cluster", "replay", "--file", path.to_str().expect("path"), "--rate", "0"].map(String::from));
+    let mut f = Fetcher::start_no_metrics(&seed, &args.iter().map(String::as_str).collect::<Vec<_>>());
     f.wait_success(Duration::from_secs(60));
     let entries = read_stream(&mut owner.conn(), "news_raw");
     assert_eq!(entries.len(), 20, "each article once");

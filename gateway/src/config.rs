@@ -40,9 +40,16 @@ pub struct Config {
     #[arg(long, env = "AGENTIC_CLUSTER")]
     pub cluster: bool,
     /// With a `rediss://` URL: the CA certificate (PEM) that signed the server's certificate;
-    /// without it the system's trusted roots are used. A single server only for now.
+    /// without it the system's trusted roots are used.
     #[arg(long, env = "AGENTIC_TLS_CA_CERT", value_name = "FILE")]
     pub tls_ca_cert: Option<std::path::PathBuf>,
+    /// With a `rediss://` URL: the client certificate (PEM) to present, for a server with
+    /// `tls-auth-clients yes` (Valkey's default). Needs --tls-key.
+    #[arg(long, env = "AGENTIC_TLS_CERT", value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's private key (PEM). Needs --tls-cert.
+    #[arg(long, env = "AGENTIC_TLS_KEY", value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// HTTP and WebSocket address.
     #[arg(long, env = "AGENTIC_GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -81,6 +88,10 @@ impl Config {
     pub fn valkey_shown(&self) -> String {
         let host = |url: &String| url.rsplit_once('@').map_or(url.clone(), |(_, host)| host.to_string());
         self.valkey.iter().map(host).collect::<Vec<_>>().join(",")
+    }
+
+    pub fn tls_paths(&self) -> crate::tls::TlsPaths {
+        crate::tls::TlsPaths { ca_cert: self.tls_ca_cert.clone(), cert: self.tls_cert.clone(), key: self.tls_key.clone() }
     }
 
     pub fn write_timeout(&self) -> Duration {

@@ -15,6 +15,7 @@ mod live;
 mod metrics;
 mod session;
 mod shards;
+mod tls;
 mod topics;
 mod valkey;
 
@@ -79,7 +80,7 @@ fn router(state: AppState) -> Router {
 /// How long a connection attempt runs before the gateway says it is waiting (the attempt goes on).
 const CONNECT_PATIENCE: Duration = Duration::from_secs(5);
 
-async fn connect(config: &Config) -> valkey::Valkey {
+async fn connect(config: &Config, tls: &tls::TlsFiles) -> valkey::Valkey {
     let mut logged = false;
     let mut warn_once = |why: String| {
         if !logged {
@@ -88,7 +89,7 @@ async fn connect(config: &Config) -> valkey::Valkey {
         }
     };
     loop {
-        let attempt = valkey::Valkey::connect(&config.valkey, config.cluster, config.tls_ca_cert.as_deref(), config.valkey_connections as usize);
+        let attempt = valkey::Valkey::connect(&config.valkey, config.cluster, tls, config.valkey_connections as usize);
         tokio::pin!(attempt);
         // The client retries a failing connection itself for a long while (a TLS handshake with
         // an unknown certificate among them): say so instead of waiting silently, but let a slow
@@ -97,7 +98,7 @@ async fn connect(config: &Config) -> valkey::Valkey {
             Ok(result) => result,
             Err(_) => {
                 warn_once(format!(
-                    "no connection within {} s yet (with rediss://, is the server's certificate trusted? see --tls-ca-cert)",
+                    "no connection within {} s yet (with rediss://, is the server's certificate trusted? does it want a client certificate? see --tls-ca-cert, --tls-cert)",
                     CONNECT_PATIENCE.as_secs()
                 ));
                 attempt.await
@@ -138,8 +139,9 @@ async fn serve(config: Config) -> Result<(), String> {
             log::warn!("{} has no index.html: build the UI (make ui)", dir.display());
         }
     }
+    let tls = tls::TlsFiles::load(&config.tls_paths())?;
     raise_fd_limit();
-    let valkey = connect(&config).await;
+    let valkey = connect(&config, &tls).await;
     let users: Arc<hub::Registry> = Arc::default();
     tokio::spawn(live::run(valkey.clone(), users.clone(), config.delivery_channel.clone()));
     let listener = tokio::net::TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;

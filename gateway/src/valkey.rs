@@ -19,6 +19,7 @@ use crate::cluster::Topology;
 use crate::entry::{DocBody, Item};
 use crate::ids::{EntryId, Slug, UserId};
 use crate::metrics;
+use crate::tls::TlsFiles;
 
 /// Largest page read from a feed at once; longer catch-ups read several pages.
 pub const PAGE: usize = 1000;
@@ -63,11 +64,11 @@ impl ConnectionLike for Conn {
 #[derive(Clone)]
 enum Target {
     Server(redis::Client),
-    /// `ca`: the PEM CA certificate when the nodes are reached over TLS (`rediss://`).
+    /// `tls`: the certificates for nodes reached over TLS (`rediss://`).
     Cluster {
         client: ClusterClient,
         seed: redis::ConnectionInfo,
-        ca: Option<Vec<u8>>,
+        tls: TlsFiles,
     },
 }
 
@@ -207,33 +208,27 @@ where
 
 impl Valkey {
     /// `urls`: one server, or with `cluster` any nodes of a cluster (the rest are discovered).
-    pub async fn connect(urls: &[String], cluster: bool, tls_ca_cert: Option<&std::path::Path>, connections: usize) -> RedisResult<Valkey> {
+    pub async fn connect(urls: &[String], cluster: bool, tls: &TlsFiles, connections: usize) -> RedisResult<Valkey> {
         let n = connections.max(1);
         let mut conns = Vec::with_capacity(n);
-        let ca = match tls_ca_cert {
-            Some(path) => Some(std::fs::read(path).map_err(|e| invalid(&format!("cannot read --tls-ca-cert {}: {e}", path.display())))?),
-            None => None,
-        };
         let target = if cluster {
             let seed = urls.first().map(String::as_str).unwrap_or("redis://127.0.0.1:6379").into_connection_info()?;
             // Unlike a single server's connections, the cluster client gets a reply deadline: it
             // has been seen to stall for minutes after a failover, and a stalled read would hold
             // a socket's resync forever. Well above the topic readers' XREAD BLOCK 1000.
             let mut builder = ClusterClient::builder(urls.to_vec()).response_timeout(CLUSTER_REPLY_WAIT);
-            if let Some(pem) = &ca {
-                builder = builder.certs(redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) });
+            if let Some(certs) = tls.certificates() {
+                builder = builder.certs(certs);
             }
             let client = builder.build()?;
             for _ in 0..n {
                 conns.push(Conn::Cluster(client.get_async_connection().await?));
             }
-            Target::Cluster { client, seed, ca }
+            Target::Cluster { client, seed, tls: tls.clone() }
         } else {
             let [url] = urls else { return Err(invalid("give one Valkey URL, or several with --cluster")) };
-            let client = match ca {
-                Some(pem) => {
-                    redis::Client::build_with_tls(url.as_str(), redis::TlsCertificates { client_tls: None, root_cert: Some(pem) })?
-                }
+            let client = match tls.certificates() {
+                Some(certs) => redis::Client::build_with_tls(url.as_str(), certs)?,
                 None => redis::Client::open(url.as_str())?,
             };
             // redis 0.27's reconnect pacing (backon's 1 s first delay, factor 100, 6 tries) and
@@ -265,18 +260,17 @@ impl Valkey {
     }
 
     /// A RESP3 client for one cluster node (`host:port`), with the seed's credentials and, when
-    /// the cluster is reached over TLS, the CA certificate, for a connection of its own.
+    /// the cluster is reached over TLS, its certificates, for a connection of its own.
     pub fn node_client(&self, addr: &str) -> RedisResult<redis::Client> {
-        let Target::Cluster { seed, ca, .. } = &self.target else { return Err(invalid("not a cluster")) };
+        let Target::Cluster { seed, tls, .. } = &self.target else { return Err(invalid("not a cluster")) };
         let (host, port) = addr.rsplit_once(':').ok_or_else(|| invalid("node address without a port"))?;
         let port: u16 = port.parse().map_err(|_| invalid("node address with a bad port"))?;
         let redis_info = seed.redis_settings().clone().set_protocol(redis::ProtocolVersion::RESP3).set_db(0);
         let host = host.to_string();
-        match (seed.addr(), ca) {
-            (redis::ConnectionAddr::TcpTls { insecure, .. }, Some(pem)) => {
+        match (seed.addr(), tls.certificates()) {
+            (redis::ConnectionAddr::TcpTls { insecure, .. }, Some(certs)) => {
                 let addr = redis::ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None };
-                let info = seed.clone().set_addr(addr).set_redis_settings(redis_info);
-                redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls: None, root_cert: Some(pem.clone()) })
+                redis::Client::build_with_tls(seed.clone().set_addr(addr).set_redis_settings(redis_info), certs)
             }
             (redis::ConnectionAddr::TcpTls { insecure, .. }, None) => {
                 let addr = redis::ConnectionAddr::TcpTls { host, port, insecure: *insecure, tls_params: None };

@@ -1,6 +1,8 @@
-//! agentic-gateway to Valkey over TLS (issue 13 point 4): with `rediss://` and `--tls-ca-cert` the
+//! agentic-gateway to Valkey over TLS (issue 13 point 4) with Valkey's default `tls-auth-clients
+//! yes`: with `rediss://`, `--tls-ca-cert` and a client certificate (`--tls-cert`, `--tls-key`) the
 //! HTTP API and a live socket work, on one server and on a cluster (whose nodes tell a TLS client
-//! their TLS ports); without the CA the server is refused.
+//! their TLS ports); without the CA the gateway refuses the server, without a client certificate
+//! the server refuses the gateway.
 
 mod common;
 
@@ -25,14 +27,21 @@ async fn the_gateway_reads_and_follows_feeds_over_tls() {
         .expect("fanout");
     let url = format!("rediss://127.0.0.1:{tls_port}");
 
-    let untrusting_log = make_temp_dir("gateway-untrusting").join("stderr.log");
-    let mut untrusting = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway"))
-        .args(["--valkey", &url, "--listen", &format!("127.0.0.1:{}", free_port())])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&untrusting_log).expect("log file"))
-        .spawn()
-        .expect("start agentic-gateway");
-    let g = Gateway::spawn_url(&url, &["--tls-ca-cert", files.ca_cert.to_str().expect("UTF-8 path")]).await;
+    let start_refused = |name: &str, args: &[&str]| {
+        let log = make_temp_dir(name).join("stderr.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_agentic-gateway"))
+            .args(["--valkey", &url, "--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start agentic-gateway");
+        (child, log)
+    };
+    let untrusting = start_refused("gateway-untrusting", &[]);
+    let anonymous = start_refused("gateway-anonymous", &["--tls-ca-cert", files.ca_cert.to_str().expect("UTF-8 path")]);
+    let args = files.client_args();
+    let g = Gateway::spawn_url(&url, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let http = reqwest::Client::new();
     let feed: Value = http.get(g.url("/api/users/alice/feed?count=5")).send().await.expect("feed").json().await.expect("JSON");
     assert_eq!(feed["entries"][0]["article"]["title"], "Before", "{feed}");
@@ -47,16 +56,24 @@ async fn the_gateway_reads_and_follows_feeds_over_tls() {
     let (entries, _) = collect(&mut ws, 1, Duration::from_secs(10)).await;
     assert_eq!(entries.first().map(|e| e["article"]["title"].clone()), Some(json!("Live")));
 
-    // The gateway without the CA never got a connection: it is still waiting, saying why.
-    let said_why = agentic_tests::wait_for(
-        || std::fs::read_to_string(&untrusting_log).unwrap_or_default().contains("waiting for Valkey"),
-        Duration::from_secs(30),
-    );
-    let waiting = std::fs::read_to_string(&untrusting_log).unwrap_or_default();
-    let still_running = said_why && matches!(untrusting.try_wait(), Ok(None));
-    let _ = untrusting.kill();
-    let _ = untrusting.wait();
-    assert!(still_running && waiting.contains("waiting for Valkey"), "{waiting}");
+    // The gateway without the CA and the one without a client certificate never got a
+    // connection: they are still waiting, saying why.
+    let outcomes: Vec<(bool, String)> = [untrusting, anonymous]
+        .into_iter()
+        .map(|(mut child, log)| {
+            let said_why = agentic_tests::wait_for(
+                || std::fs::read_to_string(&log).unwrap_or_default().contains("waiting for Valkey"),
+                Duration::from_secs(30),
+            );
+            let still_running = said_why && matches!(child.try_wait(), Ok(None));
+            let _ = child.kill();
+            let _ = child.wait();
+            (still_running, std::fs::read_to_string(&log).unwrap_or_default())
+        })
+        .collect();
+    for (still_running, waiting) in outcomes {
+        assert!(still_running && waiting.contains("waiting for Valkey"), "{waiting}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -71,7 +88,8 @@ async fn the_gateway_follows_every_shard_of_a_cluster_over_tls() {
         .start();
     let seeds: Vec<String> =
         (0..cluster.primaries).map(|i| format!("rediss://127.0.0.1:{}", cluster.tls_port(i).expect("a TLS port"))).collect();
-    let g = Gateway::start_cluster_urls(&seeds, cluster.primaries, &["--tls-ca-cert", files.ca_cert.to_str().expect("UTF-8 path")]).await;
+    let args = files.client_args();
+    let g = Gateway::start_cluster_urls(&seeds, cluster.primaries, &args.iter().map(String::as_str).collect::<Vec<_>>()).await;
     let http = reqwest::Client::new();
     let topics = ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
     // Users on every primary: their interests are written through the TLS cluster client, their

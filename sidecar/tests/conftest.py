@@ -71,15 +71,18 @@ class Server:
 
     @property
     def tls_url(self) -> str:
-        """The sidecar's URL over TLS, trusting the test CA."""
-        return f"rediss://sidecar:pw-sidecar@127.0.0.1:{self.tls_port}?ssl_ca_certs={os.path.join(self.dir, 'ca.crt')}"
+        """The sidecar's URL over TLS, trusting the test CA and presenting the test client certificate."""
+        d = self.dir
+        return (f"rediss://sidecar:pw-sidecar@127.0.0.1:{self.tls_port}?ssl_ca_certs={os.path.join(d, 'ca.crt')}"
+                f"&ssl_certfile={os.path.join(d, 'client.crt')}&ssl_keyfile={os.path.join(d, 'client.key')}")  # fmt: skip
 
     def _tls_files(self) -> list[str]:
-        """A test CA and a server certificate for 127.0.0.1 (scripts/test-tls-certs.sh); the server's TLS arguments."""
+        """A test CA, a server certificate for 127.0.0.1 and a client certificate (scripts/test-tls-certs.sh); the
+        server's TLS arguments, asking clients for a certificate as Valkey does by default."""
         subprocess.run(["bash", str(REPO_ROOT / "scripts" / "test-tls-certs.sh"), str(self.dir)], check=True, capture_output=True)
         d = self.dir
         return ["--tls-port", str(self.tls_port), "--tls-cert-file", os.path.join(d, "server.crt"), "--tls-key-file", os.path.join(d, "server.key"),
-                "--tls-ca-cert-file", os.path.join(d, "ca.crt"), "--tls-auth-clients", "no"]  # fmt: skip
+                "--tls-ca-cert-file", os.path.join(d, "ca.crt"), "--tls-auth-clients", "yes"]  # fmt: skip
 
     def stat(self, name: str) -> float:
         flat = self.client().execute_command("AGENT.STATS")

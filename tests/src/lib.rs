@@ -538,28 +538,48 @@ pub fn acl_user_url(server: &Server, user: &str) -> String {
     format!("redis://{user}:pw-{user}@127.0.0.1:{}", server.port)
 }
 
-/// A test CA and a server certificate for 127.0.0.1 signed by it, in `dir` (scripts/test-tls-certs.sh).
+/// A test CA, a server certificate for 127.0.0.1 and a client certificate, both signed by it, in
+/// `dir` (scripts/test-tls-certs.sh).
 #[derive(Clone, Debug)]
 pub struct TlsFiles {
     pub ca_cert: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+impl TlsFiles {
+    /// The command-line arguments of the fetcher and the gateway for these files: the CA and the
+    /// client certificate.
+    pub fn client_args(&self) -> Vec<String> {
+        let s = |p: &PathBuf| p.to_str().expect("UTF-8 path").to_string();
+        vec!["--tls-ca-cert".into(), s(&self.ca_cert), "--tls-cert".into(), s(&self.client_cert), "--tls-key".into(), s(&self.client_key)]
+    }
 }
 
 pub fn tls_files(dir: &Path) -> TlsFiles {
     let script = workspace_dir().join("scripts/test-tls-certs.sh");
     let out = Command::new("bash").arg(&script).arg(dir).output().expect("bash scripts/test-tls-certs.sh");
     assert!(out.status.success(), "scripts/test-tls-certs.sh: {}", String::from_utf8_lossy(&out.stderr));
-    TlsFiles { ca_cert: dir.join("ca.crt"), cert: dir.join("server.crt"), key: dir.join("server.key") }
+    TlsFiles {
+        ca_cert: dir.join("ca.crt"),
+        cert: dir.join("server.crt"),
+        key: dir.join("server.key"),
+        client_cert: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+    }
 }
 
 impl ServerBuilder {
     /// Also listens with TLS on `tls_port` (the plain port stays for the tests' own connections).
+    /// Clients must present a certificate signed by the test CA, as with Valkey's default
+    /// `tls-auth-clients yes`.
     pub fn tls(self, files: &TlsFiles, tls_port: u16) -> Self {
         self.arg("--tls-port", &tls_port.to_string())
             .arg("--tls-cert-file", files.cert.to_str().expect("UTF-8 path"))
             .arg("--tls-key-file", files.key.to_str().expect("UTF-8 path"))
             .arg("--tls-ca-cert-file", files.ca_cert.to_str().expect("UTF-8 path"))
-            .arg("--tls-auth-clients", "no")
+            .arg("--tls-auth-clients", "yes")
     }
 }
