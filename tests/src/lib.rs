@@ -20,6 +20,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -61,10 +62,40 @@ pub fn server_binary() -> PathBuf {
 }
 
 static DIR_COUNTER: AtomicU64 = AtomicU64::new(0);
+static RUN_DIR: OnceLock<PathBuf> = OnceLock::new();
 
-/// Creates a fresh, unique directory under the system temp dir (std only).
+/// Creates a fresh, unique directory for a test, inside one folder per process that is removed
+/// when the process exits, also after failed tests (their messages carry the servers' log tails).
+/// `AGENTIC_KEEP_TEST_DIRS=1` keeps them for a look afterwards.
 pub fn make_temp_dir(prefix: &str) -> PathBuf {
-    let base = std::env::temp_dir();
+    let run_dir = RUN_DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("agentic-run-{}", std::process::id()));
+        if std::env::var_os("AGENTIC_KEEP_TEST_DIRS").is_none() {
+            // SAFETY: registers a plain function; atexit only fails when its table is full, and
+            // then the folder is merely left behind.
+            unsafe {
+                libc::atexit(remove_run_dir);
+            }
+        }
+        dir
+    });
+    fs::create_dir_all(run_dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", run_dir.display()));
+    unique_dir_in(run_dir, prefix)
+}
+
+extern "C" fn remove_run_dir() {
+    if let Some(dir) = RUN_DIR.get() {
+        let _ = fs::remove_dir_all(dir);
+    }
+}
+
+/// Creates a fresh, unique directory under the system temp dir that outlives the process: for
+/// the logs that `make chaos`, `make soak` and the benchmarks point to when they end.
+pub fn make_kept_dir(prefix: &str) -> PathBuf {
+    unique_dir_in(&std::env::temp_dir(), prefix)
+}
+
+fn unique_dir_in(base: &Path, prefix: &str) -> PathBuf {
     loop {
         let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use agentic_bench::stack::{catch_interrupts, connect, interrupted, http_ok, random_interests, read_feed, replica_caught_up, replica_linked, sidecar_listed, wait_until, Sockets, Stack};
 use agentic_bench::{agent_stat, cpu_model, Rng, TOPICS};
-use agentic_tests::{make_temp_dir, workspace_dir};
+use agentic_tests::{make_kept_dir, workspace_dir};
 use redis::{Connection, Value};
 
 const RECOVERY_LIMIT: Duration = Duration::from_secs(90);
@@ -236,7 +236,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
 }
 
 fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent: bool) -> PhaseResult {
-    let logs = make_temp_dir("agentic-chaos");
+    let logs = make_kept_dir("agentic-chaos");
     let mut stack = Stack::new(fsync, &opts.model, logs.clone(), opts.rate, opts.seed);
     // Feeds long enough to hold the whole run, for the final count; seen-fp-ppm 1, since the seen
     // filter's false positives (skipped deliveries) would read as losses; every escalation allowed.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use agentic_bench::stack::{catch_interrupts, connect, http_ok, interrupted, random_interests, rss_bytes, Sockets, Stack};
 use agentic_bench::{cpu_model, Rng, TOPICS};
-use agentic_tests::{info_field, make_temp_dir, workspace_dir};
+use agentic_tests::{info_field, make_kept_dir, workspace_dir};
 
 const PING_P99_LIMIT_US: u64 = 1000;
 const SOCKET_USERS: usize = 5;
@@ -205,7 +205,7 @@ fn main() {
     }
 
     catch_interrupts();
-    let logs = make_temp_dir("agentic-soak");
+    let logs = make_kept_dir("agentic-soak");
     let mut stack = Stack::new("everysec", &model, logs.clone(), rate, seed);
     let news_raw_len = (rate * 60).max(100).to_string();
     stack.module_extra = ["doc-ttl", "60", "seen-ttl", "120", "topic-maxlen", "200", "pipeline-stream-maxlen", &news_raw_len].iter().map(|s| s.to_string()).collect();
