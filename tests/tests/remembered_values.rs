@@ -61,22 +61,35 @@ fn flush_during_a_sliced_fan_out_neither_crashes_nor_resurrects_users() {
     let server = Server::builder().module_args(&["fanout-slice-us", "10"]).start();
     let mut c = server.conn();
     let n = 20_000usize;
-    subscribe_many(&mut c, &users(0..n), "world");
-    warm(&mut c, "world", n as i64);
 
-    let ((delivered, _), flushed) = during_fanout(&server, &mut c, "world", "doc:{big}", "big news", |c| {
-        let _: () = redis::cmd("FLUSHALL").arg("ASYNC").query(c).expect("FLUSHALL ASYNC");
-    });
-    assert!(flushed.is_some(), "the flush did not land while the fan-out was in progress");
-    assert!(delivered < n as i64, "users flushed mid-job must not receive the document");
-    let pong: String = redis::cmd("PING").query(&mut c).expect("server alive");
-    assert_eq!(pong, "PONG");
-    let size: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
-    assert_eq!(size, 0, "no user was recreated after the flush");
-    assert!(wait_for(|| stat(&mut server.conn(), "user_keys") == 0, Duration::from_secs(5)));
-    assert_eq!(fanout(&mut c, "world", "doc:after", "x"), (0, 0));
-    // Index entries the job still pointed at were kept until it ended, then freed.
-    assert_eq!(stat(&mut c, "index_retired_entries"), 0);
+    // The flush and a look at the job queue run atomically (MULTI), so a busy machine that lets
+    // the job finish before the flush is seen, and the attempt repeated, instead of being
+    // mistaken for users who were delivered to after they were flushed.
+    for attempt in 0..5 {
+        let _: () = redis::cmd("FLUSHALL").query(&mut c).expect("FLUSHALL");
+        subscribe_many(&mut c, &users(0..n), "world");
+        warm(&mut c, "world", n as i64);
+        let doc = format!("doc:{{big{attempt}}}");
+        let ((delivered, _), flushed) = during_fanout(&server, &mut c, "world", &doc, "big news", |c| {
+            let (stats, _): (Vec<String>, String) =
+                redis::pipe().atomic().cmd("AGENT.STATS").cmd("FLUSHALL").arg("ASYNC").query(c).expect("MULTI");
+            stats.chunks(2).find(|p| p[0] == "fanout_jobs_pending").map_or(0, |p| p[1].parse::<i64>().unwrap_or(0))
+        });
+        if flushed.unwrap_or(0) == 0 {
+            continue;
+        }
+        assert!(delivered < n as i64, "users flushed mid-job must not receive the document");
+        let pong: String = redis::cmd("PING").query(&mut c).expect("server alive");
+        assert_eq!(pong, "PONG");
+        let size: i64 = redis::cmd("DBSIZE").query(&mut c).expect("DBSIZE");
+        assert_eq!(size, 0, "no user was recreated after the flush");
+        assert!(wait_for(|| stat(&mut server.conn(), "user_keys") == 0, Duration::from_secs(5)));
+        assert_eq!(fanout(&mut c, "world", "doc:after", "x"), (0, 0));
+        // Index entries the job still pointed at were kept until it ended, then freed.
+        assert_eq!(stat(&mut c, "index_retired_entries"), 0);
+        return;
+    }
+    panic!("the flush never landed while the fan-out was in progress");
 }
 
 #[test]
