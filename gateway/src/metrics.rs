@@ -61,6 +61,9 @@ counters! {
     DOC_CACHE_HITS: "gateway_doc_cache_hits_total", "Live deliveries whose document was already cached.";
     DOCS_MISSING: "gateway_docs_missing_total", "Entries whose document had expired.";
     VALKEY_ERRORS: "gateway_valkey_errors_total", "Valkey connection or protocol errors.";
+    /// A cluster connection whose reply deadline passed is replaced by a new one (the redis
+    /// crate's cluster client has been seen to stall every request while slots moved).
+    CLUSTER_CONNECTIONS_REPLACED: "gateway_cluster_connections_replaced_total", "Cluster connections replaced after a reply deadline passed.";
     HTTP_REQUESTS: "gateway_http_requests_total", "HTTP API requests.";
     HTTP_ERRORS: "gateway_http_errors_total", "HTTP API requests answered with an error.";
 }
@@ -254,6 +257,7 @@ mod tests {
             ("gateway_doc_cache_hits_total", "counter", "Live deliveries whose document was already cached."),
             ("gateway_docs_missing_total", "counter", "Entries whose document had expired."),
             ("gateway_valkey_errors_total", "counter", "Valkey connection or protocol errors."),
+            ("gateway_cluster_connections_replaced_total", "counter", "Cluster connections replaced after a reply deadline passed."),
             ("gateway_http_requests_total", "counter", "HTTP API requests."),
             ("gateway_http_errors_total", "counter", "HTTP API requests answered with an error."),
             ("gateway_delivery_latency_ms", "histogram", "Ingest to socket write of live entries, ms."),

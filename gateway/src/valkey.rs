@@ -3,7 +3,7 @@
 //! followed). Replies are parsed here, so the rest of the gateway sees feed items and plain values.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
@@ -75,7 +75,10 @@ enum Target {
 #[derive(Clone)]
 pub struct Valkey {
     target: Target,
-    conns: Arc<Vec<Conn>>,
+    /// Shared connections, used round-robin; a stalled cluster connection is swapped for a new one.
+    conns: Arc<Vec<std::sync::RwLock<Conn>>>,
+    /// Per connection: a replacement is being made.
+    replacing: Arc<Vec<AtomicBool>>,
     next: Arc<AtomicUsize>,
 }
 
@@ -121,6 +124,9 @@ pub fn is_refusal(s: &ServerError) -> bool {
 
 /// How long a slot-map read may take before another node is asked.
 const TOPOLOGY_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+/// How many times a stalled cluster connection's replacement is tried (a second apart, each
+/// bounded by CLUSTER_REPLY_WAIT) before the next stall asks again.
+const REPLACE_ATTEMPTS: u32 = 30;
 /// How long any reply on the cluster connections may take.
 const CLUSTER_REPLY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -244,7 +250,9 @@ impl Valkey {
             }
             Target::Server(client)
         };
-        Ok(Valkey { target, conns: Arc::new(conns), next: Arc::new(AtomicUsize::new(0)) })
+        let replacing = Arc::new(conns.iter().map(|_| AtomicBool::new(false)).collect());
+        let conns = Arc::new(conns.into_iter().map(std::sync::RwLock::new).collect());
+        Ok(Valkey { target, conns, replacing, next: Arc::new(AtomicUsize::new(0)) })
     }
 
     /// The client of the single server (None on a cluster).
@@ -280,9 +288,39 @@ impl Valkey {
         }
     }
 
-    fn conn(&self) -> Conn {
+    /// The next shared connection and its index.
+    fn conn(&self) -> (usize, Conn) {
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.conns.len();
-        self.conns[i].clone()
+        (i, self.conns[i].read().unwrap_or_else(|p| p.into_inner()).clone())
+    }
+
+    /// Replaces shared cluster connection `i` in the background after one of its requests got no
+    /// reply in time. The redis crate's cluster connection has been seen to stop answering for
+    /// good after a slot refresh that began during a resharding never ended (every request then
+    /// times out); a new connection starts from a fresh slot map. Making it is itself bounded.
+    fn replace_stalled(&self, i: usize) {
+        let Target::Cluster { client, .. } = &self.target else { return };
+        if self.replacing[i].swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (client, conns, replacing) = (client.clone(), self.conns.clone(), self.replacing.clone());
+        tokio::spawn(async move {
+            // The nodes may still be busy (that may be why the deadline passed): keep trying.
+            for attempt in 1..=REPLACE_ATTEMPTS {
+                match tokio::time::timeout(CLUSTER_REPLY_WAIT, client.get_async_connection()).await {
+                    Ok(Ok(fresh)) => {
+                        *conns[i].write().unwrap_or_else(|p| p.into_inner()) = Conn::Cluster(fresh);
+                        metrics::CLUSTER_CONNECTIONS_REPLACED.inc();
+                        log::warn!("replaced cluster connection {i}, which stopped answering");
+                        break;
+                    }
+                    Ok(Err(e)) => log::warn!("cannot replace cluster connection {i} yet (attempt {attempt}): {e}"),
+                    Err(_) => log::warn!("cannot replace cluster connection {i} yet (attempt {attempt}): no connection in time"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            replacing[i].store(false, Ordering::Release);
+        });
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> RedisResult<T> {
@@ -300,10 +338,18 @@ impl Valkey {
         let mut pause = std::time::Duration::from_millis(50);
         let mut attempt = 0;
         loop {
-            match run(self.conn()).await {
+            let (i, conn) = self.conn();
+            match run(conn).await {
                 Err(e) if !first_server_error(&e).is_some_and(|s| is_refusal(&s)) => {
                     metrics::VALKEY_ERRORS.inc();
                     attempt += 1;
+                    // Only the cluster client has a reply deadline (CLUSTER_REPLY_WAIT), which
+                    // covers its own redirections and reconnections. A timeout is an I/O error,
+                    // so it is retried (on the next connection) like the others.
+                    if e.is_timeout() {
+                        log::warn!("a Valkey request got no reply within {} s (attempt {attempt}): {e}", CLUSTER_REPLY_WAIT.as_secs());
+                        self.replace_stalled(i);
+                    }
                     let transient = e.is_io_error()
                         || e.is_connection_dropped()
                         || e.is_connection_refusal()

@@ -166,3 +166,39 @@ async fn feeds_follow_every_shard_through_resharding_and_failover() {
     }
     eprintln!("{moved} users resharded; gateway log:\n{}", g.log());
 }
+
+/// When no node answers for longer than the cluster reply deadline (10 s), a request is retried
+/// on another connection, and each connection whose deadline passed is replaced by a new one (the
+/// redis crate's cluster connection has been seen to stop answering for good after a resharding).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_connection_that_stops_answering_is_replaced() {
+    let cluster = Cluster::builder(3, 0).start();
+    let g = Gateway::start_cluster(&cluster, &[]).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("HTTP client");
+    let put = http.put(g.url("/api/users/p0/interests")).json(&json!({ "interests": ["science"] })).send().await.expect("PUT");
+    assert!(put.status().is_success(), "PUT interests: {}", put.text().await.unwrap_or_default());
+    assert_eq!(g.metric("gateway_cluster_connections_replaced_total").await, 0.0);
+
+    for n in &cluster.nodes {
+        let _: () = redis::cmd("CLIENT").arg("PAUSE").arg(12_000).arg("ALL").query(&mut n.conn()).expect("CLIENT PAUSE");
+    }
+    let started = std::time::Instant::now();
+    let stalled = http.get(g.url("/api/users/p0/interests")).send().await.expect("GET during the pause");
+    let waited = started.elapsed();
+    assert!(stalled.status().is_success(), "answered once the nodes answer again: {}", stalled.text().await.unwrap_or_default());
+    assert!(waited >= Duration::from_secs(10), "the request waited out the pause ({waited:?})");
+
+    let mut replaced = 0.0;
+    for _ in 0..100 {
+        replaced = g.metric("gateway_cluster_connections_replaced_total").await;
+        if replaced >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(replaced >= 1.0, "a connection whose deadline passed was replaced:\n{}", g.log());
+    let started = std::time::Instant::now();
+    let body: Value = http.get(g.url("/api/users/p0/interests")).send().await.expect("GET").json().await.expect("JSON");
+    assert_eq!(body["interests"], json!(["science"]), "{body}");
+    assert!(started.elapsed() < Duration::from_secs(5), "served at once afterwards");
+}
