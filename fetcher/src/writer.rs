@@ -44,6 +44,8 @@ const BACKOFF_MIN: Duration = Duration::from_millis(50);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A cluster command's bound including the client's own redirections and reconnections.
+const OVERALL_RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct WriterConfig {
@@ -248,12 +250,15 @@ impl Writer {
         let client = if cfg.cluster {
             let seeds: Vec<&str> = cfg.valkey.split(',').map(str::trim).filter(|u| !u.is_empty()).collect();
             // redis 1.x also bounds a command's retries inside the cluster client (MOVED, failover)
-            // by the response timeout; 0.27 bounded each attempt only. None keeps that: the
-            // writer's own loop decides when to give up, which is never for transient errors.
+            // by the response timeout; 0.27 bounded each attempt only. The overall bound is kept,
+            // but well above one attempt's, so a failover's retries fit in it: the cluster client
+            // was seen (in the gateway) to stop answering for good after a slot refresh it began
+            // during a reshard never ended, and only an error lets the writer's loop reconnect
+            // (the write script is idempotent, so the retry writes nothing twice).
             let mut builder = redis::cluster::ClusterClientBuilder::new(seeds)
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(RESPONSE_TIMEOUT)
-                .overall_response_timeout(None);
+                .overall_response_timeout(Some(OVERALL_RESPONSE_TIMEOUT));
             if let Some(certs) = certs {
                 builder = builder.certs(certs);
             }
