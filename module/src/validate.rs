@@ -79,11 +79,34 @@ fn text(b: &[u8], what: &str) -> Result<(), ValkeyError> {
 }
 
 /// Echo of user input inside an error: ASCII only (valkey-module turns every char of an error
-/// into one byte, so a non-ASCII char could become a NUL and abort the server).
+/// into one byte, so a non-ASCII char could become a NUL and abort the server), 80 bytes at most.
 pub fn printable(b: &[u8]) -> String {
-    b.iter().take(80).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
+    ascii_prefix(b, 80)
+}
+
+/// A message of the module's own (why a model failed to load, with its path) inside an error or
+/// INFO: ASCII only like [`printable`], but long enough that the reason survives a long path.
+pub fn printable_message(b: &[u8]) -> String {
+    ascii_prefix(b, 1000)
+}
+
+fn ascii_prefix(b: &[u8], max: usize) -> String {
+    b.iter().take(max).map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' }).collect()
 }
 
 pub fn keyword(arg: &ValkeyString) -> String {
     String::from_utf8_lossy(arg.as_slice()).to_ascii_uppercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoes_are_short_and_messages_keep_their_reason() {
+        let long_path = format!("the model in '/tmp/{}' failed to load: model.onnx is not a graph", "x".repeat(120));
+        assert_eq!(printable(long_path.as_bytes()).len(), 80);
+        assert!(printable_message(long_path.as_bytes()).ends_with("failed to load: model.onnx is not a graph"));
+        assert_eq!(printable_message("caf\u{e9}\n".as_bytes()), "caf???");
+    }
 }

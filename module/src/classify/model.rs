@@ -114,7 +114,7 @@ fn finish(generation: u64, result: Result<(Encoder, Result<Option<StaticTable>, 
                     Ok(t) => s.static_table = t.map(Arc::new),
                     Err(e) => {
                         metrics::MODEL_LOAD_FAILURES.incr();
-                        s.static_error = crate::validate::printable(e.as_bytes());
+                        s.static_error = crate::validate::printable_message(e.as_bytes());
                         crate::ffi::log_warning(&format!(
                             "agentic: static tier not loaded, the encoder classifies every text: {}",
                             s.static_error
@@ -126,7 +126,7 @@ fn finish(generation: u64, result: Result<(Encoder, Result<Option<StaticTable>, 
             Err(e) => {
                 metrics::MODEL_LOAD_FAILURES.incr();
                 s.status = Status::Failed;
-                s.error = crate::validate::printable(e.as_bytes());
+                s.error = crate::validate::printable_message(e.as_bytes());
                 crate::ffi::log_warning(&format!("agentic: model in '{}' not loaded: {}", s.dir, s.error));
                 false
             }

@@ -105,7 +105,7 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     }
     if let Err(e) = model::encoder() {
         metrics::CLASSIFY_FAILURES.incr();
-        return Err(validate::err(format!("ERR {}", validate::printable(e.as_bytes()))));
+        return Err(validate::err(format!("ERR {}", validate::printable_message(e.as_bytes()))));
     }
 
     if ctx.get_flags().contains(ContextFlags::DENY_BLOCKING) {

@@ -89,7 +89,7 @@ fn next(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let fingerprint = fingerprint.ok_or(ValkeyError::Str("ERR MODEL is required: the fingerprint of the sidecar's model files"))?;
     // Vectors are only comparable under one model; scoring needs the module's own copy (topic vectors).
     let encoder = model::encoder()
-        .map_err(|e| validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable(e.as_bytes()))))?;
+        .map_err(|e| validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable_message(e.as_bytes()))))?;
     let ours = format!("{:016x}", encoder.fingerprint);
     if !fingerprint.eq_ignore_ascii_case(&ours) {
         return Err(validate::err(format!(
@@ -121,7 +121,7 @@ fn result(_ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             if args.len() != 6 {
                 return Err(ValkeyError::Str("ERR VECTORS takes two arguments: dim and the little-endian float32 blob"));
             }
-            let encoder = model::encoder().map_err(|e| validate::err(format!("ERR {}", validate::printable(e.as_bytes()))))?;
+            let encoder = model::encoder().map_err(|e| validate::err(format!("ERR {}", validate::printable_message(e.as_bytes()))))?;
             let dim = validate::integer(&args[4], "dim", 1, 65_536)? as usize;
             if dim != encoder.dim {
                 return Err(validate::err(format!("ERR dim {dim} is not the model's {}", encoder.dim)));

@@ -92,5 +92,5 @@ fn build_info(ctx: &InfoContext) -> ValkeyResult<()> {
 }
 
 fn validate_printable(s: &str) -> String {
-    crate::validate::printable(s.as_bytes())
+    crate::validate::printable_message(s.as_bytes())
 }
