@@ -32,7 +32,7 @@ fn news_site_rss() -> String {
 }
 
 #[test]
-#[ignore]
+#[ignore = "a benchmark, not a check: run with --ignored --nocapture (bench/RESULTS.md, Feed parsing)"]
 fn feed_speed() {
     let doc = news_site_rss();
     let runs = 2000;
