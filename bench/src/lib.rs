@@ -362,6 +362,7 @@ pub fn spawn_pinger(url: String, period: Duration, stop: Arc<AtomicBool>, ready:
 // AG News (research-only licence: read from ../shared, never copied into the project).
 
 /// One labelled news item: `title. description`, as the reference enricher classifies it.
+#[derive(Clone)]
 pub struct NewsItem {
     pub text: String,
     pub label: String,

@@ -169,6 +169,13 @@ pub const CLASSIFY_LEARN_PERCENT_MIN: i64 = 0;
 pub const CLASSIFY_LEARN_PERCENT_MAX: i64 = 100;
 pub static CLASSIFY_LEARN_PERCENT: AtomicI64 = AtomicI64::new(CLASSIFY_LEARN_PERCENT_DEFAULT);
 
+/// Weight of the self-trained word head (classify/word_head.rs), in percent: its log-probabilities
+/// times this / 100 are added to the static or the encoder head's scores. 0 leaves it out.
+pub const CLASSIFY_WORD_WEIGHT_DEFAULT: i64 = 400;
+pub const CLASSIFY_WORD_WEIGHT_MIN: i64 = 0;
+pub const CLASSIFY_WORD_WEIGHT_MAX: i64 = 10_000;
+pub static CLASSIFY_WORD_WEIGHT: AtomicI64 = AtomicI64::new(CLASSIFY_WORD_WEIGHT_DEFAULT);
+
 /// Tokens of a text the static tier reads: it costs little, so it reads more of a long article
 /// than the encoder.
 pub const CLASSIFY_STATIC_MAX_TOKENS_DEFAULT: i64 = 256;
@@ -238,7 +245,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 26] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 27] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -259,6 +266,7 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 26] {
         ("classify-escalate-max-per-sec", &CLASSIFY_ESCALATE_MAX_PER_SEC, CLASSIFY_ESCALATE_MAX_PER_SEC_MIN, CLASSIFY_ESCALATE_MAX_PER_SEC_MAX),
         ("classify-learn-percent", &CLASSIFY_LEARN_PERCENT, CLASSIFY_LEARN_PERCENT_MIN, CLASSIFY_LEARN_PERCENT_MAX),
         ("classify-static-max-tokens", &CLASSIFY_STATIC_MAX_TOKENS, CLASSIFY_STATIC_MAX_TOKENS_MIN, CLASSIFY_STATIC_MAX_TOKENS_MAX),
+        ("classify-word-weight", &CLASSIFY_WORD_WEIGHT, CLASSIFY_WORD_WEIGHT_MIN, CLASSIFY_WORD_WEIGHT_MAX),
         ("pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX),
         ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
@@ -371,6 +379,11 @@ pub fn classify_escalate_max_per_sec() -> u64 {
 
 pub fn classify_learn_percent() -> u64 {
     get(&CLASSIFY_LEARN_PERCENT).clamp(CLASSIFY_LEARN_PERCENT_MIN, CLASSIFY_LEARN_PERCENT_MAX) as u64
+}
+
+/// The word head's weight as a factor (classify-word-weight / 100).
+pub fn classify_word_weight() -> f32 {
+    get(&CLASSIFY_WORD_WEIGHT).clamp(CLASSIFY_WORD_WEIGHT_MIN, CLASSIFY_WORD_WEIGHT_MAX) as f32 / 100.0
 }
 
 pub fn classify_static_max_tokens() -> usize {

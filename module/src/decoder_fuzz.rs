@@ -15,6 +15,7 @@ use crate::classify::catalog::{self, Catalog, TopicDef};
 use crate::classify::learner::{self, Heads};
 use crate::classify::scorer::Scorer;
 use crate::classify::static_tier::StaticTable;
+use crate::classify::word_head::WordHead;
 use crate::classify::{lead, sidecar};
 use crate::cluster_msg::{Ack, Article, Nack};
 use crate::feed::{DocRef, EntryId};
@@ -76,8 +77,14 @@ fn heads_blobs() -> Vec<Vec<u8>> {
         Catalog::new(["a", "b", "c"].iter().map(|s| TopicDef { slug: s.to_string(), description: "d".into(), examples: vec![] }).collect());
     let st = Scorer::from_parts(&c, 1, 2, vec![1.0, 0.0, 0.0, 1.0, 0.5, 0.5], vec![0.5, -0.5, 0.0]).expect("static head");
     let m = Scorer::from_parts(&c, 2, 3, vec![0.1; 9], vec![0.0, 0.25, 1.0]).expect("model head");
-    let heads = Heads { catalog_id: c.id, version: 3, samples: 1000, static_head: Arc::new(st), model_head: Arc::new(m) };
-    vec![learner::encode(&heads, 7, (1, 2))]
+    let words: Vec<(usize, Vec<u32>)> = (0..9u32).map(|i| ((i % 3) as usize, vec![1, 2 + i % 3, 7, 8])).collect();
+    let refs: Vec<(usize, &[u32])> = words.iter().map(|(t, w)| (*t, w.as_slice())).collect();
+    let word_head = WordHead::fit(&refs, 3).expect("word head");
+    let mut heads =
+        Heads { catalog_id: c.id, version: 3, samples: 1000, static_head: Arc::new(st), model_head: Arc::new(m), word_head: None };
+    let v1 = learner::encode(&heads, 7, (1, 2));
+    heads.word_head = Some(Arc::new(word_head));
+    vec![v1, learner::encode(&heads, 7, (1, 2))]
 }
 
 #[test]
@@ -89,6 +96,11 @@ fn self_trained_heads() {
         // What a node does with them: build scorers, which refuse sizes that do not fit.
         for (dim, w, bias) in e.tiers.iter().cloned() {
             let _ = Scorer::from_parts(&c, 1, dim, w, bias);
+        }
+        if let Some((topics, keys, idf, weights)) = e.words {
+            if let Ok(h) = WordHead::from_parts(topics, keys, idf, weights) {
+                let _ = h.log_probs(&[1, 2, 3, 7, 8, u32::MAX]);
+            }
         }
         true
     });

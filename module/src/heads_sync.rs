@@ -14,8 +14,9 @@ use valkey_module::{CallOptionsBuilder, CallReply, CallResult, Context, ContextF
 
 use crate::classify::catalog;
 use crate::classify::learner::{self, Heads};
-use crate::classify::topic_vectors;
 use crate::classify::scorer::Scorer;
+use crate::classify::topic_vectors;
+use crate::classify::word_head::WordHead;
 use crate::topic_stream::reply_bytes;
 use crate::{cluster, ffi, metrics};
 
@@ -79,16 +80,24 @@ pub fn tick(ctx: &Context) {
     }
     let tag = learner::fingerprint_tag(encoded.version);
     let [(static_dim, static_w, static_b), (model_dim, model_w, model_b)] = encoded.tiers;
-    let built = Scorer::from_parts(&current, fingerprints.1 ^ tag, static_dim, static_w, static_b)
-        .and_then(|st| Scorer::from_parts(&current, fingerprints.0 ^ tag, model_dim, model_w, model_b).map(|m| (st, m)));
+    let built = Scorer::from_parts(&current, fingerprints.1 ^ tag, static_dim, static_w, static_b).and_then(|st| {
+        let m = Scorer::from_parts(&current, fingerprints.0 ^ tag, model_dim, model_w, model_b)?;
+        let words = match encoded.words {
+            Some((topics, _, _, _)) if topics != current.topics.len() => return Err("the word head's topics do not fit the catalog".into()),
+            Some((topics, keys, idf, weights)) => Some(Arc::new(WordHead::from_parts(topics, keys, idf, weights)?)),
+            None => None,
+        };
+        Ok((st, m, words))
+    });
     match built {
-        Ok((static_head, model_head)) => {
+        Ok((static_head, model_head, word_head)) => {
             let heads = Heads {
                 catalog_id: current.id,
                 version: encoded.version,
                 samples: encoded.samples,
                 static_head: Arc::new(static_head),
                 model_head: Arc::new(model_head),
+                word_head,
             };
             if learner::install(heads, fingerprints) {
                 metrics::CLASSIFY_HEADS_LOADED.incr();

@@ -254,6 +254,8 @@ pub static CLASSIFY_HEAD_VERSION: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_SAMPLES: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_FIT_MS: Gauge = Gauge::new();
 pub static CLASSIFY_HEAD_FITTING: Gauge = Gauge::new();
+/// Words and word pairs the word head in use weighs (classify/word_head.rs); 0 without one.
+pub static CLASSIFY_HEAD_WORDS: Gauge = Gauge::new();
 /// Heads written to agentic:heads, installed from it, found fitted for another catalog or model,
 /// and refused as damaged (heads_sync.rs).
 pub static CLASSIFY_HEADS_PUBLISHED: Counter = Counter::new();
@@ -393,6 +395,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_head_samples".into(), Int(CLASSIFY_HEAD_SAMPLES.get())),
         ("classify_head_fit_ms".into(), Int(CLASSIFY_HEAD_FIT_MS.get())),
         ("classify_head_fitting".into(), Int(CLASSIFY_HEAD_FITTING.get())),
+        ("classify_head_words".into(), Int(CLASSIFY_HEAD_WORDS.get())),
         ("classify_heads_published".into(), c(&CLASSIFY_HEADS_PUBLISHED)),
         ("classify_heads_loaded".into(), c(&CLASSIFY_HEADS_LOADED)),
         ("classify_heads_stale".into(), c(&CLASSIFY_HEADS_STALE)),

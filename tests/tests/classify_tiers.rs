@@ -195,6 +195,8 @@ fn self_training_fits_heads_from_teaching_samples_and_forgets_them_with_the_cata
     assert!(wait_for(|| stat(&mut c, "classify_head_fits") == 1, Duration::from_secs(30)), "a head is fitted after 1,000 samples");
     assert_eq!(stat(&mut c, "classify_head_version"), 1);
     assert_eq!(stat(&mut c, "classify_head_fit_failures"), 0);
+    let words_weighed = stat(&mut c, "classify_head_words");
+    assert!(words_weighed >= 12, "the word head weighs the texts' words and pairs: {words_weighed}");
     // Restricted calls never teach (their label would be biased by the subset).
     classify(&mut c, &["match team story", "TOPICS", "sports", "politics"]);
     assert_eq!(stat(&mut c, "classify_learn_samples"), 1_000);
@@ -205,6 +207,17 @@ fn self_training_fits_heads_from_teaching_samples_and_forgets_them_with_the_cata
     set(&mut c, "classify-tier", "model");
     let (_, scores, tier) = parse_classification_tier(&run(&mut c, &["AGENT.CLASSIFY", "vote party story"]));
     assert_eq!((scores.len(), tier.as_str()), (10, "model"));
+    // The word head's log-probabilities are added to either head's scores; weight 0 leaves them out.
+    for tier in ["static", "model"] {
+        set(&mut c, "classify-tier", tier);
+        let with_words = parse_classification_tier(&run(&mut c, &["AGENT.CLASSIFY", "vote party story"])).1;
+        set(&mut c, "classify-word-weight", "0");
+        let without = parse_classification_tier(&run(&mut c, &["AGENT.CLASSIFY", "vote party story"])).1;
+        set(&mut c, "classify-word-weight", "400");
+        assert_ne!(with_words, without, "{tier}: the word head changes the scores");
+        let lowest = |s: &[(String, f64)]| s.iter().map(|x| x.1).fold(f64::INFINITY, f64::min);
+        assert!(lowest(&with_words) < lowest(&without), "{tier}: log-probabilities are negative: {with_words:?} / {without:?}");
+    }
 
     // A topic change makes the samples and heads stale: learning starts again.
     set(&mut c, "classify-tier", "cascade");
@@ -245,6 +258,9 @@ fn heads_replicate_as_data_and_survive_a_restart() {
     assert!(wait_for(|| stat(&mut r, "classify_heads_loaded") == 1, Duration::from_secs(10)), "the replica installs them");
     assert_eq!(stat(&mut r, "classify_head_version"), version);
     assert_eq!(stat(&mut r, "classify_head_fits"), 0, "installed, not fitted");
+    let words_weighed = stat(&mut p, "classify_head_words");
+    assert!(words_weighed > 0);
+    assert_eq!(stat(&mut r, "classify_head_words"), words_weighed, "the word head travels with the vector heads");
     set(&mut p, "classify-learn-percent", "0");
     for tier in ["static", "model"] {
         set(&mut p, "classify-tier", tier);
@@ -265,6 +281,7 @@ fn heads_replicate_as_data_and_survive_a_restart() {
     wait_ready(&mut p);
     assert!(wait_for(|| stat(&mut p, "classify_heads_loaded") == 1, Duration::from_secs(10)));
     assert_eq!(stat(&mut p, "classify_head_version"), version);
+    assert_eq!(stat(&mut p, "classify_head_words"), words_weighed);
     set(&mut p, "classify-learn-percent", "0");
     set(&mut p, "classify-tier", "model");
     let after: Vec<_> = TEXTS.iter().map(|t| classify(&mut p, &[t])).collect();

@@ -14,7 +14,10 @@
 //!     with their self-trained heads (learning off, so the heads stay fixed while measured).
 //!
 //!     cargo run --release -p agentic-bench --bin classify_eval -- [--k 8,64] [--seeds S]
-//!         [--clients N] [--model DIR]
+//!         [--clients N] [--model DIR] [--split test|dev] [--module-arg NAME VALUE ...]
+//!
+//! `--split dev` measures on the development split instead (training-prefix rows 6429-10428), the
+//! one to choose recipes and constants on; the test set is for the figures reported.
 //!
 //! The data is research-only and never copied into the project: it is read from
 //! ../shared/data/ag_news (or $AG_NEWS_DIR) and the command skips with a message when it is absent.
@@ -58,7 +61,14 @@ fn set(c: &mut Connection, name: &str, value: &str) {
 }
 
 /// One accuracy figure: the tier's answers to every test text; with the share escalated.
-fn evaluate(c: &mut Connection, url: &str, tier: &str, test: &[NewsItem], texts: &Arc<Vec<String>>, clients: usize) -> (Accuracy, f64, f64) {
+fn evaluate(
+    c: &mut Connection,
+    url: &str,
+    tier: &str,
+    test: &[NewsItem],
+    texts: &Arc<Vec<String>>,
+    clients: usize,
+) -> (Accuracy, f64, f64) {
     set(c, "classify-tier", tier);
     let (esc0, static0) = (agent_stat(c, "classify_escalations"), agent_stat(c, "classify_tier_static"));
     let t0 = Instant::now();
@@ -84,19 +94,34 @@ fn main() {
     let mut max_tokens: usize = 64;
     let mut clients = 8;
     let mut model = workspace_dir().join("model/out/real");
+    let mut split = "test".to_string();
+    let mut extra_args: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
         match a.as_str() {
-            "--k" => ks = v.split(',').filter(|x| !x.trim().is_empty()).map(|x| x.trim().parse().unwrap_or_else(|_| fail("--k takes numbers, e.g. 8,64"))).collect(),
+            "--k" => {
+                ks = v
+                    .split(',')
+                    .filter(|x| !x.trim().is_empty())
+                    .map(|x| x.trim().parse().unwrap_or_else(|_| fail("--k takes numbers, e.g. 8,64")))
+                    .collect()
+            }
             "--max-tokens" => max_tokens = v.parse().unwrap_or_else(|_| fail("--max-tokens takes a number")),
             "--seeds" => seeds = v.parse().unwrap_or_else(|_| fail("--seeds takes a number")),
             "--clients" => clients = v.parse().unwrap_or_else(|_| fail("--clients takes a number")),
             "--model" => model = v.into(),
+            "--split" if v == "test" || v == "dev" => split = v,
+            // A module setting for the whole run, e.g. `--module-arg classify-word-weight 0`.
+            "--module-arg" => {
+                let value = args.next().unwrap_or_else(|| fail("--module-arg takes a name and a value"));
+                extra_args.extend([v, value]);
+            }
             _ => fail(&format!("unknown option {a}")),
         }
     }
     let (test, train) = match (load_ag_news("ag_news_test.jsonl"), load_ag_news("ag_news_train_prefix10429.jsonl")) {
+        (Ok(_), Ok(r)) if split == "dev" => (r.iter().skip(POOL_ROWS).cloned().collect::<Vec<_>>(), r),
         (Ok(t), Ok(r)) => (t, r),
         (Err(e), _) | (_, Err(e)) => {
             println!("classify_eval: skipped: AG News is not available ({e})");
@@ -108,14 +133,17 @@ fn main() {
     }
     let model_arg = std::fs::canonicalize(&model).unwrap_or(model.clone()).display().to_string();
     let max_tokens = max_tokens.to_string();
-    let server = Server::builder().module_args(&["model-dir", &model_arg, "classify-max-tokens", &max_tokens]).start();
+    let mut module_args = vec!["model-dir", &model_arg, "classify-max-tokens", &max_tokens];
+    module_args.extend(extra_args.iter().map(String::as_str));
+    let server = Server::builder().module_args(&module_args).start();
     let mut c = server.conn();
     wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
     if info_field(&mut c, "agentic_classify", "agentic_static_status").as_deref() != Some("ready") {
         fail(&format!("no static tier in {} (static.bin): make model builds it", model.display()));
     }
     let texts: Arc<Vec<String>> = Arc::new(test.iter().map(|i| i.text.clone()).collect());
-    println!("classify_eval: AG News test set, {} items, 4 classes; model {}; max {} tokens", test.len(), model.display(), max_tokens);
+    let set_name = if split == "dev" { "development split (training rows 6429-10428)" } else { "test set" };
+    println!("classify_eval: AG News {set_name}, {} items, 4 classes; model {}; max {} tokens", test.len(), model.display(), max_tokens);
     println!(
         "  columns: static / model = each tier alone on a fresh node; +st = after self-training on the {POOL_ROWS} \
          training-pool rows (unlabelled); cascade = static tier first, default escalation budget\n"
@@ -134,7 +162,9 @@ fn main() {
         for (column, tier, trained) in COLUMNS {
             if trained && out.len() == COLUMNS.iter().filter(|c| !c.2).count() {
                 let samples = self_train(c, &url, &pool_texts, clients).unwrap_or_else(|e| fail(&e));
-                println!("  {name:<34} (self-trained heads fitted on {samples} samples)");
+                let words = agent_stat(c, "classify_head_words");
+                let bytes: i64 = redis::cmd("STRLEN").arg("agentic:heads").query(c).unwrap_or(-1);
+                println!("  {name:<34} (self-trained heads fitted on {samples} samples; word head {words} words and pairs; agentic:heads {bytes} bytes)");
             }
             let (acc, seconds, escalated) = evaluate(c, &url, tier, &test, &texts, clients);
             let esc = if tier == "cascade" { format!(", {escalated:.1}% escalated") } else { String::new() };
@@ -172,7 +202,11 @@ fn main() {
             let of_column: Vec<f64> = accs.iter().map(|a| a[t]).collect();
             let mean = of_column.iter().sum::<f64>() / of_column.len().max(1) as f64;
             let sd = (of_column.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / of_column.len().max(1) as f64).sqrt();
-            println!("  {:<34} {column:<9} {mean:>5.1}%  (sd {sd:.2} over {} seeds)", format!("{k}-shot, mean of random draws"), of_column.len());
+            println!(
+                "  {:<34} {column:<9} {mean:>5.1}%  (sd {sd:.2} over {} seeds)",
+                format!("{k}-shot, mean of random draws"),
+                of_column.len()
+            );
             means.push(mean);
         }
         mean_by_k.push((k, means));
@@ -202,6 +236,10 @@ fn main() {
         verdict(zero[cascade] >= TARGET_CASCADE_ZERO_SHOT)
     );
     if let Some((_, v)) = mean_by_k.iter().find(|(k, _)| *k == 64) {
-        println!("  cascade 64-shot (mean of random draws) >= {TARGET_64_SHOT}%: {:.1}%: {}", v[cascade], verdict(v[cascade] >= TARGET_64_SHOT));
+        println!(
+            "  cascade 64-shot (mean of random draws) >= {TARGET_64_SHOT}%: {:.1}%: {}",
+            v[cascade],
+            verdict(v[cascade] >= TARGET_64_SHOT)
+        );
     }
 }

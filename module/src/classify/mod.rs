@@ -2,7 +2,7 @@
 //! `model` loads the encoder in the background, `pool` runs it on worker threads, `catalog`
 //! holds the topics (data, not code) and `scorer` turns them into vectors. `static_tier` embeds a
 //! text with a distilled token table in microseconds and `cascade` decides which texts it leaves to
-//! the encoder.
+//! the encoder; `learner` and `word_head` fit heads to the encoder's own labels.
 
 pub mod cascade;
 pub mod catalog;
@@ -16,6 +16,7 @@ pub mod scorer;
 pub mod sidecar;
 pub mod static_tier;
 pub mod topic_vectors;
+pub mod word_head;
 
 /// Which part answered a text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

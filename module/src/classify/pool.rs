@@ -11,12 +11,13 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use super::cascade::{Learning, Route};
 use super::catalog::Catalog;
 use super::encoder::Encoder;
 use super::scorer::Scorer;
-use super::topic_vectors::{build_scorer, scorer_for, Embedder};
 use super::static_tier::StaticTable;
-use super::cascade::{Learning, Route};
+use super::topic_vectors::{build_scorer, scorer_for, Embedder};
+use super::word_head::{self, WordHead};
 use super::{cascade, learner, model, sidecar, Classification, Tier};
 use crate::configs::ClassifyTier;
 use crate::ffi::{Blocked, BlockedAnswer};
@@ -87,6 +88,8 @@ pub struct Escalation {
     pub answer: Classification,
     /// The text's static vector when it is a teaching sample for the heads.
     pub teach: Option<Vec<f32>>,
+    /// The static tier's token ids of the text (the word head reads them).
+    pub words: Vec<u32>,
 }
 
 struct Queue {
@@ -404,8 +407,18 @@ fn run_escalated(job: Box<dyn Job>, escalation: Escalation) {
 /// Fits the self-trained heads of `catalog` from the learner's samples.
 fn fit_heads(catalog: &Arc<Catalog>) {
     let (Ok(encoder), Some(table)) = (model::encoder(), model::static_table()) else { return };
+    // The topics' examples teach the word head too (the vector heads have them through the scorer).
+    let max_tokens = configs::classify_static_max_tokens();
+    let examples: Vec<(usize, Vec<u32>)> = catalog
+        .topics
+        .iter()
+        .enumerate()
+        .flat_map(|(k, t)| t.examples.iter().map(move |e| (k, e)))
+        .filter_map(|(k, e)| encoder.tokenize(e, max_tokens).ok().map(|t| (k, word_head::ids_of(&t.ids))))
+        .collect();
     learner::fit(
         catalog,
+        &examples,
         |pairs, version| build_scorer(catalog, Embedder::Static(&encoder, &table), pairs, learner::fingerprint_tag(version)),
         |pairs, version| build_scorer(catalog, Embedder::Model(&encoder), pairs, learner::fingerprint_tag(version)),
     );
@@ -427,7 +440,7 @@ fn run_scoring(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
         metrics::CLASSIFY_TEXTS.incr();
         metrics::CLASSIFY_TIER_MODEL.incr();
         let topics = job.topics().map(<[String]>::to_vec);
-        let result = scorer.map(|s| rank(&s, &vector, topics.as_deref(), Tier::Model));
+        let result = scorer.map(|s| rank(&s, &vector, None, topics.as_deref(), Tier::Model));
         job.finish(result);
     }
 }
@@ -480,6 +493,9 @@ fn static_tier_in_use() -> Option<Arc<StaticTable>> {
     model::static_table()
 }
 
+/// The static tier's scorer for a catalog and the word head to add to it.
+type StaticScorers = (Arc<Scorer>, Option<Arc<WordHead>>);
+
 /// Scores every text with the static tier (its self-trained head when one is fitted) and answers
 /// those it keeps; returns the texts the cascade sends on to the encoder.
 fn static_pass(
@@ -492,8 +508,9 @@ fn static_pass(
     let tier = Embedder::Static(encoder, table);
     let fingerprints = (encoder.fingerprint, tier.fingerprint());
     let max_tokens = configs::classify_static_max_tokens();
-    let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
-    let mut ranked: Vec<(usize, Classification, Vec<f32>)> = Vec::with_capacity(texts.len());
+    let mut scorers: HashMap<u64, Result<StaticScorers, String>> = HashMap::new();
+    // (text index, answer, static vector, token ids)
+    let mut ranked: Vec<(usize, Classification, Vec<f32>, Vec<u32>)> = Vec::with_capacity(texts.len());
     let mut scorer_key = (0, 0);
     for (i, t) in texts.iter().enumerate() {
         let tokens = match encoder.tokenize(t, max_tokens) {
@@ -506,36 +523,38 @@ fn static_pass(
         metrics::CLASSIFY_TOKENS.add(tokens.len() as u64);
         let (catalog, topics) = &choices[i];
         let scorer = scorers.entry(catalog.id).or_insert_with(|| match learner::heads(catalog.id, fingerprints) {
-            Some(h) => Ok(h.static_head.clone()),
-            None => scorer_for(catalog, tier),
+            Some(h) => Ok((h.static_head.clone(), h.word_head.clone())),
+            None => scorer_for(catalog, tier).map(|s| (s, None)),
         });
         match scorer {
-            Ok(s) => {
+            Ok((s, word_head)) => {
                 scorer_key = (s.catalog_id, s.fingerprint);
                 let vector = table.embed(&tokens.ids);
-                ranked.push((i, rank(s, &vector, topics.as_deref(), Tier::Static), vector));
+                let words = word_head::ids_of(&tokens.ids);
+                let extra = word_scores(word_head.as_deref(), &words);
+                ranked.push((i, rank(s, &vector, extra.as_deref(), topics.as_deref(), Tier::Static), vector, words));
             }
             Err(e) => answer(i, Err(e.clone())),
         }
     }
     let routes = if configs::classify_tier() == ClassifyTier::Cascade {
-        let learnable: Vec<bool> = ranked.iter().map(|(i, _, _)| choices[*i].1.is_none()).collect();
-        let first = ranked.first().is_some_and(|(i, _, _)| learner::hungry(choices[*i].0.id));
+        let learnable: Vec<bool> = ranked.iter().map(|(i, _, _, _)| choices[*i].1.is_none()).collect();
+        let first = ranked.first().is_some_and(|(i, _, _, _)| learner::hungry(choices[*i].0.id));
         let learning = Learning { learnable: &learnable, percent: configs::classify_learn_percent(), first };
-        cascade::choose(scorer_key, &ranked.iter().map(|(_, c, _)| c.margin).collect::<Vec<_>>(), &learning)
+        cascade::choose(scorer_key, &ranked.iter().map(|(_, c, _, _)| c.margin).collect::<Vec<_>>(), &learning)
     } else {
         vec![Route::Static; ranked.len()]
     };
     let mut escalated = Vec::new();
-    for ((i, c, vector), route) in ranked.into_iter().zip(routes) {
+    for ((i, c, vector, words), route) in ranked.into_iter().zip(routes) {
         match route {
             Route::Static => {
                 metrics::CLASSIFY_TEXTS.incr();
                 metrics::CLASSIFY_TIER_STATIC.incr();
                 answer(i, Ok(c));
             }
-            Route::Escalate => escalated.push((i, Escalation { answer: c, teach: None })),
-            Route::Teach => escalated.push((i, Escalation { answer: c, teach: Some(vector) })),
+            Route::Escalate => escalated.push((i, Escalation { answer: c, teach: None, words })),
+            Route::Teach => escalated.push((i, Escalation { answer: c, teach: Some(vector), words })),
         }
     }
     metrics::CLASSIFY_ESCALATIONS.add(escalated.len() as u64);
@@ -580,10 +599,8 @@ fn model_pass(
         let catalog = &choices[i].0;
         scorers.entry(catalog.id).or_insert_with(|| scorer_for(catalog, Embedder::Model(encoder)));
     }
-    let heads: HashMap<u64, Arc<learner::Heads>> = index
-        .iter()
-        .filter_map(|&i| fingerprints.and_then(|f| learner::heads(choices[i].0.id, f)).map(|h| (choices[i].0.id, h)))
-        .collect();
+    let heads: HashMap<u64, Arc<learner::Heads>> =
+        index.iter().filter_map(|&i| fingerprints.and_then(|f| learner::heads(choices[i].0.id, f)).map(|h| (choices[i].0.id, h))).collect();
     let mut fits: Vec<Arc<Catalog>> = Vec::new();
     let started = Instant::now();
     let plans_before = encoder.plans_built.load(Ordering::Relaxed);
@@ -592,23 +609,31 @@ fn model_pass(
         let i = index[k];
         let (catalog, topics) = &choices[i];
         let base = scorers.get(&catalog.id).cloned().unwrap_or_else(|| Err("no scorer".into()));
-        let teach = escalations.remove(&i).and_then(|e| e.teach);
-        if let (Ok(base), Some(static_vector), Some(fingerprints)) = (&base, teach, fingerprints) {
-            let label = rank(base, &vector, None, Tier::Model).best;
+        let (teach, words) = escalations.remove(&i).map_or((None, None), |e| (e.teach, Some(e.words)));
+        let head = heads.get(&catalog.id);
+        let word_head = head.and_then(|h| h.word_head.as_deref());
+        let extra = word_head.and_then(|w| {
+            let words = words
+                .clone()
+                .or_else(|| encoder.tokenize(texts[i], configs::classify_static_max_tokens()).ok().map(|t| word_head::ids_of(&t.ids)))?;
+            word_scores(Some(w), &words)
+        });
+        if let (Ok(base), Some(static_vector), Some(fingerprints), Some(words)) = (&base, teach, fingerprints, words) {
+            let label = rank(base, &vector, None, None, Tier::Model).best;
             if let Some(topic) = catalog.topics.iter().position(|t| t.slug == label) {
-                let sample = learner::Sample { static_vector, model_vector: vector.clone(), topic };
+                let sample = learner::Sample { static_vector, model_vector: vector.clone(), words, topic };
                 if learner::record(catalog, fingerprints, sample) {
                     fits.push(catalog.clone());
                 }
             }
         }
-        let scorer = match heads.get(&catalog.id) {
+        let scorer = match head {
             Some(h) => Ok(h.model_head.clone()),
             None => base,
         };
         metrics::CLASSIFY_TEXTS.incr();
         metrics::CLASSIFY_TIER_MODEL.incr();
-        answer(i, scorer.map(|s| rank(&s, &vector, topics.as_deref(), Tier::Model)));
+        answer(i, scorer.map(|s| rank(&s, &vector, extra.as_deref(), topics.as_deref(), Tier::Model)));
     });
     if !fits.is_empty() {
         ensure_workers();
@@ -635,11 +660,23 @@ fn model_pass(
     }
 }
 
-fn rank(scorer: &Scorer, vector: &[f32], topics: Option<&[String]>, tier: Tier) -> Classification {
+/// The word head's part of each topic's score: its log-probabilities times `classify-word-weight`.
+fn word_scores(word_head: Option<&WordHead>, words: &[u32]) -> Option<Vec<f32>> {
+    let weight = configs::classify_word_weight();
+    let w = word_head.filter(|_| weight > 0.0)?;
+    Some(w.log_probs(words).into_iter().map(|lp| lp * weight).collect())
+}
+
+/// Ranks the topics by the scorer's scores plus `extra` (one per topic in the scorer's order).
+fn rank(scorer: &Scorer, vector: &[f32], extra: Option<&[f32]>, topics: Option<&[String]>, tier: Tier) -> Classification {
+    let mut base = scorer.scores(vector);
+    if let Some(extra) = extra.filter(|e| e.len() == base.len()) {
+        base.iter_mut().zip(extra).for_each(|(s, e)| *s += e);
+    }
     let mut scores: Vec<(String, f32)> = scorer
         .slugs
         .iter()
-        .zip(scorer.scores(vector))
+        .zip(base)
         .filter(|(slug, _)| topics.is_none_or(|t| t.contains(slug)))
         .map(|(slug, s)| (slug.clone(), s))
         .collect();
