@@ -286,17 +286,17 @@ pub fn decode(b: &[u8]) -> Result<Encoded, String> {
         *v = u64::from_le_bytes(take(8)?.try_into().map_err(|_| "agentic:heads is truncated")?);
     }
     let u32_of = |c: &[u8]| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize;
+    let floats = |c: &[u8]| -> Vec<f32> { c.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let samples = u32_of(take(4)?);
     let mut tiers: Vec<(usize, Vec<f32>, Vec<f32>)> = Vec::with_capacity(2);
     for _ in 0..2 {
         let dim = u32_of(take(4)?);
         let topics = u32_of(take(4)?);
         let n = dim.checked_mul(topics).filter(|n| *n <= 1 << 24).ok_or("agentic:heads: sizes out of range")?;
-        let floats: Vec<f32> = take((n + topics) * 4)?.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-        let (weights, bias) = floats.split_at(n);
+        let values = floats(take((n + topics) * 4)?);
+        let (weights, bias) = values.split_at(n);
         tiers.push((dim, weights.to_vec(), bias.to_vec()));
     }
-    let floats = |c: &[u8]| -> Vec<f32> { c.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect() };
     let words = if format == 2 {
         let topics = u32_of(take(4)?);
         let n = u32_of(take(4)?);

@@ -611,12 +611,15 @@ fn model_pass(
         let base = scorers.get(&catalog.id).cloned().unwrap_or_else(|| Err("no scorer".into()));
         let (teach, words) = escalations.remove(&i).map_or((None, None), |e| (e.teach, Some(e.words)));
         let head = heads.get(&catalog.id);
-        let word_head = head.and_then(|h| h.word_head.as_deref());
-        let extra = word_head.and_then(|w| {
-            let words = words
-                .clone()
-                .or_else(|| encoder.tokenize(texts[i], configs::classify_static_max_tokens()).ok().map(|t| word_head::ids_of(&t.ids)))?;
-            word_scores(Some(w), &words)
+        let word_head = head.and_then(|h| h.word_head.as_deref()).filter(|_| configs::classify_word_weight() > 0.0);
+        // An escalated text brings the static tier's tokens; a text the encoder alone answers
+        // (`classify-tier model`) is tokenised the static tier's way only when a word head is in use.
+        let extra = word_head.and_then(|w| match &words {
+            Some(words) => word_scores(Some(w), words),
+            None => {
+                let tokens = encoder.tokenize(texts[i], configs::classify_static_max_tokens()).ok()?;
+                word_scores(Some(w), &word_head::ids_of(&tokens.ids))
+            }
         });
         if let (Ok(base), Some(static_vector), Some(fingerprints), Some(words)) = (&base, teach, fingerprints, words) {
             let label = rank(base, &vector, None, None, Tier::Model).best;
