@@ -61,6 +61,52 @@ def test_a_live_sidecar_serves_classify_and_agrees_with_the_cpu_pool(start_serve
     assert agreement >= 0.99
 
 
+def scores_of(server, texts: list[str]) -> list[dict[str, float]]:
+    c = server.client()
+    out = []
+    for t in texts:
+        best, pairs, _tier = c.execute_command("AGENT.CLASSIFY", t)
+        scores = {pairs[i]: float(pairs[i + 1]) for i in range(0, len(pairs), 2)}
+        assert max(scores, key=scores.get) == best
+        out.append(scores)
+    return out
+
+
+def test_the_sidecar_path_teaches_the_heads_and_answers_with_them(start_server, start_sidecar):
+    """With a sidecar live every text runs on its encoder. In the cascade a share of those texts
+    teaches the self-trained heads, as escalated texts do on the CPU; once fitted, the heads score
+    the sidecar's vectors too, so a GPU answers as the CPU encoder tier does."""
+    server = start_server("sidecar-ttl-ms", "500", "classify-threads", "1", "classify-learn-percent", "0")
+    c = server.client()
+    c.config_set("agentic.classify-tier", "cascade")
+    sidecar = start_sidecar(server)
+    live(server)
+    probes = [f"{t} (probe)" for t in fixed_texts(40, seed=7)]
+    base = scores_of(server, probes)
+    assert server.stat("sidecar_texts") == len(probes) and server.stat("classify_learn_samples") == 0
+
+    c.config_set("agentic.classify-learn-percent", "100")
+    classify_all(server, fixed_texts(1000))
+    assert server.stat("sidecar_texts") == len(probes) + 1000, "every text went to the sidecar"
+    assert server.stat("classify_learn_samples") == 1000, "every learnable text taught while the learner was hungry"
+    wait_for(lambda: server.stat("classify_head_fits") == 1, timeout=60, what="the heads fitted from the sidecar's texts")
+    c.config_set("agentic.classify-learn-percent", "0")
+    on_sidecar = scores_of(server, probes)
+    assert server.stat("sidecar_texts") == len(probes) * 2 + 1000
+
+    sidecar.kill()
+    wait_for(lambda: server.info("sidecars_live") == "0", what="the sidecar to stop counting as live")
+    c.config_set("agentic.classify-tier", "model")
+    on_cpu = scores_of(server, probes)
+
+    changed = sum(any(abs(a[t] - b[t]) > 0.05 for t in a) for a, b in zip(base, on_sidecar))
+    assert changed == len(probes), f"the heads score the sidecar's vectors: {changed} of {len(probes)} changed"
+    for s, h in zip(on_sidecar, on_cpu):
+        assert s.keys() == h.keys()
+        assert max(s, key=s.get) == max(h, key=h.get)
+        assert all(math.isclose(s[t], h[t], rel_tol=1e-3, abs_tol=2e-3) for t in s), (s, h)
+
+
 def test_a_batch_that_times_out_goes_to_the_cpu_and_the_late_result_is_refused(start_server, start_sidecar):
     server = start_server("sidecar-timeout-ms", "300", "sidecar-ttl-ms", "5000")
     sidecar = start_sidecar(server, SIDECAR_DEBUG_DELAY_MS=1500)

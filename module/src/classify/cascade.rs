@@ -45,6 +45,13 @@ pub struct Learning<'a> {
     pub first: bool,
 }
 
+impl Learning<'_> {
+    /// The chance that a learnable text becomes a teaching sample.
+    fn share(&self) -> f64 {
+        self.percent as f64 / 100.0 * if self.first { 1.0 } else { MAINTENANCE_SHARE }
+    }
+}
+
 pub struct Cascade {
     margins: VecDeque<f32>,
     /// The scorer the margins came from: margins of different scorers are not comparable.
@@ -117,7 +124,7 @@ impl Cascade {
             self.tokens = (self.tokens + elapsed * rate).min(rate.max(1.0));
         }
         self.refilled = Some(now);
-        let share = learning.percent as f64 / 100.0 * if learning.first { 1.0 } else { MAINTENANCE_SHARE };
+        let share = learning.share();
         let teach: Vec<usize> =
             (0..margins.len()).filter(|&i| learning.learnable.get(i).copied().unwrap_or(false) && self.uniform() < share).collect();
         let mut below: Vec<usize> = (0..margins.len()).filter(|&i| margins[i] < threshold && !teach.contains(&i)).collect();
@@ -152,6 +159,13 @@ impl Cascade {
         routes
     }
 
+    /// Which texts teach when every text runs on the encoder anyway (a sidecar embedded them):
+    /// the same random share as in `choose`, with no escalation budget to spend.
+    pub fn teaching(&mut self, learning: &Learning) -> Vec<bool> {
+        let share = learning.share();
+        learning.learnable.iter().map(|&learnable| learnable && self.uniform() < share).collect()
+    }
+
     /// Records what `texts` texts cost on the encoder, in thread time.
     pub fn model_ran(&mut self, texts: usize, elapsed_ms: f64) {
         if texts == 0 {
@@ -168,6 +182,10 @@ impl Cascade {
 }
 
 static CASCADE: Mutex<Cascade> = Mutex::new(Cascade::new());
+
+pub fn teaching(learning: &Learning) -> Vec<bool> {
+    CASCADE.lock().unwrap_or_else(|p| p.into_inner()).teaching(learning)
+}
 
 pub fn choose(scorer_key: (u64, u64), margins: &[f32], learning: &Learning) -> Vec<Route> {
     let mut c = CASCADE.lock().unwrap_or_else(|p| p.into_inner());
@@ -260,5 +278,21 @@ mod tests {
         let fed = Learning { learnable: &learnable, percent: 10, first: false };
         let routes = c.choose((1, 1), &margins, &fed, t0 + Duration::from_secs(20), 50, 3, 2);
         assert_eq!(routes[1], Route::Escalate, "the closest tie first");
+    }
+
+    #[test]
+    fn texts_a_sidecar_embedded_teach_at_the_same_share_without_a_budget() {
+        let mut c = Cascade::new();
+        let n = 4000;
+        let learnable: Vec<bool> = (0..n).map(|i| i % 2 == 0).collect();
+        let hungry = c.teaching(&Learning { learnable: &learnable, percent: 10, first: true });
+        let taught: Vec<usize> = (0..n).filter(|&i| hungry[i]).collect();
+        assert!(taught.iter().all(|i| i % 2 == 0), "only texts that may teach");
+        assert!((140..=260).contains(&taught.len()), "about 10% of 2,000: {}", taught.len());
+        let fed = c.teaching(&Learning { learnable: &learnable, percent: 10, first: false });
+        let fed = fed.iter().filter(|&&t| t).count();
+        assert!((20..=70).contains(&fed), "a fifth of that once the learner is fed: {fed}");
+        let none = c.teaching(&Learning { learnable: &learnable, percent: 0, first: true });
+        assert!(none.iter().all(|&t| !t), "classify-learn-percent 0 teaches nothing");
     }
 }

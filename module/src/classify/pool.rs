@@ -424,7 +424,10 @@ fn fit_heads(catalog: &Arc<Catalog>) {
     );
 }
 
-/// Scores vectors a sidecar computed and answers their requests.
+/// Scores vectors a sidecar computed and answers their requests as the encoder tier does here:
+/// with the self-trained heads when they are fitted, and, in the cascade, the same share of texts
+/// teaching them (every text ran on the encoder already, so teaching costs only the static tier's
+/// tokenising).
 fn run_scoring(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
     let encoder = match model::encoder() {
         Ok(e) => e,
@@ -433,16 +436,43 @@ fn run_scoring(pairs: Vec<(Box<dyn Job>, Vec<f32>)>) {
             return;
         }
     };
+    let table = model::static_table();
+    let fingerprints = table.as_deref().map(|t| (encoder.fingerprint, Embedder::Static(&encoder, t).fingerprint()));
+    let teaching = match (&table, configs::classify_tier()) {
+        (Some(_), ClassifyTier::Cascade) => {
+            let learnable: Vec<bool> = pairs.iter().map(|(job, _)| job.topics().is_none()).collect();
+            let first = pairs.first().is_some_and(|(job, _)| learner::hungry(job.catalog().id));
+            cascade::teaching(&Learning { learnable: &learnable, percent: configs::classify_learn_percent(), first })
+        }
+        _ => vec![false; pairs.len()],
+    };
     let mut scorers: HashMap<u64, Result<Arc<Scorer>, String>> = HashMap::new();
-    for (job, mut vector) in pairs {
+    let mut heads: HashMap<u64, Option<Arc<learner::Heads>>> = HashMap::new();
+    let mut fits = Vec::new();
+    for ((job, mut vector), teach) in pairs.into_iter().zip(teaching) {
         super::encoder::normalize(&mut vector);
-        let scorer = scorers.entry(job.catalog().id).or_insert_with(|| scorer_for(job.catalog(), Embedder::Model(&encoder))).clone();
-        metrics::CLASSIFY_TEXTS.incr();
-        metrics::CLASSIFY_TIER_MODEL.incr();
+        let catalog = job.catalog().clone();
+        let base = scorers.entry(catalog.id).or_insert_with(|| scorer_for(&catalog, Embedder::Model(&encoder))).clone();
+        let head = heads.entry(catalog.id).or_insert_with(|| fingerprints.and_then(|f| learner::heads(catalog.id, f))).clone();
+        let word_head = head.as_ref().and_then(|h| h.word_head.as_deref()).filter(|_| configs::classify_word_weight() > 0.0);
+        // The static tier's tokens, for the word head and for a teaching sample's static vector.
+        let tokens =
+            (teach || word_head.is_some()).then(|| encoder.tokenize(job.text(), configs::classify_static_max_tokens()).ok()).flatten();
+        let words = tokens.as_ref().map(|t| word_head::ids_of(&t.ids));
+        let extra = words.as_deref().and_then(|w| word_scores(word_head, w));
+        let teach = match (teach, &table, &tokens, words) {
+            (true, Some(table), Some(tokens), Some(words)) => Some((table.embed(&tokens.ids), words)),
+            _ => None,
+        };
         let topics = job.topics().map(<[String]>::to_vec);
-        let result = scorer.map(|s| rank(&s, &vector, None, topics.as_deref(), Tier::Model));
+        let encoded = Encoded { catalog: &catalog, topics: topics.as_deref(), vector, extra, teach };
+        let (result, fit) = answer_encoded(encoded, base, head.as_ref(), fingerprints);
+        if fit {
+            fits.push(catalog.clone());
+        }
         job.finish(result);
     }
+    schedule_fits(fits);
 }
 
 /// Classifies texts, each against its own catalog and topic subset, sharing forward passes. Used by
@@ -621,30 +651,14 @@ fn model_pass(
                 word_scores(Some(w), &word_head::ids_of(&tokens.ids))
             }
         });
-        if let (Ok(base), Some(static_vector), Some(fingerprints), Some(words)) = (&base, teach, fingerprints, words) {
-            let label = rank(base, &vector, None, None, Tier::Model).best;
-            if let Some(topic) = catalog.topics.iter().position(|t| t.slug == label) {
-                let sample = learner::Sample { static_vector, model_vector: vector.clone(), words, topic };
-                if learner::record(catalog, fingerprints, sample) {
-                    fits.push(catalog.clone());
-                }
-            }
+        let teach = teach.zip(words);
+        let (result, fit) = answer_encoded(Encoded { catalog, topics: topics.as_deref(), vector, extra, teach }, base, head, fingerprints);
+        if fit {
+            fits.push(catalog.clone());
         }
-        let scorer = match head {
-            Some(h) => Ok(h.model_head.clone()),
-            None => base,
-        };
-        metrics::CLASSIFY_TEXTS.incr();
-        metrics::CLASSIFY_TIER_MODEL.incr();
-        answer(i, scorer.map(|s| rank(&s, &vector, extra.as_deref(), topics.as_deref(), Tier::Model)));
+        answer(i, result);
     });
-    if !fits.is_empty() {
-        ensure_workers();
-        let mut q = queue();
-        fits.into_iter().for_each(|c| q.work.push_back(Work::Learn(c)));
-        drop(q);
-        WORK_READY.notify_one();
-    }
+    schedule_fits(fits);
     match outcome {
         Ok(()) => {
             if encoder.plans_built.load(Ordering::Relaxed) == plans_before {
@@ -661,6 +675,56 @@ fn model_pass(
             index.iter().for_each(|&i| answer(i, Err(format!("the encoder failed: {e}"))));
         }
     }
+}
+
+/// A text's encoder vector, computed here or by a sidecar, and what goes with it.
+struct Encoded<'a> {
+    catalog: &'a Arc<Catalog>,
+    topics: Option<&'a [String]>,
+    vector: Vec<f32>,
+    /// The word head's part of each topic's score.
+    extra: Option<Vec<f32>>,
+    /// The static tier's vector and token ids, when the text is a teaching sample.
+    teach: Option<(Vec<f32>, Vec<u32>)>,
+}
+
+/// The encoder tier's answer. A teaching sample goes to the learner first, labelled by the base
+/// scorer over every topic (never by a head, so the heads cannot teach themselves their own
+/// mistakes); the answer comes from the self-trained encoder head when one is fitted, else the
+/// base scorer. The flag says a fit is due.
+fn answer_encoded(
+    e: Encoded,
+    base: Result<Arc<Scorer>, String>,
+    head: Option<&Arc<learner::Heads>>,
+    fingerprints: Option<(u64, u64)>,
+) -> (Result<Classification, String>, bool) {
+    let mut fit = false;
+    if let (Ok(base), Some((static_vector, words)), Some(fingerprints)) = (&base, e.teach, fingerprints) {
+        let label = rank(base, &e.vector, None, None, Tier::Model).best;
+        if let Some(topic) = e.catalog.topics.iter().position(|t| t.slug == label) {
+            let sample = learner::Sample { static_vector, model_vector: e.vector.clone(), words, topic };
+            fit = learner::record(e.catalog, fingerprints, sample);
+        }
+    }
+    let scorer = match head {
+        Some(h) => Ok(h.model_head.clone()),
+        None => base,
+    };
+    metrics::CLASSIFY_TEXTS.incr();
+    metrics::CLASSIFY_TIER_MODEL.incr();
+    (scorer.map(|s| rank(&s, &e.vector, e.extra.as_deref(), e.topics, Tier::Model)), fit)
+}
+
+/// Queues a refit of the heads for each catalog whose learner asked for one.
+fn schedule_fits(fits: Vec<Arc<Catalog>>) {
+    if fits.is_empty() {
+        return;
+    }
+    ensure_workers();
+    let mut q = queue();
+    fits.into_iter().for_each(|c| q.work.push_back(Work::Learn(c)));
+    drop(q);
+    WORK_READY.notify_one();
 }
 
 /// The word head's part of each topic's score: its log-probabilities times `classify-word-weight`.
