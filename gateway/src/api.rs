@@ -209,7 +209,11 @@ pub async fn put_interests(
     if let Some(unknown) = want.iter().find(|w| !known.iter().any(|k| k.slug == w.as_str())) {
         return Err(ApiError::bad_request(format!("unknown topic {:?}", unknown.as_str())));
     }
-    Ok(Json(json!({ "user": u.as_str(), "interests": s.valkey.set_interests(&u, &want).await? })))
+    let now = s.valkey.set_interests(&u, &want).await?;
+    if s.users.has(u.key().as_bytes()) {
+        s.users.set_interests(u.key().as_bytes(), &now);
+    }
+    Ok(Json(json!({ "user": u.as_str(), "interests": now })))
 }
 
 pub async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
@@ -285,6 +289,14 @@ pub async fn ws_user(
     let outbox = Outbox::new(s.config.socket_queue as usize);
     let key = u.key().into_bytes().into_boxed_slice();
     tune(ws).on_upgrade(move |socket| async move {
+        // The interests first, for articles appended to shared topic timelines (routed by topic).
+        match s.valkey.interests(&u).await {
+            Ok(topics) => s.users.set_interests(&key, &topics),
+            Err(e) => {
+                metrics::INTERESTS_UNREAD.inc();
+                log::warn!("cannot read the interests of {}: {e}", u.as_str());
+            }
+        }
         // Registered before the first read, so nothing delivered in between is missed.
         s.users.add(&key, &outbox);
         let registration = Registration { registry: s.users.clone(), key, outbox };

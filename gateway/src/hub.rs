@@ -4,7 +4,7 @@
 //! the socket re-reads its feed from Valkey instead (a resync), so memory never grows with a
 //! slow reader and nothing is lost.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use tokio::sync::Notify;
@@ -126,10 +126,34 @@ impl Outbox {
 }
 
 /// Outboxes by key (a user key, or a topic slug). Keys are bytes so the router can look up the
-/// key names straight from a delivery announcement.
+/// key names straight from a delivery announcement. For user keys it also keeps their interests,
+/// so an article appended to a shared topic timeline (announced once, not per user) reaches the
+/// open sockets of every user following the topic.
 #[derive(Default)]
 pub struct Registry {
     map: RwLock<HashMap<Box<[u8]>, Vec<Arc<Outbox>>>>,
+    follows: RwLock<Follows>,
+}
+
+#[derive(Default)]
+struct Follows {
+    /// topic -> user keys with an open socket that follow it
+    followers: HashMap<Box<[u8]>, HashSet<Box<[u8]>>>,
+    /// user key -> its topics
+    interests: HashMap<Box<[u8]>, Vec<Box<[u8]>>>,
+}
+
+impl Follows {
+    fn forget(&mut self, key: &[u8]) {
+        for topic in self.interests.remove(key).unwrap_or_default() {
+            if let Some(users) = self.followers.get_mut(&topic) {
+                users.remove(key);
+                if users.is_empty() {
+                    self.followers.remove(&topic);
+                }
+            }
+        }
+    }
 }
 
 impl Registry {
@@ -146,9 +170,32 @@ impl Registry {
         list.retain(|o| !Arc::ptr_eq(o, outbox));
         if list.is_empty() {
             m.remove(key);
+            drop(m);
+            if let Ok(mut f) = self.follows.write() {
+                f.forget(key);
+            }
             return true;
         }
         false
+    }
+
+    /// The topics a user key follows (read when its first socket opens, and after the gateway
+    /// changed them); replaces what was known.
+    pub fn set_interests(&self, key: &[u8], topics: &[String]) {
+        let Ok(mut f) = self.follows.write() else { return };
+        f.forget(key);
+        let topics: Vec<Box<[u8]>> = topics.iter().map(|t| t.as_bytes().into()).collect();
+        for t in &topics {
+            f.followers.entry(t.clone()).or_default().insert(key.into());
+        }
+        f.interests.insert(key.into(), topics);
+    }
+
+    /// The outboxes of every user following `topic`.
+    pub fn following(&self, topic: &[u8]) -> Vec<Arc<Outbox>> {
+        let Ok(f) = self.follows.read() else { return Vec::new() };
+        let Some(users) = f.followers.get(topic) else { return Vec::new() };
+        self.with(|m| users.iter().filter_map(|u| m.get(u)).flatten().cloned().collect()).unwrap_or_default()
     }
 
     pub fn has(&self, key: &[u8]) -> bool {
@@ -237,6 +284,25 @@ mod tests {
         assert!(matches!(o.next().await, Work::Resync));
         o.push(item(3));
         assert!(matches!(o.next().await, Work::Send(v) if v.len() == 1 && v[0].id.ms == 3));
+    }
+
+    #[test]
+    fn a_shared_topic_reaches_the_open_sockets_of_its_followers_only() {
+        let r = Registry::default();
+        let (a, b, c) = (Outbox::new(1), Outbox::new(1), Outbox::new(1));
+        r.add(b"user:{a}", &a);
+        r.add(b"user:{a}", &b);
+        r.add(b"user:{c}", &c);
+        r.set_interests(b"user:{a}", &["sports".into(), "world".into()]);
+        r.set_interests(b"user:{c}", &["world".into()]);
+        assert_eq!(r.following(b"sports").len(), 2, "both sockets of user:{{a}}");
+        assert_eq!(r.following(b"world").len(), 3);
+        assert!(r.following(b"science").is_empty());
+        r.set_interests(b"user:{a}", &["science".into()]);
+        assert!(r.following(b"sports").is_empty(), "changed interests replace the old ones");
+        assert_eq!(r.following(b"science").len(), 2);
+        r.remove(b"user:{c}", &c);
+        assert!(r.following(b"world").is_empty(), "a user without sockets is forgotten");
     }
 
     #[test]

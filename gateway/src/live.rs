@@ -88,8 +88,11 @@ impl DocCache {
 /// The outboxes an announcement concerns, found when it arrives.
 type Targets = Vec<(Arc<Outbox>, EntryId)>;
 
+/// The key a shared timeline append is announced under, instead of one entry per follower.
+const SHARED_TIMELINES: &[u8] = b"agentic:timelines";
+
 fn targets_of(users: &Registry, a: &Announcement) -> Targets {
-    users
+    let mut t = users
         .with(|m| {
             let mut t = Vec::new();
             for (user, id) in &a.deliveries {
@@ -99,7 +102,12 @@ fn targets_of(users: &Registry, a: &Announcement) -> Targets {
             }
             t
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    for (_, id) in a.deliveries.iter().filter(|(user, _)| user == SHARED_TIMELINES) {
+        metrics::DELIVERY_SHARED.inc();
+        t.extend(users.following(&a.topic).into_iter().map(|o| (o, *id)));
+    }
+    t
 }
 
 async fn body_for(valkey: &Valkey, cache: &Mutex<DocCache>, topic: Vec<u8>, doc_key: Vec<u8>) -> Option<Arc<DocBody>> {

@@ -45,6 +45,10 @@ counters! {
     DELIVERY_MALFORMED: "gateway_delivery_malformed_total", "Delivery announcements that could not be parsed.";
     DELIVERY_ENTRIES: "gateway_delivery_entries_total", "Deliveries announced (all users).";
     DELIVERY_ENTRIES_ROUTED: "gateway_delivery_entries_routed_total", "Announced deliveries queued to an open socket.";
+    /// Articles appended to a shared topic timeline, routed to the open sockets of the topic's followers.
+    DELIVERY_SHARED: "gateway_delivery_shared_total", "Shared timeline appends announced (routed by topic to followers' sockets).";
+    /// Interests of a user could not be read when its socket opened: shared entries reach it at its next resync.
+    INTERESTS_UNREAD: "gateway_interests_unread_total", "Sockets opened without their user's interests (shared entries come at the next resync).";
     PUBSUB_CONNECTS: "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.";
     PUBSUB_ERRORS: "gateway_pubsub_errors_total", "Delivery-channel connection failures.";
     /// Re-reads of a document that was not there yet when its delivery was announced (on a
@@ -238,6 +242,12 @@ mod tests {
             ("gateway_delivery_malformed_total", "counter", "Delivery announcements that could not be parsed."),
             ("gateway_delivery_entries_total", "counter", "Deliveries announced (all users)."),
             ("gateway_delivery_entries_routed_total", "counter", "Announced deliveries queued to an open socket."),
+            ("gateway_delivery_shared_total", "counter", "Shared timeline appends announced (routed by topic to followers' sockets)."),
+            (
+                "gateway_interests_unread_total",
+                "counter",
+                "Sockets opened without their user's interests (shared entries come at the next resync).",
+            ),
             ("gateway_pubsub_connects_total", "counter", "Subscriptions to the delivery channel."),
             ("gateway_pubsub_errors_total", "counter", "Delivery-channel connection failures."),
             ("gateway_doc_waits_total", "counter", "Re-reads of a document not yet stored when its delivery was announced (cluster)."),

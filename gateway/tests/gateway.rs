@@ -157,6 +157,59 @@ async fn a_user_socket_gets_the_backlog_then_live_entries() {
     close(ws).await;
 }
 
+/// Appends a stored article to a topic's shared timeline the way the module's pipeline
+/// replicates it (the pipeline does this for topics with `fanout-shared-min-subscribers` followers).
+fn share(c: &mut redis::Connection, topic: &str, doc: &str, n: usize, id: &str) {
+    let _: () = redis::cmd("SET").arg(doc).arg(article(n)).query(c).expect("SET document");
+    let appended: i64 = redis::cmd("AGENT.TIMELINE.APPEND")
+        .arg("agentic:timelines")
+        .arg(topic)
+        .arg(doc)
+        .arg(id)
+        .arg(now_ms())
+        .arg(100)
+        .arg(86_400_000)
+        .arg(1)
+        .arg(128)
+        .query(c)
+        .expect("AGENT.TIMELINE.APPEND");
+    assert_eq!(appended, 1);
+}
+
+#[tokio::test]
+async fn a_shared_topic_timeline_reaches_the_sockets_of_its_followers_only() {
+    let s = server(&[]);
+    let g = Gateway::start(&s, &["--demo-users", "ann,ben"]).await;
+    let mut c = s.conn();
+    subscribe(&mut c, "ann", &["sports"]);
+    subscribe(&mut c, "ben", &["politics"]);
+    let mut ann = connect(&g.ws_url("/ws/users/ann"), None).await.unwrap();
+    let mut ben = connect(&g.ws_url("/ws/users/ben"), None).await.unwrap();
+    for ws in [&mut ann, &mut ben] {
+        assert_eq!(next_frame(ws, WAIT).await.expect("backlog frame")["mode"], "backlog");
+    }
+    let base = now_ms();
+    share(&mut c, "sports", "doc:{s1}", 1, &format!("{base}-1"));
+    let (live, modes) = collect(&mut ann, 1, WAIT).await;
+    assert_eq!(modes, ["live"]);
+    assert_eq!(live[0]["article"]["title"], "Article 1");
+    assert_eq!(live[0]["id"], format!("{base}-1"));
+    assert!(next_frame(&mut ben, Duration::from_millis(300)).await.is_none(), "ben does not follow sports");
+
+    // Interests changed through the gateway take effect for the open socket.
+    let http = reqwest::Client::new();
+    let put = http.put(g.url("/api/users/ben/interests")).json(&json!({ "interests": ["politics", "sports"] })).send().await.unwrap();
+    assert!(put.status().is_success());
+    share(&mut c, "sports", "doc:{s2}", 2, &format!("{base}-3"));
+    for ws in [&mut ann, &mut ben] {
+        let (live, _) = collect(ws, 1, WAIT).await;
+        assert_eq!(live[0]["article"]["title"], "Article 2");
+    }
+    assert!(g.metric("gateway_delivery_shared_total").await >= 2.0);
+    close(ann).await;
+    close(ben).await;
+}
+
 #[tokio::test]
 async fn a_reconnecting_client_resumes_without_gaps_or_duplicates() {
     let s = server(&[]);

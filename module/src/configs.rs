@@ -60,6 +60,14 @@ pub const FANOUT_SLICE_US_MIN: i64 = 10;
 pub const FANOUT_SLICE_US_MAX: i64 = 1_000_000;
 pub static FANOUT_SLICE_US: AtomicI64 = AtomicI64::new(FANOUT_SLICE_US_DEFAULT);
 
+/// A topic with at least this many followers gets the pipeline's articles appended once to its
+/// shared timeline (timeline.rs) instead of to every follower's feed; AGENT.FEED assembles feeds
+/// at read time. 0 = always to every follower (as before). Ignored on cluster nodes.
+pub const FANOUT_SHARED_MIN_SUBSCRIBERS_DEFAULT: i64 = 0;
+pub const FANOUT_SHARED_MIN_SUBSCRIBERS_MIN: i64 = 0;
+pub const FANOUT_SHARED_MIN_SUBSCRIBERS_MAX: i64 = 1_000_000_000;
+pub static FANOUT_SHARED_MIN_SUBSCRIBERS: AtomicI64 = AtomicI64::new(FANOUT_SHARED_MIN_SUBSCRIBERS_DEFAULT);
+
 /// Folder holding `model.onnx` and `tokenizer.json` for AGENT.CLASSIFY; empty = no model. Loaded
 /// in the background whenever it changes.
 pub static MODEL_DIR: Mutex<String> = Mutex::new(String::new());
@@ -245,7 +253,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 27] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 28] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -256,6 +264,7 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 27] {
         ("topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX),
         ("topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX),
         ("fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX),
+        ("fanout-shared-min-subscribers", &FANOUT_SHARED_MIN_SUBSCRIBERS, FANOUT_SHARED_MIN_SUBSCRIBERS_MIN, FANOUT_SHARED_MIN_SUBSCRIBERS_MAX),
         ("classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX),
         ("classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX),
         ("classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX),
@@ -314,6 +323,11 @@ pub fn topic_hard_maxlen() -> u64 {
 
 pub fn fanout_slice_us() -> u64 {
     get(&FANOUT_SLICE_US) as u64
+}
+
+/// The followers from which a topic's articles go to its shared timeline; None = never.
+pub fn fanout_shared_min_subscribers() -> Option<usize> {
+    Some(get(&FANOUT_SHARED_MIN_SUBSCRIBERS) as usize).filter(|&n| n > 0)
 }
 
 pub fn debug_commands() -> bool {

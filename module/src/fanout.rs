@@ -171,6 +171,11 @@ pub fn waiter_removed(key: &[u8]) {
     }
 }
 
+/// True while any AGENT.FEED reader is blocked.
+pub fn has_waiters() -> bool {
+    WAITERS_TOTAL.load(Ordering::Relaxed) > 0
+}
+
 fn has_waiter(target: &Target) -> bool {
     if WAITERS_TOTAL.load(Ordering::Relaxed) == 0 {
         return false;

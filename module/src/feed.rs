@@ -27,12 +27,24 @@ impl EntryId {
         Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
 
-    /// The id a new entry gets at time `ts_ms` after `last`: like XADD, never going backwards.
+    /// The id a new entry of a user's own feed gets at time `ts_ms` after `last`: like XADD,
+    /// never going backwards, with an even sequence number. Shared timelines (timeline.rs) hand
+    /// out the odd ones, so no entry of a user's own feed can share an id with a shared entry in
+    /// the feed AGENT.FEED assembles.
     pub fn next_after(last: EntryId, ts_ms: u64) -> EntryId {
         if ts_ms > last.ms {
             EntryId { ms: ts_ms, seq: 0 }
         } else {
-            EntryId { ms: last.ms, seq: last.seq.saturating_add(1) }
+            EntryId { ms: last.ms, seq: (last.seq | 1).saturating_add(1) }
+        }
+    }
+
+    /// The id a shared timeline entry gets at time `ts_ms` after `last`: the odd counterpart.
+    pub fn next_odd_after(last: EntryId, ts_ms: u64) -> EntryId {
+        if ts_ms > last.ms {
+            EntryId { ms: ts_ms, seq: 1 }
+        } else {
+            EntryId { ms: last.ms, seq: if last.seq % 2 == 1 { last.seq.saturating_add(2) } else { last.seq | 1 } }
         }
     }
 }
@@ -67,8 +79,15 @@ pub struct Feed {
 impl Feed {
     /// Appends and trims to `max_len`; returns how many old entries were evicted.
     pub fn push(&mut self, doc: Arc<DocRef>, ts_ms: u64, max_len: usize) -> (EntryId, usize) {
-        let max_len = max_len.max(1);
         let id = EntryId::next_after(self.last_id, ts_ms);
+        (id, self.push_with_id(doc, id, max_len))
+    }
+
+    /// Appends with an id chosen by the caller, which must be above `last_id`; returns how many
+    /// old entries were evicted.
+    pub fn push_with_id(&mut self, doc: Arc<DocRef>, id: EntryId, max_len: usize) -> usize {
+        let max_len = max_len.max(1);
+        debug_assert!(id > self.last_id);
         self.last_id = id;
         // Evict before inserting: in a full ring the new entry then reuses the evicted slot,
         // one cache line instead of two, and the buffer never grows past `max_len`.
@@ -82,7 +101,7 @@ impl Feed {
             self.entries.reserve_exact(want - self.entries.len());
         }
         self.entries.push_back(FeedEntry { id, doc });
-        (id, evicted)
+        evicted
     }
 
     /// Up to `count` entries with id < `before`, newest first.
@@ -117,7 +136,22 @@ mod tests {
         let (b, _) = f.push(doc("b"), 100, 10);
         let (c, _) = f.push(doc("c"), 50, 10);
         assert!(a < b && b < c);
-        assert_eq!(c.to_string(), "100-2");
+        assert_eq!(c.to_string(), "100-4", "own feeds take even sequence numbers");
+    }
+
+    #[test]
+    fn own_and_shared_ids_never_meet() {
+        let (mut own, mut shared) = (EntryId::default(), EntryId::default());
+        let mut seen = std::collections::HashSet::new();
+        for ts in [5, 5, 5, 6, 6, 4, 7, 7, 7, 7] {
+            own = EntryId::next_after(own, ts);
+            shared = EntryId::next_odd_after(shared, ts);
+            assert!(own.seq % 2 == 0 && shared.seq % 2 == 1);
+            assert!(seen.insert(own) && seen.insert(shared));
+        }
+        // From an odd (pre-existing) id each rule still moves forward to its own parity.
+        assert_eq!(EntryId::next_after(EntryId { ms: 9, seq: 3 }, 9), EntryId { ms: 9, seq: 4 });
+        assert_eq!(EntryId::next_odd_after(EntryId { ms: 9, seq: 4 }, 9), EntryId { ms: 9, seq: 5 });
     }
 
     #[test]

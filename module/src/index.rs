@@ -178,6 +178,11 @@ impl Index {
         subs.position.get(user_key).and_then(|&i| subs.users.get(i)).map(|k| k.target())
     }
 
+    /// How many users follow `topic`.
+    pub fn followers(&self, topic: &[u8]) -> usize {
+        self.topics.get(topic).map_or(0, |s| s.users.len())
+    }
+
     pub fn generation(&self, topic: &[u8]) -> Option<u64> {
         self.topics.get(topic).map(|s| s.generation)
     }

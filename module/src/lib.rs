@@ -23,6 +23,7 @@ mod pipeline;
 pub mod seen;
 mod server_alloc;
 mod topic_set;
+mod timeline;
 mod topic_stream;
 pub mod user;
 mod validate;
@@ -34,14 +35,14 @@ use valkey_module::{valkey_module, Context, InfoContext, Status, ValkeyResult, V
 
 use commands::stats::info as module_info_sections;
 use configs::*;
-use ffi::{CATALOG_TYPE, USER_TYPE};
+use ffi::{CATALOG_TYPE, TIMELINES_TYPE, USER_TYPE};
 
 pub const MODULE_NAME: &str = "agentic";
 pub const MODULE_VERSION: i32 = 1;
 pub const ACL_CATEGORY: &str = "agentic";
 
 /// ACL categories per command, on top of what the command flags imply.
-const COMMAND_CATEGORIES: [(&str, &str); 20] = [
+const COMMAND_CATEGORIES: [(&str, &str); 22] = [
     ("agent.subscribe", "write fast agentic"),
     ("agent.unsubscribe", "write fast agentic"),
     ("agent.interests", "read fast agentic"),
@@ -50,6 +51,8 @@ const COMMAND_CATEGORIES: [(&str, &str); 20] = [
     ("agent.feed", "read blocking agentic"),
     ("agent.stats", "read fast agentic"),
     ("agent.loaduser", "write agentic"),
+    ("agent.timeline.append", "write agentic"),
+    ("agent.timeline.load", "write agentic"),
     ("agent.debug", "admin dangerous agentic"),
     ("agent.classify", "read blocking agentic"),
     ("agent.sidecar.next", "blocking agentic"),
@@ -102,7 +105,7 @@ valkey_module! {
     name: MODULE_NAME,
     version: MODULE_VERSION,
     allocator: (server_alloc::ServerAlloc, server_alloc::ServerAlloc),
-    data_types: [USER_TYPE, CATALOG_TYPE],
+    data_types: [USER_TYPE, CATALOG_TYPE, TIMELINES_TYPE],
     init: init,
     info: module_info_sections,
     acl_categories: [ACL_CATEGORY]
@@ -122,6 +125,7 @@ valkey_module! {
             ["topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_DEFAULT, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_DEFAULT, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_DEFAULT, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX, ConfigurationFlags::DEFAULT, None],
+            ["fanout-shared-min-subscribers", &FANOUT_SHARED_MIN_SUBSCRIBERS, FANOUT_SHARED_MIN_SUBSCRIBERS_DEFAULT, FANOUT_SHARED_MIN_SUBSCRIBERS_MIN, FANOUT_SHARED_MIN_SUBSCRIBERS_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_DEFAULT, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_DEFAULT, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-queue-max", &CLASSIFY_QUEUE_MAX, CLASSIFY_QUEUE_MAX_DEFAULT, CLASSIFY_QUEUE_MAX_MIN, CLASSIFY_QUEUE_MAX_MAX, ConfigurationFlags::DEFAULT, None],

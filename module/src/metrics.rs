@@ -149,6 +149,20 @@ pub static FEED_MISSING_DOCS: Counter = Counter::new();
 /// from their owners).
 pub static FEED_DOCS_ELSEWHERE: Counter = Counter::new();
 
+// Shared topic timelines (timeline.rs): articles appended once for all of a large topic's followers.
+pub static TIMELINE_APPENDS: Counter = Counter::new();
+/// Articles a topic's timeline already had within seen-ttl (sent again): not appended.
+pub static TIMELINE_DUPLICATES: Counter = Counter::new();
+/// Followers reached through shared appends (the deliveries they stand for).
+pub static TIMELINE_FOLLOWERS_REACHED: Counter = Counter::new();
+pub static TIMELINE_ENTRIES: Gauge = Gauge::new();
+/// Shared appends that could not be made (agentic:timelines holds another type): the article
+/// went to every follower's feed instead.
+pub static TIMELINE_FALLBACKS: Counter = Counter::new();
+/// Shared entries AGENT.FEED returned, and those it left out because the user's own feed has the document.
+pub static FEED_SHARED_ENTRIES: Counter = Counter::new();
+pub static FEED_SHARED_SKIPPED: Counter = Counter::new();
+
 // Cluster
 /// Users of slots being imported by atomic slot migration, left to the source node by fan-outs.
 pub static CLUSTER_IMPORTING_SKIPPED: Counter = Counter::new();
@@ -346,6 +360,13 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("feed_read_timeouts".into(), c(&FEED_READ_TIMEOUTS)),
         ("feed_missing_docs".into(), c(&FEED_MISSING_DOCS)),
         ("feed_docs_elsewhere".into(), c(&FEED_DOCS_ELSEWHERE)),
+        ("feed_shared_entries".into(), c(&FEED_SHARED_ENTRIES)),
+        ("feed_shared_skipped".into(), c(&FEED_SHARED_SKIPPED)),
+        ("timeline_appends".into(), c(&TIMELINE_APPENDS)),
+        ("timeline_duplicates".into(), c(&TIMELINE_DUPLICATES)),
+        ("timeline_followers_reached".into(), c(&TIMELINE_FOLLOWERS_REACHED)),
+        ("timeline_entries".into(), Int(TIMELINE_ENTRIES.get())),
+        ("timeline_fallbacks".into(), c(&TIMELINE_FALLBACKS)),
         ("cluster_importing_skipped".into(), c(&CLUSTER_IMPORTING_SKIPPED)),
         ("cluster_slot_users_forgotten".into(), c(&CLUSTER_SLOT_USERS_FORGOTTEN)),
         ("cluster_migration_events".into(), c(&CLUSTER_MIGRATION_EVENTS)),

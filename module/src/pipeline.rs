@@ -488,6 +488,9 @@ fn deliver(
         feed_len: configs::feed_len(),
         seen: configs::seen_params(),
     };
+    if shared_append(ctx, &spec, &entry_id, ingest_ms) {
+        return Ok(());
+    }
     let (subscribers, generation) = index::with(|ix| ix.snapshot(topic.as_bytes()));
     let job = fanout::Job::subscribers(spec, subscribers, generation);
     fanout::start_internal(
@@ -502,6 +505,28 @@ fn deliver(
         }),
     );
     Ok(())
+}
+
+/// A topic with `fanout-shared-min-subscribers` followers or more gets the article once, in its
+/// shared timeline, and its followers' feeds show it when read (timeline.rs). True when done so.
+fn shared_append(ctx: &Context, spec: &DeliverySpec, entry_id: &str, ingest_ms: u64) -> bool {
+    let Some(min) = configs::fanout_shared_min_subscribers().filter(|_| !crate::cluster::enabled()) else { return false };
+    let followers = index::with(|ix| ix.followers(&spec.doc.topic));
+    if followers < min {
+        return false;
+    }
+    match crate::commands::timeline::share(ctx, spec) {
+        Ok(appended) => {
+            let reached = if appended.is_some() { followers as u64 } else { 0 };
+            metrics::TIMELINE_FOLLOWERS_REACHED.add(reached);
+            article_done(ctx, entry_id, ingest_ms, reached);
+            true
+        }
+        Err(_) => {
+            metrics::TIMELINE_FALLBACKS.incr();
+            false
+        }
+    }
 }
 
 /// The topic an earlier attempt gave this entry, if it recorded one.

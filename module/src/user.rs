@@ -57,13 +57,22 @@ impl UserState {
     }
 
     pub fn deliver(&mut self, spec: &DeliverySpec) -> Delivery {
+        self.deliver_as(spec, None)
+    }
+
+    /// A delivery whose entry id the caller chose (a shared timeline's, above `feed.last_id`),
+    /// or, with None, the feed's next own id.
+    pub fn deliver_as(&mut self, spec: &DeliverySpec, id: Option<EntryId>) -> Delivery {
         if self.seen.contains(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms) {
             return Delivery::Duplicate;
         }
         let fp_probability = self.seen.false_positive_probability(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms);
         let seen_grew = self.seen.insert(spec.hash, self.salt, spec.ts_ms, spec.seen);
         let capacity = self.feed.entries.capacity();
-        let (id, evicted) = self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len);
+        let (id, evicted) = match id {
+            Some(id) => (id, self.feed.push_with_id(spec.doc.clone(), id, spec.feed_len)),
+            None => self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len),
+        };
         let feed_grew = (self.feed.entries.capacity() as i64 - capacity as i64) * std::mem::size_of::<FeedEntry>() as i64;
         Delivery::Delivered { id, evicted, fp_probability, grew: seen_grew + feed_grew }
     }

@@ -4,8 +4,9 @@ use valkey_module::{Context, ContextFlags, ValkeyError, ValkeyResult, ValkeyStri
 use valkey_module_macros::command;
 
 use crate::feed::{EntryId, FeedEntry};
+use crate::timeline::{self, Page, Timelines};
 use crate::user::UserState;
-use crate::{cluster, fanout, ffi, metrics, validate};
+use crate::{cluster, configs, fanout, ffi, metrics, validate};
 
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 10_000;
@@ -69,15 +70,25 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 
     let key = ctx.open_key(&args[1]);
     let user = key.get_value::<UserState>(&ffi::USER_TYPE).map_err(|_| ValkeyError::WrongType)?;
-    let last_id = user.map(|u| u.feed.last_id).unwrap_or_default();
-    let (entries, after) = match (&cursor, user) {
-        (Cursor::Newest, Some(u)) => (render(ctx, &user_key, &u.feed.newest_before(EntryId::MAX, count)), last_id),
-        (Cursor::Before(id), Some(u)) => (render(ctx, &user_key, &u.feed.newest_before(*id, count)), last_id),
-        (Cursor::After(id), Some(u)) => (render(ctx, &user_key, &u.feed.oldest_after(*id, count)), *id),
-        (Cursor::After(id), None) => (vec![], *id),
-        (_, _) => (vec![], last_id),
+    let timelines = shared_timelines(ctx);
+    let shared = timelines.as_ref().and_then(|k| k.get_value::<Timelines>(&ffi::TIMELINES_TYPE).ok().flatten());
+    let last_id = user.map(|u| u.feed.last_id).unwrap_or_default().max(shared.map(|t| t.clock).unwrap_or_default());
+    let page = match cursor {
+        Cursor::Newest => Some(Page::Before(EntryId::MAX)),
+        Cursor::Before(id) => Some(Page::Before(id)),
+        Cursor::After(id) => Some(Page::After(id)),
+        Cursor::AfterNow => None,
+    };
+    let entries = match (user, page) {
+        (Some(u), Some(page)) => render(ctx, &user_key, &assemble(u, shared, page, count)),
+        _ => vec![],
+    };
+    let after = match cursor {
+        Cursor::After(id) => id,
+        _ => last_id,
     };
     drop(key);
+    drop(timelines);
     let Some(timeout) = block else { return Ok(ValkeyValue::Array(entries)) };
     if !entries.is_empty() || ctx.get_flags().contains(ContextFlags::DENY_BLOCKING) {
         return Ok(ValkeyValue::Array(entries));
@@ -92,7 +103,9 @@ fn on_ready(ctx: &Context, w: &FeedWait) -> Option<ValkeyResult> {
     let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &w.key);
     let key = ctx.open_key(&name);
     let user = key.get_value::<UserState>(&ffi::USER_TYPE).ok().flatten()?;
-    let found = user.feed.oldest_after(w.after, w.count);
+    let timelines = shared_timelines(ctx);
+    let shared = timelines.as_ref().and_then(|k| k.get_value::<Timelines>(&ffi::TIMELINES_TYPE).ok().flatten());
+    let found = assemble(user, shared, Page::After(w.after), w.count);
     if found.is_empty() {
         return None;
     }
@@ -108,10 +121,25 @@ fn on_free(w: FeedWait) {
     fanout::waiter_removed(&w.key);
 }
 
+/// The shared timelines, when this node keeps them (not on a cluster node: there a command may
+/// read only keys of its own slot) and they exist.
+fn shared_timelines(ctx: &Context) -> Option<valkey_module::key::ValkeyKey> {
+    if cluster::enabled() {
+        return None;
+    }
+    let key = ctx.open_key(&ValkeyString::create_from_slice(std::ptr::null_mut(), timeline::KEY));
+    (!key.is_null()).then_some(key)
+}
+
+fn assemble(user: &UserState, shared: Option<&Timelines>, page: Page, count: usize) -> Vec<FeedEntry> {
+    let seen = configs::seen_params();
+    timeline::assemble(user, shared, page, count, ffi::now_ms(), seen.ttl_ms)
+}
+
 /// Entries with their document bodies. On a cluster node a command may read only keys of its own
 /// slot (the user's): a document of another slot gets a nil body, and the client reads it from
 /// the node serving it (`GET <doc-key>`).
-fn render(ctx: &Context, user_key: &[u8], entries: &[&FeedEntry]) -> Vec<ValkeyValue> {
+fn render(ctx: &Context, user_key: &[u8], entries: &[FeedEntry]) -> Vec<ValkeyValue> {
     let user_slot = cluster::enabled().then(|| cluster::key_slot(user_key));
     entries
         .iter()

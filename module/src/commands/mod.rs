@@ -9,6 +9,7 @@ pub mod loaduser;
 pub mod sidecar;
 pub mod stats;
 pub mod subscribe;
+pub mod timeline;
 pub mod topic;
 
 use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString};

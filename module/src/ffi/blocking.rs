@@ -18,7 +18,12 @@ pub fn block_on_user_key<T: 'static>(
     on_free: fn(T),
 ) {
     let waiter = Box::new(Waiter { data, on_ready, on_timeout, on_free });
-    let mut keys = [key.inner];
+    // A feed also shows the shared timelines (timeline.rs): an append there wakes the reader too,
+    // which then looks for entries after its cursor again. Not on a cluster node, where a
+    // command's keys share one slot and feeds do not read the timelines.
+    let shared = ValkeyString::create_from_slice(ctx.ctx, crate::timeline::KEY);
+    let mut keys = [key.inner, shared.inner];
+    let count = if crate::cluster::enabled() { 1 } else { 2 };
     unsafe {
         raw::RedisModule_BlockClientOnKeys.unwrap()(
             ctx.ctx,
@@ -27,7 +32,7 @@ pub fn block_on_user_key<T: 'static>(
             Some(waiter_free::<T>),
             timeout_ms as c_longlong,
             keys.as_mut_ptr(),
-            1,
+            count,
             Box::into_raw(waiter).cast(),
         );
     }

@@ -1,5 +1,6 @@
-//! The module's two data types, `agentuser` (one per user) and `agentopic` (the topic catalog):
-//! the server's callbacks for RDB, AOF rewrite, digest, memory, free and copy.
+//! The module's data types, `agentuser` (one per user), `agentopic` (the topic catalog) and
+//! `agentline` (the shared topic timelines): the server's callbacks for RDB, AOF rewrite, digest,
+//! memory, free and copy.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::ptr;
@@ -10,6 +11,7 @@ use valkey_module::raw;
 
 use crate::classify::catalog::{self, Catalog};
 use crate::metrics;
+use crate::timeline::{self, Timelines};
 use crate::user::{self, UserState};
 
 use super::*;
@@ -204,7 +206,92 @@ unsafe extern "C" fn catalog_copy(
     guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Arc<Catalog>)).clone())).cast())
 }
 
-// Both types persist as one encoded blob: AOF rewrite emits `<load command> key blob` and the
+// ---------------------------------------------------------------------------------------------
+// The shared timelines type: the value under `agentic:timelines` (timeline.rs).
+
+pub const TIMELINES_TYPE_NAME: &str = "agentline";
+pub const TIMELINES_TYPE_ENCVER: i32 = 1;
+
+pub static TIMELINES_TYPE: ValkeyType = ValkeyType::new(
+    TIMELINES_TYPE_NAME,
+    TIMELINES_TYPE_ENCVER,
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(timelines_rdb_load),
+        rdb_save: Some(timelines_rdb_save),
+        aof_rewrite: Some(timelines_aof_rewrite),
+        mem_usage: Some(timelines_mem_usage),
+        digest: Some(timelines_digest),
+        free: Some(timelines_free),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(timelines_copy),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    },
+);
+
+unsafe extern "C" fn timelines_rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+    guard("rdb_load", ptr::null_mut(), || {
+        let decoded = match (encver == TIMELINES_TYPE_ENCVER).then(|| raw::load_string_buffer(rdb)) {
+            Some(Ok(buf)) => timeline::decode(buf.as_ref()),
+            _ => Err("unreadable".to_string()),
+        };
+        match decoded {
+            Ok(t) => {
+                metrics::TIMELINE_ENTRIES.set(t.entries() as i64);
+                Box::into_raw(Box::new(t)).cast()
+            }
+            Err(e) => {
+                metrics::LOAD_ERRORS.incr();
+                valkey_module::logging::log_warning(format!("agentic: refusing corrupt shared timelines: {e}"));
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+unsafe extern "C" fn timelines_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guard("rdb_save", (), || raw::save_slice(rdb, &timeline::encode(&*(value as *const Timelines))))
+}
+
+unsafe extern "C" fn timelines_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+    guard("aof_rewrite", (), || {
+        emit_load_command(aof, c"AGENT.TIMELINE.LOAD", key, &timeline::encode(&*(value as *const Timelines)));
+    })
+}
+
+unsafe extern "C" fn timelines_mem_usage(value: *const c_void) -> usize {
+    guard("mem_usage", 0, || (*(value as *const Timelines)).heap_bytes())
+}
+
+unsafe extern "C" fn timelines_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guard("digest", (), || digest_blob(md, &timeline::encode(&*(value as *const Timelines))))
+}
+
+unsafe extern "C" fn timelines_free(value: *mut c_void) {
+    guard("free", (), || {
+        drop(Box::from_raw(value as *mut Timelines));
+        metrics::TIMELINE_ENTRIES.set(0);
+    })
+}
+
+unsafe extern "C" fn timelines_copy(
+    _from: *mut raw::RedisModuleString,
+    _to: *mut raw::RedisModuleString,
+    value: *const c_void,
+) -> *mut c_void {
+    guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Timelines)).clone())).cast())
+}
+
+// Every type persists as one encoded blob: AOF rewrite emits `<load command> key blob` and the
 // digest covers the same bytes.
 
 unsafe fn emit_load_command(aof: *mut raw::RedisModuleIO, command: &std::ffi::CStr, key: *mut raw::RedisModuleString, blob: &[u8]) {

@@ -1,0 +1,172 @@
+//! Shared topic timelines (timeline.rs): the pipeline's append for a topic with many followers,
+//! and its replicated form.
+//!
+//! AGENT.TIMELINE.APPEND agentic:timelines topic doc-key id ts-ms feed-len seen-ttl-ms seen-fp-ppm seen-capacity
+//!   appends a stored document to a topic's shared timeline under an explicit id. What the
+//!   primary replicates and writes to the AOF for each shared append: every parameter explicit,
+//!   so replicas and a restarted server reach the same timelines with the same ids.
+//! AGENT.TIMELINE.LOAD agentic:timelines blob
+//!   replaces the timelines with an encoded value (written by AOF rewrite).
+
+use std::sync::Arc;
+
+use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString, ValkeyValue};
+use valkey_module_macros::command;
+
+use crate::feed::{DocRef, EntryId};
+use crate::ffi::{self, KeyName, TIMELINES_TYPE};
+use crate::seen::{DocHash, SeenParams};
+use crate::timeline::{self, Timelines};
+use crate::user::{Delivery, DeliverySpec};
+use crate::{configs, delivery_channel, fanout, metrics, validate};
+
+#[command({
+    name: "agent.timeline.append",
+    flags: [Write, DenyOOM],
+    arity: 10,
+    summary: "Appends a stored document to a topic's shared timeline under an explicit id (the replicated form of a shared append)",
+    complexity: "O(log T) for T topics with timelines",
+    since: "0.2.0",
+    key_spec: [{ notes: "the shared timelines key", flags: [ReadWrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn agent_timeline_append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    super::run(ctx, args, append)
+}
+
+#[command({
+    name: "agent.timeline.load",
+    flags: [Write, DenyOOM],
+    arity: 3,
+    summary: "Replaces the shared timelines with an encoded value (written by AOF rewrite)",
+    complexity: "O(S) for an encoding of S bytes",
+    since: "0.2.0",
+    key_spec: [{ notes: "the shared timelines key", flags: [Overwrite, Update], begin_search: Index({ index: 1 }), find_keys: Range({ last_key: 0, steps: 1, limit: 0 }) }]
+})]
+fn agent_timeline_load(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    super::run(ctx, args, load)
+}
+
+fn timelines_key(arg: &ValkeyString) -> ValkeyResult<()> {
+    if arg.as_slice() != timeline::KEY {
+        return Err(validate::err(format!("ERR the shared timelines live at {}", String::from_utf8_lossy(timeline::KEY))));
+    }
+    Ok(())
+}
+
+fn append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    timelines_key(&args[1])?;
+    let topic = validate::topic(&args[2])?;
+    let doc_key = validate::key(&args[3], "document key")?;
+    let id = EntryId::parse(args[4].as_slice()).ok_or(ValkeyError::Str("ERR invalid entry id: use <ms>-<seq>"))?;
+    if id.seq % 2 == 0 {
+        return Err(ValkeyError::Str("ERR shared timeline ids have odd sequence numbers"));
+    }
+    let ts_ms = validate::integer(&args[5], "timestamp", 0, i64::MAX)? as u64;
+    let feed_len = validate::integer(&args[6], "feed length", configs::FEED_LEN_MIN, configs::FEED_LEN_MAX)? as usize;
+    let ttl_ms = validate::integer(&args[7], "seen TTL (ms)", configs::SEEN_TTL_MIN * 1000, configs::SEEN_TTL_MAX * 1000)? as u64;
+    let fp_ppm = validate::integer(&args[8], "seen false-positive ppm", configs::SEEN_FP_PPM_MIN, configs::SEEN_FP_PPM_MAX)? as u32;
+    let capacity = validate::integer(&args[9], "seen capacity", configs::SEEN_CAPACITY_MIN, configs::SEEN_CAPACITY_MAX)? as u32;
+    let spec = DeliverySpec {
+        doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
+        hash: DocHash::of(doc_key),
+        ts_ms,
+        feed_len,
+        seen: SeenParams { ttl_ms, fp_ppm, capacity },
+    };
+    let appended = apply(ctx, &spec, Some(id))?;
+    if appended.is_some() {
+        ctx.replicate_verbatim();
+    }
+    Ok(ValkeyValue::Integer(appended.is_some() as i64))
+}
+
+/// Appends on the primary for the pipeline: the timelines' next id, replicated as
+/// AGENT.TIMELINE.APPEND with every parameter. Returns the id, or None when the topic's
+/// timeline had the document already (counted). An error leaves everything unchanged.
+pub fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<EntryId>> {
+    let appended = apply(ctx, spec, None)?;
+    if let Some(id) = appended {
+        let id_text = id.to_string();
+        let numbers = [
+            spec.ts_ms.to_string(),
+            spec.feed_len.to_string(),
+            spec.seen.ttl_ms.to_string(),
+            spec.seen.fp_ppm.to_string(),
+            spec.seen.capacity.to_string(),
+        ];
+        let mut args: Vec<&[u8]> = vec![timeline::KEY, &spec.doc.topic, &spec.doc.key, id_text.as_bytes()];
+        args.extend(numbers.iter().map(|n| n.as_bytes()));
+        ctx.replicate("AGENT.TIMELINE.APPEND", &args[..]);
+    }
+    Ok(appended)
+}
+
+/// The append itself, on any node: `id` given (replicated) must be above the clock; None takes
+/// the next one. Tells blocked readers, keyspace listeners and gateways.
+fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResult<Option<EntryId>> {
+    let name = KeyName::new(timeline::KEY);
+    let key_name = ValkeyString::create_from_slice(std::ptr::null_mut(), timeline::KEY);
+    let key = ctx.open_key_writable(&key_name);
+    let mut created = false;
+    let timelines = match key.get_value::<Timelines>(&TIMELINES_TYPE) {
+        Ok(Some(t)) => t,
+        Ok(None) => {
+            key.set_value(&TIMELINES_TYPE, Timelines::default())?;
+            created = true;
+            match key.get_value::<Timelines>(&TIMELINES_TYPE) {
+                Ok(Some(t)) => t,
+                _ => return Err(ValkeyError::Str("ERR could not create the shared timelines")),
+            }
+        }
+        Err(_) => return Err(ValkeyError::WrongType),
+    };
+    let id = match id {
+        Some(id) if id <= timelines.clock => {
+            if created {
+                let _ = key.delete();
+            }
+            return Err(ValkeyError::Str("ERR the id must be above the shared timelines' last id"));
+        }
+        Some(id) => id,
+        None => timelines.next_id(spec.ts_ms),
+    };
+    match timelines.append(spec, id) {
+        Delivery::Duplicate => {
+            metrics::TIMELINE_DUPLICATES.incr();
+            if created {
+                let _ = key.delete();
+            }
+            Ok(None)
+        }
+        Delivery::Delivered { .. } => {
+            metrics::TIMELINE_APPENDS.incr();
+            metrics::TIMELINE_ENTRIES.set(timelines.entries() as i64);
+            drop(key);
+            ffi::signal_modified(ctx, key_name.inner);
+            ffi::notify(ctx, c"agent.timeline", &name);
+            if fanout::has_waiters() {
+                ffi::signal_key_ready(ctx, &name);
+            }
+            delivery_channel::publish(ctx, &spec.doc.topic, &spec.doc.key, &[(timeline::KEY, id)]);
+            Ok(Some(id))
+        }
+    }
+}
+
+fn load(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
+    timelines_key(&args[1])?;
+    let value = timeline::decode(args[2].as_slice()).map_err(|e| {
+        metrics::LOAD_ERRORS.incr();
+        validate::err(format!("ERR invalid timelines encoding: {e}"))
+    })?;
+    let key = ctx.open_key_writable(&args[1]);
+    if key.get_value::<Timelines>(&TIMELINES_TYPE).is_err() {
+        return Err(ValkeyError::WrongType);
+    }
+    metrics::TIMELINE_ENTRIES.set(value.entries() as i64);
+    key.set_value(&TIMELINES_TYPE, value)?;
+    drop(key);
+    ffi::notify(ctx, c"agent.timeline.load", &KeyName::new(timeline::KEY));
+    ctx.replicate_verbatim();
+    Ok(ValkeyValue::SimpleStringStatic("OK"))
+}
