@@ -55,6 +55,40 @@ fn user_values() {
     });
 }
 
+fn timelines() -> Vec<Vec<u8>> {
+    let mut t = crate::timeline::Timelines::default();
+    for i in 0..30u64 {
+        let topic = ["sports", "politics", "science"][i as usize % 3];
+        let spec = DeliverySpec {
+            doc: Arc::new(DocRef { topic: topic.as_bytes().into(), key: format!("doc:{i}").into_bytes().into() }),
+            hash: DocHash::of(format!("doc:{i}").as_bytes()),
+            ts_ms: i * 10,
+            feed_len: 4,
+            seen: SeenParams { ttl_ms: 50, fp_ppm: 1000, capacity: 8 },
+        };
+        let id = t.next_id(spec.ts_ms);
+        t.append(&spec, id);
+    }
+    vec![crate::timeline::encode(&t), crate::timeline::encode(&Default::default())]
+}
+
+#[test]
+fn shared_timelines() {
+    fuzz("module: shared timelines (RDB, AGENT.TIMELINE.LOAD)", &timelines(), |b| {
+        let Ok(t) = crate::timeline::decode(b) else { return false };
+        let again = crate::timeline::encode(&t);
+        assert_eq!(crate::timeline::decode(&again).as_ref(), Ok(&t), "decoded timelines re-encode to themselves");
+        // What AGENT.FEED does with them.
+        let mut reader = UserState::new(b"user:{r}");
+        t.topics.keys().for_each(|topic| {
+            reader.add_topic(topic);
+        });
+        let _ = crate::timeline::assemble(&reader, Some(&t), crate::timeline::Page::Before(EntryId::MAX), 50, 0, 50);
+        let _ = t.heap_bytes();
+        true
+    });
+}
+
 fn catalogs() -> Vec<Vec<u8>> {
     let defaults = Catalog::defaults();
     let examples = defaults.with_examples("sports", vec!["The striker scored twice".into(), "A late winner".into()]).expect("examples");

@@ -54,6 +54,8 @@ fn write_commands() -> Vec<Vec<&'static str>> {
         vec!["AGENT.TOPIC.DEL", "sports"],
         vec!["AGENT.TOPIC.RESET"],
         vec!["AGENT.LOADTOPICS", "agentic:topics", "blob"],
+        vec!["AGENT.TIMELINE.APPEND", "agentic:timelines", "sports", "doc:9", "1000-1", "1000", "10", "60000", "1000", "128"],
+        vec!["AGENT.TIMELINE.LOAD", "agentic:timelines", "blob"],
     ]
 }
 

@@ -67,6 +67,8 @@ fn user_blob(topics: &[&str]) -> Vec<u8> {
 struct Gen {
     rng: Rng,
     docs: u64,
+    /// The sequence number of the last shared timeline id generated (odd ids, growing).
+    shared_seq: u64,
 }
 
 impl Gen {
@@ -108,7 +110,7 @@ impl Gen {
     /// One command of the module's surface.
     fn any_agent_command(&mut self) -> Vec<Vec<u8>> {
         let name = |s: &str| s.as_bytes().to_vec();
-        let mut cmd = match self.rng.below(16) {
+        let mut cmd = match self.rng.below(17) {
             0 | 1 => {
                 let mut c = vec![name("AGENT.SUBSCRIBE"), self.user()];
                 (0..1 + self.rng.below(3)).for_each(|_| c.push(self.topic()));
@@ -185,8 +187,21 @@ impl Gen {
                 c
             }
             14 => vec![name("AGENT.STATS")],
+            15 => {
+                // A shared timeline append: mostly well formed (odd ids from a growing clock, so
+                // many are applied and replicated), sometimes with a random argument.
+                self.shared_seq += 2;
+                let id = format!("1700000000000-{}", self.shared_seq);
+                let mut c = vec![name("AGENT.TIMELINE.APPEND"), b"agentic:timelines".to_vec(), self.topic(), self.doc(), id.into_bytes()];
+                c.extend(["1700000000000", "5", "86400000", "1000", "128"].map(|a| a.as_bytes().to_vec()));
+                if self.rng.chance(4) {
+                    let i = 2 + self.rng.below(c.len() - 2);
+                    c[i] = self.arg();
+                }
+                c
+            }
             _ => {
-                let mut c = vec![name(*self.rng.pick(&["AGENT.LOADTOPICS", "AGENT.SIDECAR.RESULT", "AGENT.SIDECAR.LIST"]))];
+                let mut c = vec![name(*self.rng.pick(&["AGENT.LOADTOPICS", "AGENT.SIDECAR.RESULT", "AGENT.SIDECAR.LIST", "AGENT.TIMELINE.LOAD"]))];
                 c.extend(self.maybe_args(5));
                 c
             }
@@ -417,7 +432,7 @@ fn random_commands_never_crash_and_keep_replica_and_index_exact() {
     let replica = with_model(&model, &["classify-tier", "static"]).replica_of(primary.port).start();
     wait_replica_synced(&primary, &replica);
     let (mut p, mut r) = (primary.conn(), replica.conn());
-    let mut gen = Gen { rng: Rng::new(seed), docs: 0 };
+    let mut gen = Gen { rng: Rng::new(seed), docs: 0, shared_seq: 1 };
     let lua = "return redis.pcall(unpack(ARGV))";
     let started = Instant::now();
     let mut recent: std::collections::VecDeque<String> = std::collections::VecDeque::new();

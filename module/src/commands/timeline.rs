@@ -81,11 +81,12 @@ fn append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 }
 
 /// Appends on the primary for the pipeline: the timelines' next id, replicated as
-/// AGENT.TIMELINE.APPEND with every parameter. Returns the id, or None when the topic's
+/// AGENT.TIMELINE.APPEND with every parameter. Returns the id and the chance that the topic's
+/// seen-filter would have taken a new document for a seen one at that moment, or None when the
 /// timeline had the document already (counted). An error leaves everything unchanged.
-pub fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<EntryId>> {
+pub fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<(EntryId, f64)>> {
     let appended = apply(ctx, spec, None)?;
-    if let Some(id) = appended {
+    if let Some((id, _)) = appended {
         let id_text = id.to_string();
         let numbers = [
             spec.ts_ms.to_string(),
@@ -103,7 +104,7 @@ pub fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<EntryId>
 
 /// The append itself, on any node: `id` given (replicated) must be above the clock; None takes
 /// the next one. Tells blocked readers, keyspace listeners and gateways.
-fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResult<Option<EntryId>> {
+fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResult<Option<(EntryId, f64)>> {
     let name = KeyName::new(timeline::KEY);
     let key_name = ValkeyString::create_from_slice(std::ptr::null_mut(), timeline::KEY);
     let key = ctx.open_key_writable(&key_name);
@@ -138,7 +139,7 @@ fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResul
             }
             Ok(None)
         }
-        Delivery::Delivered { .. } => {
+        Delivery::Delivered { fp_probability, .. } => {
             metrics::TIMELINE_APPENDS.incr();
             metrics::TIMELINE_ENTRIES.set(timelines.entries() as i64);
             drop(key);
@@ -148,7 +149,7 @@ fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResul
                 ffi::signal_key_ready(ctx, &name);
             }
             delivery_channel::publish(ctx, &spec.doc.topic, &spec.doc.key, &[(timeline::KEY, id)]);
-            Ok(Some(id))
+            Ok(Some((id, fp_probability)))
         }
     }
 }
