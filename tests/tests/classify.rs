@@ -70,6 +70,21 @@ fn classifies_on_the_pool_against_the_default_topics() {
 }
 
 #[test]
+fn length_plans_are_built_after_loading_before_any_text_needs_them() {
+    // classify-max-tokens 40: lengths up to 40 in steps of 8 need 5 plans; at most 3 are kept.
+    let (_s, mut c) = start_encoder(&["classify-max-tokens", "40", "classify-length-plans", "3"]);
+    assert!(wait_for(|| stat(&mut c, "model_length_plans") == 3, Duration::from_secs(30)), "3 plans, without a text classified");
+    assert_eq!(stat(&mut c, "classify_texts"), 0);
+    let (_s2, mut c2) = start_encoder(&["classify-max-tokens", "16"]);
+    assert!(wait_for(|| stat(&mut c2, "model_length_plans") == 2, Duration::from_secs(30)), "lengths 8 and 16");
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(stat(&mut c2, "model_length_plans"), 2, "no plan for lengths the texts cannot have");
+    let (_s3, mut c3) = start_encoder(&["classify-length-plans", "0"]);
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(stat(&mut c3, "model_length_plans"), 0, "0 keeps the general plan only");
+}
+
+#[test]
 fn topics_option_restricts_the_candidates() {
     let (_server, mut c) = start_encoder(&[]);
     let (best, scores) = classify(&mut c, &["Stocks rally", "TOPICS", "sports", "health"]);

@@ -174,6 +174,19 @@ impl Encoder {
         self.run_plan(&self.plan, batch, longest)
     }
 
+    /// Builds the length plans texts of up to `max_tokens` tokens will use, shortest first, while
+    /// fewer than `max_plans` exist and `go_on` holds: right after loading, on the loader's
+    /// thread, so the first texts of each length do not wait ~50 ms for their plan on a worker
+    /// (and the memory they take is there from the start, not growing under the first load).
+    pub fn prebuild_length_plans(&self, max_tokens: usize, max_plans: usize, go_on: impl Fn() -> bool) {
+        let last = max_tokens.div_ceil(LENGTH_BUCKET).max(1) * LENGTH_BUCKET;
+        for bucket in (LENGTH_BUCKET..=last).step_by(LENGTH_BUCKET).take(max_plans) {
+            if !go_on() || self.length_plan(bucket, max_plans).is_none() {
+                return;
+            }
+        }
+    }
+
     /// The plan for one text of `bucket` tokens, built on first use while fewer than `max_plans`
     /// exist; None means: use the general plan.
     fn length_plan(&self, bucket: usize, max_plans: usize) -> Option<Arc<TypedRunnableModel>> {

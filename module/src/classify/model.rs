@@ -84,6 +84,11 @@ pub fn configure(dir: &str) {
         let result = std::panic::catch_unwind(|| load(&PathBuf::from(&dir)))
             .unwrap_or_else(|p| Err(format!("loader panicked: {}", crate::ffi::panic_message(&p))));
         finish(generation, result, started.elapsed().as_millis() as u64);
+        let current = || slot().generation == generation;
+        let encoder = { slot().encoder.clone() };
+        if let Some(encoder) = encoder.filter(|_| current()) {
+            encoder.prebuild_length_plans(crate::configs::classify_max_tokens(), crate::configs::classify_length_plans(), current);
+        }
     });
     if let Err(e) = spawned {
         finish(generation, Err(format!("cannot start the loader thread: {e}")), 0);
