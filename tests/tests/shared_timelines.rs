@@ -68,18 +68,25 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+/// A server with the population subscribed and `n` articles through the pipeline; with each
+/// article's topic.
+fn with_articles(n: usize) -> (Server, Connection, HashMap<String, String>) {
+    let server = builder(&[]).start();
+    let mut c = server.conn();
+    subscribe_population(&mut c);
+    add_articles(&mut c, 0, n);
+    wait_acked(&mut c, n as i64);
+    let topics = topics_of(&mut c, n);
+    (server, c, topics)
+}
+
 fn every_feed(c: &mut Connection) -> Vec<Vec<Entry>> {
     ALL_TOPIC_USERS.iter().chain(["user:{few}"].iter()).map(|u| feed(c, u, &["COUNT", "1000"])).collect()
 }
 
 #[test]
 fn large_topics_go_to_shared_timelines_and_every_feed_shows_its_topics_once_in_id_order() {
-    let server = builder(&[]).start();
-    let mut c = server.conn();
-    subscribe_population(&mut c);
-    add_articles(&mut c, 0, 30);
-    wait_acked(&mut c, 30);
-    let topic = topics_of(&mut c, 30);
+    let (_server, mut c, topic) = with_articles(30);
     let shared: HashSet<&String> = topic.iter().filter(|(_, t)| FOURTH_FOLLOWS.contains(&t.as_str())).map(|(d, _)| d).collect();
     assert!(!shared.is_empty() && shared.len() < 30, "the tiny model spreads 30 articles over both kinds of topic: {topic:?}");
 
@@ -141,12 +148,7 @@ fn large_topics_go_to_shared_timelines_and_every_feed_shows_its_topics_once_in_i
 
 #[test]
 fn a_document_pushed_to_a_user_and_shared_shows_once() {
-    let server = builder(&[]).start();
-    let mut c = server.conn();
-    subscribe_population(&mut c);
-    add_articles(&mut c, 0, 12);
-    wait_acked(&mut c, 12);
-    let topic = topics_of(&mut c, 12);
+    let (_server, mut c, topic) = with_articles(12);
     let (doc, big) =
         topic.iter().find(|(_, t)| FOURTH_FOLLOWS.contains(&t.as_str())).map(|(d, t)| (d.clone(), t.clone())).expect("a shared article");
     // The same document delivered to user:{a}'s own feed as well: the own entry stands, the
@@ -272,11 +274,7 @@ fn a_replica_an_aof_restart_an_aof_rewrite_and_debug_reload_keep_the_same_feeds(
 
 #[test]
 fn bad_appends_and_loads_change_nothing_and_a_wrong_type_key_falls_back_to_per_user_delivery() {
-    let server = builder(&[]).start();
-    let mut c = server.conn();
-    subscribe_population(&mut c);
-    add_articles(&mut c, 0, 10);
-    wait_acked(&mut c, 10);
+    let (_server, mut c, _) = with_articles(10);
     let appends = stat(&mut c, "timeline_appends");
     assert!(appends >= 1);
     let before = digest(&mut c);

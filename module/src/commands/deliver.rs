@@ -33,22 +33,28 @@ fn agent_deliver(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 fn deliver(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let topic = validate::topic(&args[1])?;
     let doc_key = validate::key(&args[2], "document key")?;
-    let ts_ms = validate::integer(&args[3], "timestamp", 0, i64::MAX)? as u64;
-    let feed_len = validate::integer(&args[4], "feed length", configs::FEED_LEN_MIN, configs::FEED_LEN_MAX)? as usize;
-    let ttl_ms = validate::integer(&args[5], "seen TTL (ms)", configs::SEEN_TTL_MIN * 1000, configs::SEEN_TTL_MAX * 1000)? as u64;
-    let fp_ppm = validate::integer(&args[6], "seen false-positive ppm", configs::SEEN_FP_PPM_MIN, configs::SEEN_FP_PPM_MAX)? as u32;
-    let capacity = validate::integer(&args[7], "seen capacity", configs::SEEN_CAPACITY_MIN, configs::SEEN_CAPACITY_MAX)? as u32;
+    let spec = explicit_spec(topic, doc_key, &args[3..8])?;
     let users: Vec<&[u8]> = args[8..].iter().map(|a| validate::key(a, "user key")).collect::<Result<_, _>>()?;
-    let spec = DeliverySpec {
-        doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
-        hash: DocHash::of(doc_key),
-        ts_ms,
-        feed_len,
-        seen: SeenParams { ttl_ms, fp_ppm, capacity },
-    };
     let job = Job::explicit(spec, &users);
     if job.has_wrong_type_target(ctx) {
         return Err(ValkeyError::Str("WRONGTYPE Operation against a key holding the wrong kind of value"));
     }
     Ok(fanout::start(ctx, job, false).unwrap_or(valkey_module::ValkeyValue::Null))
+}
+
+/// The delivery that `ts-ms feed-len seen-ttl-ms seen-fp-ppm seen-capacity` specify for a document:
+/// the explicit parameters of the replicated forms (AGENT.DELIVER, AGENT.TIMELINE.APPEND).
+pub fn explicit_spec(topic: &[u8], doc_key: &[u8], params: &[ValkeyString]) -> ValkeyResult<DeliverySpec> {
+    let [ts, feed_len, ttl, fp, capacity] = params else { return Err(ValkeyError::WrongArity) };
+    Ok(DeliverySpec {
+        doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
+        hash: DocHash::of(doc_key),
+        ts_ms: validate::integer(ts, "timestamp", 0, i64::MAX)? as u64,
+        feed_len: validate::integer(feed_len, "feed length", configs::FEED_LEN_MIN, configs::FEED_LEN_MAX)? as usize,
+        seen: SeenParams {
+            ttl_ms: validate::integer(ttl, "seen TTL (ms)", configs::SEEN_TTL_MIN * 1000, configs::SEEN_TTL_MAX * 1000)? as u64,
+            fp_ppm: validate::integer(fp, "seen false-positive ppm", configs::SEEN_FP_PPM_MIN, configs::SEEN_FP_PPM_MAX)? as u32,
+            capacity: validate::integer(capacity, "seen capacity", configs::SEEN_CAPACITY_MIN, configs::SEEN_CAPACITY_MAX)? as u32,
+        },
+    })
 }

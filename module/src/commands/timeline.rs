@@ -8,17 +8,14 @@
 //! AGENT.TIMELINE.LOAD agentic:timelines blob
 //!   replaces the timelines with an encoded value (written by AOF rewrite).
 
-use std::sync::Arc;
-
 use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString, ValkeyValue};
 use valkey_module_macros::command;
 
-use crate::feed::{DocRef, EntryId};
+use crate::feed::EntryId;
 use crate::ffi::{self, KeyName, TIMELINES_TYPE};
-use crate::seen::{DocHash, SeenParams};
 use crate::timeline::{self, Timelines};
 use crate::user::{Delivery, DeliverySpec};
-use crate::{configs, delivery_channel, fanout, metrics, validate};
+use crate::{delivery_channel, fanout, metrics, validate};
 
 #[command({
     name: "agent.timeline.append",
@@ -61,18 +58,7 @@ fn append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     if id.seq % 2 == 0 {
         return Err(ValkeyError::Str("ERR shared timeline ids have odd sequence numbers"));
     }
-    let ts_ms = validate::integer(&args[5], "timestamp", 0, i64::MAX)? as u64;
-    let feed_len = validate::integer(&args[6], "feed length", configs::FEED_LEN_MIN, configs::FEED_LEN_MAX)? as usize;
-    let ttl_ms = validate::integer(&args[7], "seen TTL (ms)", configs::SEEN_TTL_MIN * 1000, configs::SEEN_TTL_MAX * 1000)? as u64;
-    let fp_ppm = validate::integer(&args[8], "seen false-positive ppm", configs::SEEN_FP_PPM_MIN, configs::SEEN_FP_PPM_MAX)? as u32;
-    let capacity = validate::integer(&args[9], "seen capacity", configs::SEEN_CAPACITY_MIN, configs::SEEN_CAPACITY_MAX)? as u32;
-    let spec = DeliverySpec {
-        doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
-        hash: DocHash::of(doc_key),
-        ts_ms,
-        feed_len,
-        seen: SeenParams { ttl_ms, fp_ppm, capacity },
-    };
+    let spec = super::deliver::explicit_spec(topic, doc_key, &args[5..10])?;
     let appended = apply(ctx, &spec, Some(id))?;
     if appended.is_some() {
         ctx.replicate_verbatim();

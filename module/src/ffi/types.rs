@@ -121,174 +121,146 @@ unsafe extern "C" fn user_copy(_from: *mut raw::RedisModuleString, _to: *mut raw
 }
 
 // ---------------------------------------------------------------------------------------------
-// The topic catalog type: the value under `agentic:topics`, an `Arc<Catalog>` so pool threads can
-// hold the catalog a request was made against while the key changes.
+// The topic catalog (`agentic:topics`, an `Arc<Catalog>` so pool threads can hold the catalog a
+// request was made against while the key changes) and the shared timelines (`agentic:timelines`,
+// timeline.rs): one value each, persisted as one encoded blob, with the same callbacks.
+
+/// A module value stored as one encoded blob.
+trait Blob: Clone + Sized {
+    /// What a log line calls it.
+    const WHAT: &'static str;
+    const ENCVER: i32;
+    /// What AOF rewrite writes to recreate it: `<command> <key> <blob>`.
+    const LOAD_COMMAND: &'static std::ffi::CStr;
+    fn encode(&self) -> Vec<u8>;
+    fn decode(blob: &[u8]) -> Result<Self, String>;
+    fn heap_bytes(&self) -> usize;
+    /// Runs when a value was loaded (RDB, DUMP/RESTORE).
+    fn loaded(&self) {}
+    /// Runs when a value was freed (possibly on a background thread: atomics only).
+    fn freed(&self) {}
+}
+
+impl Blob for Arc<Catalog> {
+    const WHAT: &'static str = "topic catalog";
+    const ENCVER: i32 = CATALOG_TYPE_ENCVER;
+    const LOAD_COMMAND: &'static std::ffi::CStr = c"AGENT.LOADTOPICS";
+    fn encode(&self) -> Vec<u8> {
+        catalog::encode(self)
+    }
+    fn decode(blob: &[u8]) -> Result<Self, String> {
+        catalog::decode(blob).map(Arc::new)
+    }
+    fn heap_bytes(&self) -> usize {
+        Catalog::heap_bytes(self)
+    }
+    fn loaded(&self) {
+        crate::classify::pool::prepare(self.clone());
+    }
+}
+
+impl Blob for Timelines {
+    const WHAT: &'static str = "shared timelines";
+    const ENCVER: i32 = TIMELINES_TYPE_ENCVER;
+    const LOAD_COMMAND: &'static std::ffi::CStr = c"AGENT.TIMELINE.LOAD";
+    fn encode(&self) -> Vec<u8> {
+        timeline::encode(self)
+    }
+    fn decode(blob: &[u8]) -> Result<Self, String> {
+        timeline::decode(blob)
+    }
+    fn heap_bytes(&self) -> usize {
+        Timelines::heap_bytes(self)
+    }
+    fn loaded(&self) {
+        metrics::TIMELINE_ENTRIES.set(self.entries() as i64);
+    }
+    fn freed(&self) {
+        metrics::TIMELINE_ENTRIES.set(0);
+    }
+}
+
+const fn blob_methods<T: Blob>() -> raw::RedisModuleTypeMethods {
+    raw::RedisModuleTypeMethods {
+        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
+        rdb_load: Some(blob_rdb_load::<T>),
+        rdb_save: Some(blob_rdb_save::<T>),
+        aof_rewrite: Some(blob_aof_rewrite::<T>),
+        mem_usage: Some(blob_mem_usage::<T>),
+        digest: Some(blob_digest::<T>),
+        free: Some(blob_free::<T>),
+        aux_load: None,
+        aux_save: None,
+        aux_save_triggers: 0,
+        free_effort: None,
+        unlink: None,
+        copy: Some(blob_copy::<T>),
+        defrag: None,
+        mem_usage2: None,
+        free_effort2: None,
+        unlink2: None,
+        copy2: None,
+        aux_save2: None,
+    }
+}
 
 pub const CATALOG_TYPE_NAME: &str = "agentopic";
 pub const CATALOG_TYPE_ENCVER: i32 = 1;
-
-pub static CATALOG_TYPE: ValkeyType = ValkeyType::new(
-    CATALOG_TYPE_NAME,
-    CATALOG_TYPE_ENCVER,
-    raw::RedisModuleTypeMethods {
-        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
-        rdb_load: Some(catalog_rdb_load),
-        rdb_save: Some(catalog_rdb_save),
-        aof_rewrite: Some(catalog_aof_rewrite),
-        mem_usage: Some(catalog_mem_usage),
-        digest: Some(catalog_digest),
-        free: Some(catalog_free),
-        aux_load: None,
-        aux_save: None,
-        aux_save_triggers: 0,
-        free_effort: None,
-        unlink: None,
-        copy: Some(catalog_copy),
-        defrag: None,
-        mem_usage2: None,
-        free_effort2: None,
-        unlink2: None,
-        copy2: None,
-        aux_save2: None,
-    },
-);
-
-unsafe extern "C" fn catalog_rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
-    guard("rdb_load", ptr::null_mut(), || {
-        let decoded = match (encver == CATALOG_TYPE_ENCVER).then(|| raw::load_string_buffer(rdb)) {
-            Some(Ok(buf)) => catalog::decode(buf.as_ref()),
-            _ => Err("unreadable".to_string()),
-        };
-        match decoded {
-            Ok(c) => {
-                let c = Arc::new(c);
-                crate::classify::pool::prepare(c.clone());
-                Box::into_raw(Box::new(c)).cast()
-            }
-            Err(e) => {
-                metrics::LOAD_ERRORS.incr();
-                valkey_module::logging::log_warning(format!("agentic: refusing corrupt topic catalog: {e}"));
-                ptr::null_mut()
-            }
-        }
-    })
-}
-
-unsafe extern "C" fn catalog_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    guard("rdb_save", (), || raw::save_slice(rdb, &catalog::encode(&*(value as *const Arc<Catalog>))))
-}
-
-unsafe extern "C" fn catalog_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
-    guard("aof_rewrite", (), || {
-        emit_load_command(aof, c"AGENT.LOADTOPICS", key, &catalog::encode(&*(value as *const Arc<Catalog>)));
-    })
-}
-
-unsafe extern "C" fn catalog_mem_usage(value: *const c_void) -> usize {
-    guard("mem_usage", 0, || (*(value as *const Arc<Catalog>)).heap_bytes())
-}
-
-unsafe extern "C" fn catalog_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
-    guard("digest", (), || {
-        digest_blob(md, &catalog::encode(&*(value as *const Arc<Catalog>)));
-    })
-}
-
-unsafe extern "C" fn catalog_free(value: *mut c_void) {
-    guard("free", (), || drop(Box::from_raw(value as *mut Arc<Catalog>)))
-}
-
-unsafe extern "C" fn catalog_copy(
-    _from: *mut raw::RedisModuleString,
-    _to: *mut raw::RedisModuleString,
-    value: *const c_void,
-) -> *mut c_void {
-    guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Arc<Catalog>)).clone())).cast())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The shared timelines type: the value under `agentic:timelines` (timeline.rs).
+pub static CATALOG_TYPE: ValkeyType = ValkeyType::new(CATALOG_TYPE_NAME, CATALOG_TYPE_ENCVER, blob_methods::<Arc<Catalog>>());
 
 pub const TIMELINES_TYPE_NAME: &str = "agentline";
 pub const TIMELINES_TYPE_ENCVER: i32 = 1;
+pub static TIMELINES_TYPE: ValkeyType = ValkeyType::new(TIMELINES_TYPE_NAME, TIMELINES_TYPE_ENCVER, blob_methods::<Timelines>());
 
-pub static TIMELINES_TYPE: ValkeyType = ValkeyType::new(
-    TIMELINES_TYPE_NAME,
-    TIMELINES_TYPE_ENCVER,
-    raw::RedisModuleTypeMethods {
-        version: raw::REDISMODULE_TYPE_METHOD_VERSION as u64,
-        rdb_load: Some(timelines_rdb_load),
-        rdb_save: Some(timelines_rdb_save),
-        aof_rewrite: Some(timelines_aof_rewrite),
-        mem_usage: Some(timelines_mem_usage),
-        digest: Some(timelines_digest),
-        free: Some(timelines_free),
-        aux_load: None,
-        aux_save: None,
-        aux_save_triggers: 0,
-        free_effort: None,
-        unlink: None,
-        copy: Some(timelines_copy),
-        defrag: None,
-        mem_usage2: None,
-        free_effort2: None,
-        unlink2: None,
-        copy2: None,
-        aux_save2: None,
-    },
-);
-
-unsafe extern "C" fn timelines_rdb_load(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
+unsafe extern "C" fn blob_rdb_load<T: Blob>(rdb: *mut raw::RedisModuleIO, encver: c_int) -> *mut c_void {
     guard("rdb_load", ptr::null_mut(), || {
-        let decoded = match (encver == TIMELINES_TYPE_ENCVER).then(|| raw::load_string_buffer(rdb)) {
-            Some(Ok(buf)) => timeline::decode(buf.as_ref()),
+        let decoded = match (encver == T::ENCVER).then(|| raw::load_string_buffer(rdb)) {
+            Some(Ok(buf)) => T::decode(buf.as_ref()),
             _ => Err("unreadable".to_string()),
         };
         match decoded {
-            Ok(t) => {
-                metrics::TIMELINE_ENTRIES.set(t.entries() as i64);
-                Box::into_raw(Box::new(t)).cast()
+            Ok(v) => {
+                v.loaded();
+                Box::into_raw(Box::new(v)).cast()
             }
             Err(e) => {
                 metrics::LOAD_ERRORS.incr();
-                valkey_module::logging::log_warning(format!("agentic: refusing corrupt shared timelines: {e}"));
+                valkey_module::logging::log_warning(format!("agentic: refusing corrupt {}: {e}", T::WHAT));
                 ptr::null_mut()
             }
         }
     })
 }
 
-unsafe extern "C" fn timelines_rdb_save(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
-    guard("rdb_save", (), || raw::save_slice(rdb, &timeline::encode(&*(value as *const Timelines))))
+unsafe extern "C" fn blob_rdb_save<T: Blob>(rdb: *mut raw::RedisModuleIO, value: *mut c_void) {
+    guard("rdb_save", (), || raw::save_slice(rdb, &(*(value as *const T)).encode()))
 }
 
-unsafe extern "C" fn timelines_aof_rewrite(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
-    guard("aof_rewrite", (), || {
-        emit_load_command(aof, c"AGENT.TIMELINE.LOAD", key, &timeline::encode(&*(value as *const Timelines)));
-    })
+unsafe extern "C" fn blob_aof_rewrite<T: Blob>(aof: *mut raw::RedisModuleIO, key: *mut raw::RedisModuleString, value: *mut c_void) {
+    guard("aof_rewrite", (), || emit_load_command(aof, T::LOAD_COMMAND, key, &(*(value as *const T)).encode()))
 }
 
-unsafe extern "C" fn timelines_mem_usage(value: *const c_void) -> usize {
-    guard("mem_usage", 0, || (*(value as *const Timelines)).heap_bytes())
+unsafe extern "C" fn blob_mem_usage<T: Blob>(value: *const c_void) -> usize {
+    guard("mem_usage", 0, || (*(value as *const T)).heap_bytes())
 }
 
-unsafe extern "C" fn timelines_digest(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
-    guard("digest", (), || digest_blob(md, &timeline::encode(&*(value as *const Timelines))))
+unsafe extern "C" fn blob_digest<T: Blob>(md: *mut raw::RedisModuleDigest, value: *mut c_void) {
+    guard("digest", (), || digest_blob(md, &(*(value as *const T)).encode()))
 }
 
-unsafe extern "C" fn timelines_free(value: *mut c_void) {
+unsafe extern "C" fn blob_free<T: Blob>(value: *mut c_void) {
     guard("free", (), || {
-        drop(Box::from_raw(value as *mut Timelines));
-        metrics::TIMELINE_ENTRIES.set(0);
+        let v = Box::from_raw(value as *mut T);
+        v.freed();
     })
 }
 
-unsafe extern "C" fn timelines_copy(
+unsafe extern "C" fn blob_copy<T: Blob>(
     _from: *mut raw::RedisModuleString,
     _to: *mut raw::RedisModuleString,
     value: *const c_void,
 ) -> *mut c_void {
-    guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const Timelines)).clone())).cast())
+    guard("copy", ptr::null_mut(), || Box::into_raw(Box::new((*(value as *const T)).clone())).cast())
 }
 
 // Every type persists as one encoded blob: AOF rewrite emits `<load command> key blob` and the
