@@ -26,7 +26,7 @@ use crate::classify::pool::{self, Job};
 use crate::classify::Classification;
 use crate::fanout;
 use crate::feed::DocRef;
-use crate::seen::{DocHash, SeenParams};
+use crate::seen::DocHash;
 use crate::topic_stream::{self, reply_bytes};
 use crate::user::DeliverySpec;
 use crate::{cluster, cluster_pipeline, configs, ffi, index, metrics};
@@ -507,28 +507,13 @@ fn deliver(
     Ok(())
 }
 
-/// The false-positive bound of a shared timeline's seen-filter, in parts per million.
-const TIMELINE_SEEN_FP_PPM: u32 = 1;
-
 /// A topic with `fanout-shared-min-subscribers` followers or more gets the article once, in its
 /// shared timeline, and its followers' feeds show it when read (timeline.rs). True when done so.
 fn shared_append(ctx: &Context, spec: &DeliverySpec, entry_id: &str, ingest_ms: u64) -> bool {
-    let Some(min) = configs::fanout_shared_min_subscribers().filter(|_| !crate::cluster::enabled()) else { return false };
-    let followers = index::with(|ix| ix.followers(&spec.doc.topic));
-    if followers < min {
-        return false;
-    }
-    // A false positive of the timeline's seen-filter would keep the article from every follower,
-    // not from one user: the timeline's filter is held to one in a million, whatever seen-fp-ppm.
-    let spec = DeliverySpec { seen: SeenParams { fp_ppm: TIMELINE_SEEN_FP_PPM, ..spec.seen }, ..spec.clone() };
-    match crate::commands::timeline::share(ctx, &spec) {
+    let Some(followers) = crate::commands::timeline::shared_audience(ctx, &spec.doc.topic) else { return false };
+    match crate::commands::timeline::share_for(ctx, spec, followers) {
         Ok(appended) => {
-            let reached = if appended.is_some() { followers as u64 } else { 0 };
-            if let Some((_, fp_probability)) = appended {
-                metrics::SEEN_FP_EXPECTED_MICRO.add((fp_probability * followers as f64 * 1e6).round() as u64);
-            }
-            metrics::TIMELINE_FOLLOWERS_REACHED.add(reached);
-            article_done(ctx, entry_id, ingest_ms, reached);
+            article_done(ctx, entry_id, ingest_ms, if appended { followers as u64 } else { 0 });
             true
         }
         Err(_) => {

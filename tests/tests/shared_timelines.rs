@@ -206,6 +206,45 @@ fn a_blocked_reader_wakes_on_a_shared_append_and_the_delivery_channel_announces_
     assert!(shared_announced);
 }
 
+fn fanout_reply(c: &mut Connection, topic: &str, doc: &str) -> (i64, i64) {
+    let v: Value = redis::cmd("AGENT.FANOUT")
+        .arg(topic)
+        .arg(doc)
+        .arg(format!("body of {doc}"))
+        .arg("STREAM")
+        .arg(format!("topic:{topic}"))
+        .query(c)
+        .expect("AGENT.FANOUT");
+    parse_outcome(&v)
+}
+
+#[test]
+fn agent_fanout_to_a_large_topic_appends_once_and_replicates() {
+    let primary = builder(&[]).start();
+    let replica = builder(&[]).replica_of(primary.port).start();
+    let mut c = primary.conn();
+    subscribe_population(&mut c);
+    // sports has 4 followers (shared), science 3 (each follower's own feed).
+    assert_eq!(fanout_reply(&mut c, "sports", "doc:{f1}"), (4, 0));
+    assert_eq!(stat(&mut c, "timeline_appends"), 1);
+    assert_eq!(fanout_reply(&mut c, "sports", "doc:{f1}"), (0, 4), "sent again: the timeline has it");
+    assert_eq!(stat(&mut c, "timeline_appends"), 1);
+    assert_eq!(stat(&mut c, "timeline_duplicates"), 1);
+    assert_eq!(fanout_reply(&mut c, "science", "doc:{f2}"), (3, 0));
+    assert_eq!(stat(&mut c, "timeline_appends"), 1);
+    assert_eq!(xlen(&mut c, "topic:sports"), 2, "the stream gets every call, as with per-user feeds");
+    for u in ALL_TOPIC_USERS {
+        let f = feed(&mut c, u, &[]);
+        let parities: Vec<(String, u64)> = f.iter().map(|e| (e.doc.clone(), e.id_parts().1 % 2)).collect();
+        assert_eq!(parities, [("doc:{f2}".to_string(), 0), ("doc:{f1}".to_string(), 1)], "{u}");
+    }
+    assert_eq!(feed_docs(&mut c, "user:{few}"), ["doc:{f1}"]);
+    wait_replica_synced(&primary, &replica);
+    let mut r = replica.conn();
+    assert_eq!(every_feed(&mut r), every_feed(&mut c));
+    assert_eq!(digest(&mut r), digest(&mut c));
+}
+
 fn aof_bytes(dir: &Path) -> Vec<u8> {
     let mut out = Vec::new();
     for e in fs::read_dir(dir.join("appendonlydir")).expect("appendonlydir") {

@@ -10,7 +10,7 @@ use crate::feed::DocRef;
 use crate::ffi::{self, KeyKind};
 use crate::seen::DocHash;
 use crate::user::DeliverySpec;
-use crate::{cluster, configs, index, topic_stream, validate};
+use crate::{cluster, configs, index, metrics, topic_stream, validate};
 
 #[command({
     name: "agent.fanout",
@@ -137,6 +137,23 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             job
         }
         None => {
+            if let Some(followers) = super::timeline::shared_audience(ctx, req.topic) {
+                // A large topic: stored and streamed as always, then appended once to its shared
+                // timeline for every follower (README, "Shared timelines").
+                store_document(ctx, req.doc_key, req.payload)?;
+                if let Some(stream) = req.stream {
+                    topic_stream::append_and_trim(ctx, stream, req.doc_key, req.payload)?;
+                }
+                metrics::FANOUT_CALLS.incr();
+                let appended = super::timeline::share_for(ctx, &spec, followers)?;
+                let (delivered, duplicates) = if appended { (followers, 0) } else { (0, followers) };
+                return Ok(ValkeyValue::Array(vec![
+                    ValkeyValue::SimpleStringStatic("delivered"),
+                    ValkeyValue::Integer(delivered as i64),
+                    ValkeyValue::SimpleStringStatic("duplicates"),
+                    ValkeyValue::Integer(duplicates as i64),
+                ]));
+            }
             let (subscribers, generation) = index::with(|ix| ix.snapshot(req.topic));
             Job::subscribers(spec, subscribers, generation)
         }

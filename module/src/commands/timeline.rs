@@ -13,9 +13,10 @@ use valkey_module_macros::command;
 
 use crate::feed::EntryId;
 use crate::ffi::{self, KeyName, TIMELINES_TYPE};
+use crate::seen::SeenParams;
 use crate::timeline::{self, Timelines};
 use crate::user::{Delivery, DeliverySpec};
-use crate::{delivery_channel, fanout, metrics, validate};
+use crate::{cluster, configs, delivery_channel, fanout, index, metrics, validate};
 
 #[command({
     name: "agent.timeline.append",
@@ -66,11 +67,43 @@ fn append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     Ok(ValkeyValue::Integer(appended.is_some() as i64))
 }
 
-/// Appends on the primary for the pipeline: the timelines' next id, replicated as
+/// The false-positive bound of a shared timeline's seen-filter, in parts per million: a false
+/// positive there would keep an article from every follower, not from one user.
+const TIMELINE_SEEN_FP_PPM: u32 = 1;
+
+/// For a fan-out to a topic's followers (the pipeline's, or AGENT.FANOUT without USERS): how many
+/// follow it when its articles go to its shared timeline (`fanout-shared-min-subscribers`, not on
+/// a cluster node); None = to every follower's feed. A key of another type at `agentic:timelines`
+/// also means None, counted in `timeline_fallbacks`.
+pub fn shared_audience(ctx: &Context, topic: &[u8]) -> Option<usize> {
+    let min = configs::fanout_shared_min_subscribers().filter(|_| !cluster::enabled())?;
+    let followers = index::with(|ix| ix.followers(topic));
+    if followers < min {
+        return None;
+    }
+    let key = ctx.open_key(&ValkeyString::create_from_slice(std::ptr::null_mut(), timeline::KEY));
+    if key.get_value::<Timelines>(&TIMELINES_TYPE).is_err() {
+        metrics::TIMELINE_FALLBACKS.incr();
+        return None;
+    }
+    Some(followers)
+}
+
+/// Appends for all `followers` at once; false when the topic's timeline had the document within
+/// the seen TTL. Counts the followers reached and the expected false positives.
+pub fn share_for(ctx: &Context, spec: &DeliverySpec, followers: usize) -> ValkeyResult<bool> {
+    let spec = DeliverySpec { seen: SeenParams { fp_ppm: TIMELINE_SEEN_FP_PPM, ..spec.seen }, ..spec.clone() };
+    let Some((_, fp_probability)) = share(ctx, &spec)? else { return Ok(false) };
+    metrics::SEEN_FP_EXPECTED_MICRO.add((fp_probability * followers as f64 * 1e6).round() as u64);
+    metrics::TIMELINE_FOLLOWERS_REACHED.add(followers as u64);
+    Ok(true)
+}
+
+/// Appends on the primary: the timelines' next id, replicated as
 /// AGENT.TIMELINE.APPEND with every parameter. Returns the id and the chance that the topic's
 /// seen-filter would have taken a new document for a seen one at that moment, or None when the
 /// timeline had the document already (counted). An error leaves everything unchanged.
-pub fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<(EntryId, f64)>> {
+fn share(ctx: &Context, spec: &DeliverySpec) -> ValkeyResult<Option<(EntryId, f64)>> {
     let appended = apply(ctx, spec, None)?;
     if let Some((id, _)) = appended {
         let id_text = id.to_string();
