@@ -108,12 +108,7 @@ impl Job {
     }
 
     pub fn reply(&self) -> ValkeyValue {
-        ValkeyValue::Array(vec![
-            ValkeyValue::SimpleStringStatic("delivered"),
-            ValkeyValue::Integer(self.delivered as i64),
-            ValkeyValue::SimpleStringStatic("duplicates"),
-            ValkeyValue::Integer(self.duplicates as i64),
-        ])
+        outcome_reply(self.delivered, self.duplicates)
     }
 
     fn finish(mut self, ctx: &Context) {
@@ -128,6 +123,16 @@ impl Job {
             done(ctx, self.delivered, self.duplicates);
         }
     }
+}
+
+/// What a fan-out replies: `[delivered, N, duplicates, M]`.
+pub fn outcome_reply(delivered: u64, duplicates: u64) -> ValkeyValue {
+    ValkeyValue::Array(vec![
+        ValkeyValue::SimpleStringStatic("delivered"),
+        ValkeyValue::Integer(delivered as i64),
+        ValkeyValue::SimpleStringStatic("duplicates"),
+        ValkeyValue::Integer(duplicates as i64),
+    ])
 }
 
 impl Drop for Job {

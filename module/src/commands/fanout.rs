@@ -147,12 +147,7 @@ fn fanout_command(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 metrics::FANOUT_CALLS.incr();
                 let appended = super::timeline::share_for(ctx, &spec, followers)?;
                 let (delivered, duplicates) = if appended { (followers, 0) } else { (0, followers) };
-                return Ok(ValkeyValue::Array(vec![
-                    ValkeyValue::SimpleStringStatic("delivered"),
-                    ValkeyValue::Integer(delivered as i64),
-                    ValkeyValue::SimpleStringStatic("duplicates"),
-                    ValkeyValue::Integer(duplicates as i64),
-                ]));
+                return Ok(fanout::outcome_reply(delivered as u64, duplicates as u64));
             }
             let (subscribers, generation) = index::with(|ix| ix.snapshot(req.topic));
             Job::subscribers(spec, subscribers, generation)
