@@ -156,6 +156,57 @@ impl valkey_module::configuration::EnumConfigurationValue for ClassifyTier {
 
 pub static CLASSIFY_TIER: Mutex<ClassifyTier> = Mutex::new(ClassifyTier::Cascade);
 
+/// How the classify workers are scheduled next to the server's main thread. `idle` (Linux
+/// SCHED_IDLE) runs them only on CPU time nothing else wants, so a client's command never waits
+/// behind model work; `low` (nice 10) and `normal` (nice 0) give them a share of a busy machine.
+/// With nice 10 a worker was seen keeping a core for a whole scheduler tick (4 ms) while the
+/// main thread waited to run (bench/RESULTS.md, "Classify workers in SCHED_IDLE"). With `idle`,
+/// other processes that keep every core busy leave the model no time at all. A change restarts
+/// the workers: a thread cannot leave SCHED_IDLE without CAP_SYS_NICE, a new one starts normal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerPriority {
+    Idle = 0,
+    Low = 1,
+    Normal = 2,
+}
+
+impl WorkerPriority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerPriority::Idle => "idle",
+            WorkerPriority::Low => "low",
+            WorkerPriority::Normal => "normal",
+        }
+    }
+}
+
+impl TryFrom<i32> for WorkerPriority {
+    type Error = valkey_module::ValkeyError;
+    fn try_from(v: i32) -> Result<Self, Self::Error> {
+        match v {
+            0 => Ok(WorkerPriority::Idle),
+            1 => Ok(WorkerPriority::Low),
+            2 => Ok(WorkerPriority::Normal),
+            _ => Err(valkey_module::ValkeyError::Str("classify-worker-priority must be idle, low or normal")),
+        }
+    }
+}
+
+impl From<WorkerPriority> for i32 {
+    fn from(p: WorkerPriority) -> i32 {
+        p as i32
+    }
+}
+
+impl valkey_module::configuration::EnumConfigurationValue for WorkerPriority {
+    fn get_options(&self) -> (Vec<String>, Vec<i32>) {
+        let all = [WorkerPriority::Idle, WorkerPriority::Low, WorkerPriority::Normal];
+        (all.iter().map(|p| p.as_str().to_string()).collect(), all.iter().map(|&p| p as i32).collect())
+    }
+}
+
+pub static CLASSIFY_WORKER_PRIORITY: Mutex<WorkerPriority> = Mutex::new(WorkerPriority::Idle);
+
 /// Cascade: the share of texts (those with the smallest top-2 margins) sent to the encoder.
 pub const CLASSIFY_ESCALATE_PERCENT_DEFAULT: i64 = 10;
 pub const CLASSIFY_ESCALATE_PERCENT_MIN: i64 = 0;
@@ -377,6 +428,10 @@ pub fn model_dir() -> String {
 
 pub fn classify_length_plans() -> usize {
     get(&CLASSIFY_LENGTH_PLANS).clamp(CLASSIFY_LENGTH_PLANS_MIN, CLASSIFY_LENGTH_PLANS_MAX) as usize
+}
+
+pub fn classify_worker_priority() -> WorkerPriority {
+    CLASSIFY_WORKER_PRIORITY.lock().map(|p| *p).unwrap_or(WorkerPriority::Idle)
 }
 
 pub fn classify_tier() -> ClassifyTier {

@@ -67,6 +67,14 @@ const COMMAND_CATEGORIES: [(&str, &str); 22] = [
     ("agent.loadtopics", "write agentic"),
 ];
 
+fn on_worker_priority_changed(
+    _ctx: &valkey_module::configuration::ConfigurationContext,
+    _name: &str,
+    _value: &'static std::sync::Mutex<configs::WorkerPriority>,
+) {
+    classify::pool::restart_workers();
+}
+
 fn on_model_dir_changed(_ctx: &valkey_module::configuration::ConfigurationContext, _name: &str, dir: &'static std::sync::Mutex<String>) {
     classify::model::configure(&dir.lock().map(|d| d.clone()).unwrap_or_default());
 }
@@ -156,6 +164,7 @@ valkey_module! {
         ],
         enum: [
             ["classify-tier", &CLASSIFY_TIER, ClassifyTier::Cascade, ConfigurationFlags::DEFAULT, None],
+            ["classify-worker-priority", &CLASSIFY_WORKER_PRIORITY, WorkerPriority::Idle, ConfigurationFlags::DEFAULT, Some(Box::new(on_worker_priority_changed))],
         ],
         module_args_as_configuration: true,
     ]

@@ -241,6 +241,8 @@ pub static CLASSIFY_REJECTED: Counter = Counter::new();
 pub static CLASSIFY_EXPIRED_IN_QUEUE: Counter = Counter::new();
 pub static CLASSIFY_QUEUE_DEPTH: Gauge = Gauge::new();
 pub static CLASSIFY_THREADS: Gauge = Gauge::new();
+/// Classify workers the kernel did not let take `classify-worker-priority`.
+pub static CLASSIFY_PRIORITY_REFUSED: Counter = Counter::new();
 pub static CLASSIFY_BATCHES: Counter = Counter::new();
 pub static CLASSIFY_TEXTS: Counter = Counter::new();
 pub static CLASSIFY_TOKENS: Counter = Counter::new();
@@ -401,6 +403,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("classify_expired_in_queue".into(), c(&CLASSIFY_EXPIRED_IN_QUEUE)),
         ("classify_queue_depth".into(), Int(CLASSIFY_QUEUE_DEPTH.get())),
         ("classify_threads".into(), Int(CLASSIFY_THREADS.get())),
+        ("classify_priority_refused".into(), c(&CLASSIFY_PRIORITY_REFUSED)),
         ("classify_batches".into(), c(&CLASSIFY_BATCHES)),
         ("classify_texts".into(), c(&CLASSIFY_TEXTS)),
         ("classify_tokens".into(), c(&CLASSIFY_TOKENS)),

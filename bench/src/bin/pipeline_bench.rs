@@ -9,6 +9,7 @@
 //!
 //!     cargo run --release -p agentic-bench --bin pipeline_bench -- [--users N] [--rate R]
 //!         [--seconds S] [--model DIR] [--readers N] [--module-arg NAME VALUE ...]
+//!         [--server-arg NAME VALUE ...]
 //!
 //! Uses the real model when `make model` has built it, else the tiny test model (said in the
 //! output). Needs target/release/agentic-fetcher (cargo build --release -p agentic-fetcher) and
@@ -93,6 +94,7 @@ fn main() {
     let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 1_000u64, 60u64, 20usize);
     let mut model = workspace_dir().join("model/out/real");
     let mut module_args: Vec<String> = Vec::new();
+    let mut server_args: Vec<(String, String)> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut v = || args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
@@ -105,6 +107,10 @@ fn main() {
             "--module-arg" => {
                 module_args.push(v());
                 module_args.push(v());
+            }
+            "--server-arg" => {
+                let (name, value) = (v(), v());
+                server_args.push((name, value));
             }
             _ => fail(&format!("unknown option {a}")),
         }
@@ -133,7 +139,11 @@ fn main() {
     if !module_args.chunks(2).any(|p| p[0] == "fanout-shared-min-subscribers") {
         margs.extend(["fanout-shared-min-subscribers", SHARED_MIN_SUBSCRIBERS]);
     }
-    let server = Server::builder().module_args(&margs).start();
+    let mut builder = Server::builder().module_args(&margs);
+    for (name, value) in &server_args {
+        builder = builder.arg(name, value);
+    }
+    let server = builder.start();
     let mut c = server.conn();
     wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
     // Names what held the event loop for 10 ms or more (commands, and the module's timers).

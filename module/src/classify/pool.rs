@@ -199,13 +199,15 @@ pub(super) fn remember_catalog(c: &Arc<Catalog>) {
 /// can change at runtime.
 fn ensure_workers() {
     let want = configs::classify_threads();
+    let generation = GENERATION.load(Ordering::Acquire);
     while SPAWNED.load(Ordering::Acquire) < want {
         let index = SPAWNED.fetch_add(1, Ordering::AcqRel);
         if index >= want {
             SPAWNED.fetch_sub(1, Ordering::AcqRel);
             break;
         }
-        let spawned = std::thread::Builder::new().name(format!("agentic-classify-{index}")).spawn(move || worker(index));
+        let spawned =
+            std::thread::Builder::new().name(format!("agentic-classify-{index}")).spawn(move || worker(index, generation));
         if let Err(e) = spawned {
             SPAWNED.fetch_sub(1, Ordering::AcqRel);
             crate::ffi::log_warning(&format!("agentic: cannot start classify worker: {e}"));
@@ -215,14 +217,32 @@ fn ensure_workers() {
     metrics::CLASSIFY_THREADS.set(SPAWNED.load(Ordering::Acquire).min(want) as i64);
 }
 
-/// Workers run below the main thread's priority: when the pool saturates every core, the event
-/// loop still gets a core as soon as a client needs it (PING stays fast while classifying).
-const WORKER_NICE: i32 = 10;
+/// Workers of older generations finish what they hold and exit.
+static GENERATION: AtomicU64 = AtomicU64::new(0);
 
-fn worker(index: usize) {
-    crate::ffi::lower_thread_priority(WORKER_NICE);
+/// `classify-worker-priority` changed: new workers take over (started from the main thread, so
+/// they begin at the server's own priority and lower themselves), the old ones exit after their
+/// current piece of work. Called on the main thread.
+pub fn restart_workers() {
+    GENERATION.fetch_add(1, Ordering::AcqRel);
+    if SPAWNED.swap(0, Ordering::AcqRel) > 0 {
+        WORK_READY.notify_all();
+        ensure_workers();
+    }
+}
+
+fn worker(index: usize, generation: u64) {
+    // Below the main thread's priority (`classify-worker-priority`): when the pool saturates every
+    // core the event loop still gets one as soon as a client needs it.
+    if let Err(e) = crate::ffi::set_worker_priority(configs::classify_worker_priority()) {
+        metrics::CLASSIFY_PRIORITY_REFUSED.incr();
+        crate::ffi::log_warning(&format!("agentic: classify worker keeps its priority: {e}"));
+    }
     loop {
         let work = loop {
+            if GENERATION.load(Ordering::Acquire) != generation {
+                return;
+            }
             // Late sidecar batches come back here. Lock order: the sidecar registry, then the
             // queue; never the registry while the queue is held.
             if index == 0 {

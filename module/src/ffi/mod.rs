@@ -100,15 +100,30 @@ pub fn log_warning(msg: &str) {
     valkey_module::logging::log_warning(msg);
 }
 
-/// Raises the calling thread's nice value (Linux schedules threads individually).
-pub fn lower_thread_priority(nice: i32) {
-    // SAFETY: plain syscalls on the calling thread; failure only leaves the priority unchanged.
+/// Schedules the calling thread as `classify-worker-priority` says (Linux schedules threads
+/// individually): SCHED_IDLE, or normal scheduling at nice 10 or 0. A new thread starts with
+/// its creator's policy, so every worker starts from the main thread's.
+pub fn set_worker_priority(priority: crate::configs::WorkerPriority) -> Result<(), String> {
+    use crate::configs::WorkerPriority;
+    // SAFETY: plain syscalls on the calling thread; failure leaves its scheduling unchanged.
     unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        if libc::setpriority(libc::PRIO_PROCESS, tid, nice) != 0 {
-            log_warning("agentic: could not lower the classify worker's priority");
+        let tid = libc::syscall(libc::SYS_gettid) as libc::pid_t;
+        let param = libc::sched_param { sched_priority: 0 };
+        let (policy, nice) = match priority {
+            WorkerPriority::Idle => (libc::SCHED_IDLE, None),
+            WorkerPriority::Low => (libc::SCHED_OTHER, Some(10)),
+            WorkerPriority::Normal => (libc::SCHED_OTHER, Some(0)),
+        };
+        if libc::sched_setscheduler(tid, policy, &param) != 0 {
+            return Err(format!("sched_setscheduler: {}", std::io::Error::last_os_error()));
+        }
+        if let Some(nice) = nice {
+            if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) != 0 {
+                return Err(format!("setpriority: {}", std::io::Error::last_os_error()));
+            }
         }
     }
+    Ok(())
 }
 
 pub fn log_notice(msg: &str) {
