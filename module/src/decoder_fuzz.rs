@@ -66,7 +66,7 @@ fn timelines() -> Vec<Vec<u8>> {
             feed_len: 4,
             seen: SeenParams { ttl_ms: 50, fp_ppm: 1000, capacity: 8 },
         };
-        let id = t.next_id(spec.ts_ms);
+        let id = t.next_id(spec.ts_ms, EntryId::default());
         t.append(&spec, id);
     }
     vec![crate::timeline::encode(&t), crate::timeline::encode(&Default::default())]

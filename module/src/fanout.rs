@@ -355,6 +355,8 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
     // import completes.
     let skip_importing = !explicit && cluster::enabled() && cluster::any_importing();
     let mut importing_skipped = 0u64;
+    // Own ids go above the shared timelines' clock (timeline.rs), read once per slice.
+    let floor = crate::commands::timeline::clock(ctx);
     let membership_exact = match job.mode {
         Targets::Subscribers { generation } => index::with(|ix| ix.generation(topic)) == Some(generation),
         Targets::Explicit => false,
@@ -386,7 +388,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
         // an earlier job found the value (a burst of fan-outs queued at once) finds it in the
         // index entry itself.
         let spec = &job.spec;
-        let deliver = |t: Target| t.with(|u| (explicit || membership_exact || u.has_topic(topic)).then(|| u.deliver(spec)));
+        let deliver = |t: Target| t.with(|u| (explicit || membership_exact || u.has_topic(topic)).then(|| u.deliver_above(spec, floor)));
         let fast = deliver(target).or_else(|| deliver(target.key().target()));
         let outcome = match fast {
             Some(d) => {
@@ -402,7 +404,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 open.remember_in(name);
                 match open.slot() {
                     UserSlot::Found(u) if explicit || u.has_topic(topic) => {
-                        let d = u.deliver(&job.spec);
+                        let d = u.deliver_above(&job.spec, floor);
                         if let Delivery::Delivered { grew, .. } = &d {
                             bytes_delta += *grew;
                             open.mark_modified();
@@ -411,7 +413,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                     }
                     UserSlot::Missing if explicit => {
                         let mut u = UserState::new(name.as_bytes());
-                        let d = u.deliver(&job.spec);
+                        let d = u.deliver_above(&job.spec, floor);
                         if !open.create(u) {
                             wrongtype += 1;
                             continue;
@@ -442,6 +444,9 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 delivered_ids.push((target, id));
             }
         }
+    }
+    if let Some(newest) = delivered_ids.iter().map(|(_, id)| *id).max() {
+        crate::feed::note_own_id(newest);
     }
     metrics::USER_BYTES.add(bytes_delta);
     metrics::FEED_EVICTIONS.add(evicted);

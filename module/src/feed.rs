@@ -27,6 +27,11 @@ impl EntryId {
         Some(EntryId { ms: ms.parse().ok()?, seq: seq.parse().ok()? })
     }
 
+    /// False for ids with a part above ID_PART_MAX, which no write accepts.
+    pub fn in_range(self) -> bool {
+        self.ms <= ID_PART_MAX && self.seq <= ID_PART_MAX
+    }
+
     /// The id a new entry of a user's own feed gets at time `ts_ms` after `last`: like XADD,
     /// never going backwards, with an even sequence number. Shared timelines (timeline.rs) hand
     /// out the odd ones, so no entry of a user's own feed can share an id with a shared entry in
@@ -48,6 +53,27 @@ impl EntryId {
         }
     }
 }
+
+/// The highest own-feed id this node has handed out or loaded (not data: it only keeps the next
+/// shared timeline id above every own entry a reader may have seen, and shared ids are
+/// replicated explicitly).
+static OWN_IDS_MAX: std::sync::Mutex<EntryId> = std::sync::Mutex::new(EntryId { ms: 0, seq: 0 });
+
+pub fn note_own_id(id: EntryId) {
+    let mut max = OWN_IDS_MAX.lock().unwrap_or_else(|p| p.into_inner());
+    if id > *max {
+        *max = id;
+    }
+}
+
+pub fn own_ids_max() -> EntryId {
+    *OWN_IDS_MAX.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Entry ids, and the times new ones are made from, stay at or below this in both parts (in ms,
+/// the year 10889): every id handed out is then a few steps above one that was accepted, far
+/// from the end of u64, where the next id could not be larger.
+pub const ID_PART_MAX: u64 = 1 << 48;
 
 impl fmt::Display for EntryId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -79,7 +105,13 @@ pub struct Feed {
 impl Feed {
     /// Appends and trims to `max_len`; returns how many old entries were evicted.
     pub fn push(&mut self, doc: Arc<DocRef>, ts_ms: u64, max_len: usize) -> (EntryId, usize) {
-        let id = EntryId::next_after(self.last_id, ts_ms);
+        self.push_above(doc, ts_ms, max_len, EntryId::default())
+    }
+
+    /// Like `push`, with an id above `floor` too (the shared timelines' clock: an entry added to
+    /// the own feed after a reader saw a shared one must sort after it).
+    pub fn push_above(&mut self, doc: Arc<DocRef>, ts_ms: u64, max_len: usize, floor: EntryId) -> (EntryId, usize) {
+        let id = EntryId::next_after(self.last_id.max(floor), ts_ms);
         (id, self.push_with_id(doc, id, max_len))
     }
 

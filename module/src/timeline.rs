@@ -4,7 +4,9 @@
 //! instead of to every follower's feed; AGENT.FEED merges a user's own entries with the
 //! timelines of the topics they follow. Timeline ids come from one clock for all topics and have
 //! odd sequence numbers (own feeds take even ones, feed.rs), so no two entries of an assembled
-//! feed share an id and paging with BEFORE/AFTER visits each once.
+//! feed share an id and paging with BEFORE/AFTER visits each once. Each source's new ids are
+//! above the other's newest (own ids above the clock, shared ids above every own id handed out),
+//! so ids follow the order entries were added and a reader's AFTER cursor misses none.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -26,9 +28,11 @@ pub struct Timelines {
 }
 
 impl Timelines {
-    /// The id the next append gets at time `ts_ms`.
-    pub fn next_id(&self, ts_ms: u64) -> EntryId {
-        EntryId::next_odd_after(self.clock, ts_ms)
+    /// The id the next append gets at time `ts_ms`: above the clock and above `own_floor`, the
+    /// highest own-feed id handed out (feed::own_ids_max), so an entry appended after a reader
+    /// saw an own entry sorts after it.
+    pub fn next_id(&self, ts_ms: u64, own_floor: EntryId) -> EntryId {
+        EntryId::next_odd_after(self.clock.max(own_floor), ts_ms)
     }
 
     /// Appends the document to its topic's timeline under `id`, which the caller checked is above
@@ -132,6 +136,9 @@ pub fn decode(buf: &[u8]) -> Result<Timelines, String> {
         return Err("unknown timelines encoding".into());
     }
     let clock = EntryId { ms: r.u64()?, seq: r.u64()? };
+    if !clock.in_range() {
+        return Err("corrupt timelines value: clock out of range".into());
+    }
     let mut topics = BTreeMap::new();
     for _ in 0..r.count(8)? {
         let topic = r.bytes()?;
@@ -173,7 +180,7 @@ mod tests {
     }
 
     fn share(t: &mut Timelines, topic: &str, key: &str, ts: u64) -> EntryId {
-        let id = t.next_id(ts);
+        let id = t.next_id(ts, EntryId::default());
         assert!(matches!(t.append(&spec(topic, key, ts), id), Delivery::Delivered { .. }));
         id
     }
@@ -183,13 +190,31 @@ mod tests {
     }
 
     #[test]
+    fn each_source_takes_ids_above_the_other_so_ids_follow_the_order_entries_were_added() {
+        let mut t = Timelines::default();
+        let mut u = UserState::new(b"user:{1}");
+        u.add_topic(b"sports");
+        let shared = share(&mut t, "sports", "s1", 100);
+        // Added later, in the same millisecond: above the shared entry.
+        let Delivery::Delivered { id: own, .. } = u.deliver_above(&spec("small", "o1", 100), t.clock) else { panic!() };
+        assert!(own > shared && own.seq % 2 == 0, "{own} after {shared}");
+        // An own entry ahead of the clock: the next shared id goes above it.
+        let Delivery::Delivered { id: ahead, .. } = u.deliver_above(&spec("small", "o2", 500), t.clock) else { panic!() };
+        let next = t.next_id(120, ahead);
+        assert!(next > ahead && next.seq % 2 == 1, "{next} after {ahead}");
+        assert!(matches!(t.append(&spec("sports", "s2", 120), next), Delivery::Delivered { .. }));
+        let page = assemble(&u, Some(&t), Page::After(EntryId::default()), 10, 120, 86_400_000);
+        assert_eq!(keys(&page), ["s1", "o1", "o2", "s2"]);
+    }
+
+    #[test]
     fn ids_are_unique_across_topics_and_an_article_sent_again_is_not_appended() {
         let mut t = Timelines::default();
         let a = share(&mut t, "sports", "d1", 100);
         let b = share(&mut t, "world", "d2", 100);
         let c = share(&mut t, "sports", "d3", 90);
         assert!(a < b && b < c && [a, b, c].iter().all(|id| id.seq % 2 == 1));
-        let again = t.next_id(101);
+        let again = t.next_id(101, EntryId::default());
         assert!(matches!(t.append(&spec("sports", "d1", 101), again), Delivery::Duplicate));
         assert_eq!(t.clock, c, "a duplicate does not move the clock");
         assert_eq!(t.entries(), 3);

@@ -60,9 +60,18 @@ impl UserState {
         self.deliver_as(spec, None)
     }
 
+    /// A delivery to the own feed with an id above `floor` as well as the feed's last one.
+    pub fn deliver_above(&mut self, spec: &DeliverySpec, floor: EntryId) -> Delivery {
+        self.deliver_with(spec, None, floor)
+    }
+
     /// A delivery whose entry id the caller chose (a shared timeline's, above `feed.last_id`),
     /// or, with None, the feed's next own id.
     pub fn deliver_as(&mut self, spec: &DeliverySpec, id: Option<EntryId>) -> Delivery {
+        self.deliver_with(spec, id, EntryId::default())
+    }
+
+    fn deliver_with(&mut self, spec: &DeliverySpec, id: Option<EntryId>, floor: EntryId) -> Delivery {
         if self.seen.contains(spec.hash, self.salt, spec.ts_ms, spec.seen.ttl_ms) {
             return Delivery::Duplicate;
         }
@@ -71,7 +80,7 @@ impl UserState {
         let capacity = self.feed.entries.capacity();
         let (id, evicted) = match id {
             Some(id) => (id, self.feed.push_with_id(spec.doc.clone(), id, spec.feed_len)),
-            None => self.feed.push(spec.doc.clone(), spec.ts_ms, spec.feed_len),
+            None => self.feed.push_above(spec.doc.clone(), spec.ts_ms, spec.feed_len, floor),
         };
         let feed_grew = (self.feed.entries.capacity() as i64 - capacity as i64) * std::mem::size_of::<FeedEntry>() as i64;
         Delivery::Delivered { id, evicted, fp_probability, grew: seen_grew + feed_grew }
@@ -153,6 +162,9 @@ pub fn decode(buf: &[u8]) -> Result<UserState, String> {
         }
     }
     let last_id = EntryId { ms: r.u64()?, seq: r.u64()? };
+    if !last_id.in_range() {
+        return Err("corrupt user value: feed id out of range".into());
+    }
     let mut feed = Feed { entries: Default::default(), last_id };
     for _ in 0..r.count(24)? {
         let id = EntryId { ms: r.u64()?, seq: r.u64()? };

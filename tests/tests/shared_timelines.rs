@@ -206,6 +206,65 @@ fn a_blocked_reader_wakes_on_a_shared_append_and_the_delivery_channel_announces_
     assert!(shared_announced);
 }
 
+/// Ids in the assembled feed follow the order entries were added, across a user's own feed and
+/// the shared timelines, so a reader that remembers the last id it saw (AFTER) misses nothing.
+/// The two sources' ids are forced apart with ids and times in the future.
+#[test]
+fn an_entry_added_after_a_read_is_after_the_readers_cursor_whichever_source_it_comes_from() {
+    let primary = builder(&[]).start();
+    let replica = builder(&[]).replica_of(primary.port).start();
+    let mut c = primary.conn();
+    subscribe_population(&mut c);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
+    let after = |c: &mut Connection, cursor: &str| -> Vec<String> {
+        feed(c, "user:{a}", &["AFTER", cursor, "COUNT", "100"]).into_iter().map(|e| e.doc).collect()
+    };
+    // A shared entry ahead of the clock (sports is shared), then an own entry (science is not).
+    let shared_ts = now + 10_000_000;
+    run(&mut c, &["SET", "doc:{x1}", "ahead"]);
+    let shared_ts_text = shared_ts.to_string();
+    let shared_id = format!("{shared_ts}-1");
+    let params = [shared_ts_text.as_str(), "100", "86400000", "1", "1000"];
+    let mut append = vec!["AGENT.TIMELINE.APPEND", "agentic:timelines", "sports", "doc:{x1}", shared_id.as_str()];
+    append.extend_from_slice(&params);
+    run(&mut c, &append);
+    let cursor = feed(&mut c, "user:{a}", &["COUNT", "1"])[0].id.clone();
+    assert_eq!(cursor, shared_id);
+    assert_eq!(fanout_reply(&mut c, "science", "doc:{x2}"), (3, 0));
+    assert_eq!(after(&mut c, &cursor), ["doc:{x2}"], "the own entry added after the read comes after the cursor");
+    // An own entry further ahead, then a shared one.
+    let own_ts = (now + 20_000_000).to_string();
+    let mut deliver = vec!["AGENT.DELIVER", "science", "doc:{x3}", own_ts.as_str(), "100", "86400000", "1000", "1000", "user:{a}"];
+    run(&mut c, &["SET", "doc:{x3}", "further ahead"]);
+    run(&mut c, &deliver);
+    let cursor = feed(&mut c, "user:{a}", &["COUNT", "1"])[0].id.clone();
+    assert_eq!(cursor, format!("{own_ts}-0"));
+    assert_eq!(fanout_reply(&mut c, "sports", "doc:{x4}"), (4, 0));
+    assert_eq!(after(&mut c, &cursor), ["doc:{x4}"], "the shared entry added after the read comes after the cursor");
+    // Whole feeds in id order = the order added, on the replica alike.
+    let docs: Vec<String> = feed(&mut c, "user:{a}", &["COUNT", "100"]).into_iter().rev().map(|e| e.doc).collect();
+    assert_eq!(docs, ["doc:{x1}", "doc:{x2}", "doc:{x3}", "doc:{x4}"]);
+    wait_replica_synced(&primary, &replica);
+    let mut r = replica.conn();
+    assert_eq!(every_feed(&mut r), every_feed(&mut c));
+    assert_eq!(digest(&mut r), digest(&mut c));
+    drop(replica);
+    // A restarted server (from its RDB file) remembers the own ids it loaded, so the next shared
+    // entry goes above them too.
+    deliver[2] = "doc:{x5}";
+    let later = (now + 30_000_000).to_string();
+    deliver[3] = later.as_str();
+    run(&mut c, &["SET", "doc:{x5}", "later still"]);
+    run(&mut c, &deliver);
+    let cursor = feed(&mut c, "user:{a}", &["COUNT", "1"])[0].id.clone();
+    run(&mut c, &["SAVE"]);
+    let dir = primary.stop();
+    let restarted = builder(&[]).adopt_dir(dir).start();
+    let mut c = restarted.conn();
+    assert_eq!(fanout_reply(&mut c, "sports", "doc:{x6}"), (4, 0));
+    assert_eq!(after(&mut c, &cursor), ["doc:{x6}"], "after a restart too");
+}
+
 fn fanout_reply(c: &mut Connection, topic: &str, doc: &str) -> (i64, i64) {
     let v: Value = redis::cmd("AGENT.FANOUT")
         .arg(topic)
@@ -327,6 +386,8 @@ fn bad_appends_and_loads_change_nothing_and_a_wrong_type_key_falls_back_to_per_u
         (with(0, "other:key"), "shared timelines live at agentic:timelines"),
         (with(1, "Not A Topic"), "topic"),
         (with(3, "99999999999999-2"), "odd sequence numbers"),
+        (with(3, "5-18446744073709551615"), "out of range"),
+        (with(4, "281474976710657"), "timestamp"),
         (with(3, "1-1"), "above the shared timelines' last id"),
         (with(3, "x"), "invalid entry id"),
         (with(5, "0"), "feed length"),

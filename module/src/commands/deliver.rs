@@ -49,7 +49,7 @@ pub fn explicit_spec(topic: &[u8], doc_key: &[u8], params: &[ValkeyString]) -> V
     Ok(DeliverySpec {
         doc: Arc::new(DocRef { topic: topic.into(), key: doc_key.into() }),
         hash: DocHash::of(doc_key),
-        ts_ms: validate::integer(ts, "timestamp", 0, i64::MAX)? as u64,
+        ts_ms: validate::integer(ts, "timestamp", 0, crate::feed::ID_PART_MAX as i64)? as u64,
         feed_len: validate::integer(feed_len, "feed length", configs::FEED_LEN_MIN, configs::FEED_LEN_MAX)? as usize,
         seen: SeenParams {
             ttl_ms: validate::integer(ttl, "seen TTL (ms)", configs::SEEN_TTL_MIN * 1000, configs::SEEN_TTL_MAX * 1000)? as u64,

@@ -36,6 +36,7 @@ fn loaduser(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let new_topics = value.topics.clone();
     match open.slot() {
         UserSlot::Found(u) => {
+            crate::feed::note_own_id(value.feed.last_id);
             metrics::USER_BYTES.add(value.heap_bytes() as i64 - u.heap_bytes() as i64);
             *u = value;
             open.mark_modified();

@@ -59,6 +59,9 @@ fn append(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     if id.seq % 2 == 0 {
         return Err(ValkeyError::Str("ERR shared timeline ids have odd sequence numbers"));
     }
+    if !id.in_range() {
+        return Err(ValkeyError::Str("ERR entry id out of range: each part at most 2^48"));
+    }
     let spec = super::deliver::explicit_spec(topic, doc_key, &args[5..10])?;
     let appended = apply(ctx, &spec, Some(id))?;
     if appended.is_some() {
@@ -87,6 +90,20 @@ pub fn shared_audience(ctx: &Context, topic: &[u8]) -> Option<usize> {
         return None;
     }
     Some(followers)
+}
+
+/// The shared timelines' last id, the floor of new own-feed ids (timeline.rs); none on a cluster
+/// node (no shared timelines there) or when the key is missing or of another type. Read from the
+/// keyspace, so a replica replaying AGENT.DELIVER gets the same floor as the primary had.
+pub fn clock(ctx: &Context) -> EntryId {
+    if cluster::enabled() {
+        return EntryId::default();
+    }
+    let key = ctx.open_key(&ValkeyString::create_from_slice(std::ptr::null_mut(), timeline::KEY));
+    match key.get_value::<Timelines>(&TIMELINES_TYPE) {
+        Ok(Some(t)) => t.clock,
+        _ => EntryId::default(),
+    }
 }
 
 /// Appends for all `followers` at once; false when the topic's timeline had the document within
@@ -148,7 +165,7 @@ fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResul
             return Err(ValkeyError::Str("ERR the id must be above the shared timelines' last id"));
         }
         Some(id) => id,
-        None => timelines.next_id(spec.ts_ms),
+        None => timelines.next_id(spec.ts_ms, crate::feed::own_ids_max()),
     };
     match timelines.append(spec, id) {
         Delivery::Duplicate => {

@@ -48,9 +48,10 @@ pub static USER_TYPE: ValkeyType = ValkeyType::new(
 // ---------------------------------------------------------------------------------------------
 // The user type.
 
-/// Registers a freshly created or loaded value in the memory gauges; values are boxed for the
-/// server, which hands them back to `user_free`.
+/// Registers a freshly created or loaded value in the memory gauges (and its feed's last id, see
+/// feed::note_own_id); values are boxed for the server, which hands them back to `user_free`.
 pub fn account_new(u: &UserState) {
+    crate::feed::note_own_id(u.feed.last_id);
     metrics::USER_KEYS.add(1);
     metrics::USER_BYTES.add(u.heap_bytes() as i64);
 }
