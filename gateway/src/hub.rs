@@ -191,6 +191,16 @@ impl Registry {
         f.interests.insert(key.into(), topics);
     }
 
+    /// New interests announced by the module (another client changed them): taken only for a
+    /// user key with an open socket, the only ones whose interests are kept. Returns whether taken.
+    pub fn update_interests(&self, key: &[u8], topics: &[String]) -> bool {
+        if !self.with(|m| m.contains_key(key)).unwrap_or(false) {
+            return false;
+        }
+        self.set_interests(key, topics);
+        true
+    }
+
     /// The outboxes of every user following `topic`.
     pub fn following(&self, topic: &[u8]) -> Vec<Arc<Outbox>> {
         let Ok(f) = self.follows.read() else { return Vec::new() };

@@ -25,8 +25,15 @@ fn delivery_channel_messages() {
         netstrings(&[b"agentic-deliveries/1", b"sports", b"doc:1", b"user:{a}", b"1700000000000-0", b"user:{b}", b"1700000000000-1"]),
         netstrings(&[b"agentic-deliveries/1", b"politics", b"doc:{x}2"]),
         netstrings(&[b"agentic-deliveries/1", b"t", b"d", b"u", b"0-0"]),
+        netstrings(&[b"agentic-interests/1", b"user:{a}", b"sports", b"world"]),
     ];
     fuzz("gateway: delivery channel message", &corpus, |b| {
+        if let Some((user, topics)) = live::parse_interests(b) {
+            // What the router does with it next (no socket is open here, so nothing is kept).
+            let users = crate::hub::Registry::default();
+            assert!(!users.update_interests(&user, &topics));
+            return true;
+        }
         let Some(a) = live::parse(b) else { return false };
         // What the router does with it next: ids become JSON, users become keys.
         for (user, id) in &a.deliveries {

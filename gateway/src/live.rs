@@ -18,6 +18,8 @@ use crate::metrics;
 use crate::valkey::Valkey;
 
 const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
+/// The module's announcement that a user's interests changed (user key, then every topic).
+const INTERESTS_TAG: &[u8] = b"agentic-interests/1";
 /// Documents kept for announcements of the same document (one per fan-out slice).
 const DOC_CACHE: usize = 4096;
 /// Announcements whose documents are read concurrently; routing stays in arrival order.
@@ -60,6 +62,19 @@ pub fn parse(mut msg: &[u8]) -> Option<Announcement> {
         deliveries.push((user, id));
     }
     Some(Announcement { topic, doc_key, deliveries })
+}
+
+/// Parses the module's `agentic-interests/1` message: the user key and the topics it follows now.
+pub fn parse_interests(mut msg: &[u8]) -> Option<(Vec<u8>, Vec<String>)> {
+    if netstring(&mut msg)? != INTERESTS_TAG {
+        return None;
+    }
+    let user = netstring(&mut msg)?.to_vec();
+    let mut topics = Vec::new();
+    while !msg.is_empty() {
+        topics.push(String::from_utf8(netstring(&mut msg)?.to_vec()).ok()?);
+    }
+    Some((user, topics))
 }
 
 #[derive(Default)]
@@ -154,7 +169,15 @@ async fn route(valkey: Valkey, users: Arc<Registry>, announcements: mpsc::Receiv
                     targets_of(&users, a)
                 }
                 None => {
-                    metrics::DELIVERY_MALFORMED.inc();
+                    // Applied here, in arrival order with the deliveries around it.
+                    match parse_interests(&payload) {
+                        Some((user, topics)) => {
+                            if users.update_interests(&user, &topics) {
+                                metrics::INTERESTS_UPDATES.inc();
+                            }
+                        }
+                        None => metrics::DELIVERY_MALFORMED.inc(),
+                    }
                     Vec::new()
                 }
             };
@@ -236,6 +259,17 @@ async fn server_run(client: redis::Client, users: Arc<Registry>, channel: String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_interest_changes() {
+        let msg = b"19:agentic-interests/1,13:user:{a,b:1}\n,6:sports,5:world,";
+        assert_eq!(parse_interests(msg), Some((b"user:{a,b:1}\n".to_vec(), vec!["sports".to_string(), "world".to_string()])));
+        assert_eq!(parse_interests(b"19:agentic-interests/1,1:u,"), Some((b"u".to_vec(), vec![])), "follows nothing now");
+        assert_eq!(parse(msg), None, "not a delivery");
+        for bad in [&b"19:agentic-interests/2,1:u,"[..], b"19:agentic-interests/1,", b"19:agentic-interests/1,1:u,2:\xff\xfe,", b"19:agentic-interests/1,1:u,9:x,"] {
+            assert_eq!(parse_interests(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
 
     #[test]
     fn parses_the_module_format() {

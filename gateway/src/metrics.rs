@@ -49,6 +49,8 @@ counters! {
     DELIVERY_SHARED: "gateway_delivery_shared_total", "Shared timeline appends announced (routed by topic to followers' sockets).";
     /// Interests of a user could not be read when its socket opened: shared entries reach it at its next resync.
     INTERESTS_UNREAD: "gateway_interests_unread_total", "Sockets opened without their user's interests (shared entries come at the next resync).";
+    /// Interest changes the module announced (made by any client) for users with an open socket.
+    INTERESTS_UPDATES: "gateway_interests_updates_total", "Interest changes announced by the module and applied for users with an open socket.";
     PUBSUB_CONNECTS: "gateway_pubsub_connects_total", "Subscriptions to the delivery channel.";
     PUBSUB_ERRORS: "gateway_pubsub_errors_total", "Delivery-channel connection failures.";
     /// Re-reads of a document that was not there yet when its delivery was announced (on a
@@ -247,6 +249,11 @@ mod tests {
                 "gateway_interests_unread_total",
                 "counter",
                 "Sockets opened without their user's interests (shared entries come at the next resync).",
+            ),
+            (
+                "gateway_interests_updates_total",
+                "counter",
+                "Interest changes announced by the module and applied for users with an open socket.",
             ),
             ("gateway_pubsub_connects_total", "counter", "Subscriptions to the delivery channel."),
             ("gateway_pubsub_errors_total", "counter", "Delivery-channel connection failures."),

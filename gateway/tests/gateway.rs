@@ -206,6 +206,20 @@ async fn a_shared_topic_timeline_reaches_the_sockets_of_its_followers_only() {
         assert_eq!(live[0]["article"]["title"], "Article 2");
     }
     assert!(g.metric("gateway_delivery_shared_total").await >= 2.0);
+
+    // Interests changed by another client, straight on Valkey: the module announces them on the
+    // delivery channel, and the open socket follows them without reconnecting.
+    let _: i64 = redis::cmd("AGENT.UNSUBSCRIBE").arg("user:{ann}").arg("sports").query(&mut c).expect("AGENT.UNSUBSCRIBE");
+    subscribe(&mut c, "ann", &["science"]);
+    share(&mut c, "science", "doc:{s3}", 3, &format!("{base}-5"));
+    let (live, _) = collect(&mut ann, 1, WAIT).await;
+    assert_eq!(live[0]["article"]["title"], "Article 3", "ann now follows science");
+    share(&mut c, "sports", "doc:{s4}", 4, &format!("{base}-7"));
+    let (live, _) = collect(&mut ben, 1, WAIT).await;
+    assert_eq!(live[0]["article"]["title"], "Article 4");
+    assert!(next_frame(&mut ann, Duration::from_millis(300)).await.is_none(), "ann no longer follows sports");
+    assert!(g.metric("gateway_interests_updates_total").await >= 2.0);
+    assert_eq!(g.metric("gateway_delivery_malformed_total").await, 0.0);
     close(ann).await;
     close(ben).await;
 }

@@ -5,7 +5,8 @@
 //!
 //! Message: netstrings (`<decimal length>:<bytes>,`), first the format tag
 //! `agentic-deliveries/1`, then the topic, the document key, then pairs of user key and entry
-//! id. Netstrings, because keys may hold any byte but NUL, and every language parses them in a
+//! id. A change of a user's interests is announced as `agentic-interests/1`, the user key and
+//! every topic the user follows now. Netstrings, because keys may hold any byte but NUL, and every language parses them in a
 //! few lines. Pub/Sub is at-most-once: a subscriber that reconnects re-reads feeds with
 //! `AGENT.FEED ... AFTER id`.
 //!
@@ -17,6 +18,10 @@ use crate::feed::EntryId;
 use crate::{cluster, configs, ffi, metrics};
 
 pub const FORMAT_TAG: &[u8] = b"agentic-deliveries/1";
+/// A user's interests changed (AGENT.SUBSCRIBE, AGENT.UNSUBSCRIBE, AGENT.LOADUSER): the tag, the
+/// user key, then every topic the user follows now. A gateway routes shared timeline appends by
+/// topic to the sockets of their followers, so it must know when they change.
+pub const INTERESTS_TAG: &[u8] = b"agentic-interests/1";
 
 /// Decimal digits of `v`, without allocating (this runs once per delivery on the event loop).
 fn push_u64(out: &mut Vec<u8>, mut v: u64) {
@@ -62,6 +67,16 @@ pub fn encode(topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8], EntryId)]) -> 
     out
 }
 
+pub fn encode_interests<'a>(user: &[u8], topics: impl Iterator<Item = &'a [u8]>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + user.len());
+    netstring(&mut out, INTERESTS_TAG);
+    netstring(&mut out, user);
+    for t in topics {
+        netstring(&mut out, t);
+    }
+    out
+}
+
 /// The shard channel a cluster primary announces on: `<channel>{<tag>}`, the tag naming the
 /// smallest slot the primary serves (cluster::slot_tag), so SSUBSCRIBE reaches exactly this
 /// shard. None while the node serves no slot (it has no users then).
@@ -82,8 +97,24 @@ const SHARD_CHANNEL_MAX_AGE: std::time::Duration = std::time::Duration::from_mil
 /// reaches this shard's nodes only, replicas included, instead of every node of the cluster), and
 /// replicas applying AGENT.DELIVER stay silent, since their primary's message already reached them.
 pub fn publish(ctx: &Context, topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8], EntryId)]) {
+    if deliveries.is_empty() {
+        return;
+    }
+    send(ctx, || encode(topic, doc_key, deliveries));
+}
+
+/// Announces a user's interests after a change, on the same channel and with the same rules as
+/// deliveries.
+pub fn publish_interests<'a>(ctx: &Context, user: &[u8], topics: impl Iterator<Item = &'a [u8]>) {
+    send(ctx, || {
+        metrics::DELIVERY_INTEREST_MESSAGES.incr();
+        encode_interests(user, topics)
+    });
+}
+
+fn send(ctx: &Context, message: impl FnOnce() -> Vec<u8>) {
     let flags = ctx.get_flags();
-    if deliveries.is_empty() || flags.contains(ContextFlags::LOADING) {
+    if flags.contains(ContextFlags::LOADING) {
         return;
     }
     let Some(channel) = configs::delivery_channel() else { return };
@@ -95,13 +126,13 @@ pub fn publish(ctx: &Context, topic: &[u8], doc_key: &[u8], deliveries: &[(&[u8]
             metrics::DELIVERY_MESSAGES_UNROUTED.incr();
             return;
         };
-        let message = encode(topic, doc_key, deliveries);
+        let message = message();
         metrics::DELIVERY_MESSAGES.incr();
         metrics::DELIVERY_MESSAGE_BYTES.add(message.len() as u64);
         ffi::publish_shard(ctx, shard.as_bytes(), &message);
         return;
     }
-    let message = encode(topic, doc_key, deliveries);
+    let message = message();
     metrics::DELIVERY_MESSAGES.incr();
     metrics::DELIVERY_MESSAGE_BYTES.add(message.len() as u64);
     ffi::publish(ctx, channel.as_bytes(), &message);
@@ -119,5 +150,8 @@ mod tests {
         assert_eq!(msg, expected);
         let edge = encode(b"t", b"d", &[(b"u", EntryId { ms: 0, seq: 10 }), (b"u", EntryId { ms: u64::MAX, seq: 9 })]);
         assert_eq!(edge, format!("20:agentic-deliveries/1,1:t,1:d,1:u,4:0-10,1:u,22:{}-9,", u64::MAX).into_bytes());
+        let topics: [&[u8]; 2] = [b"sports", b"world"];
+        assert_eq!(encode_interests(user, topics.into_iter()), b"19:agentic-interests/1,13:user:{a,b:1}\n,6:sports,5:world,");
+        assert_eq!(encode_interests(b"u", std::iter::empty()), b"19:agentic-interests/1,1:u,");
     }
 }

@@ -226,6 +226,8 @@ pub static DELIVERY_MESSAGE_BYTES: Counter = Counter::new();
 /// Announcements not published because this cluster primary served no slot to name its shard
 /// channel by (a node that owns no slot has no subscribers to announce to).
 pub static DELIVERY_MESSAGES_UNROUTED: Counter = Counter::new();
+/// Of `DELIVERY_MESSAGES`, those announcing a user's new interests.
+pub static DELIVERY_INTEREST_MESSAGES: Counter = Counter::new();
 pub static PANICS_CAUGHT: Counter = Counter::new();
 pub static LOAD_ERRORS: Counter = Counter::new();
 
@@ -456,6 +458,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("delivery_messages".into(), c(&DELIVERY_MESSAGES)),
         ("delivery_message_bytes".into(), c(&DELIVERY_MESSAGE_BYTES)),
         ("delivery_messages_unrouted".into(), c(&DELIVERY_MESSAGES_UNROUTED)),
+        ("delivery_interest_messages".into(), c(&DELIVERY_INTEREST_MESSAGES)),
         ("panics_caught".into(), c(&PANICS_CAUGHT)),
         ("load_errors".into(), c(&LOAD_ERRORS)),
     ];

@@ -1,6 +1,7 @@
 //! The delivery channel: every fan-out slice announces its (user key, entry id) pairs on
 //! `agentic:deliveries`, on the primary and on replicas applying AGENT.DELIVER, never during an
 //! AOF load, and not at all when the channel is configured empty. The ids are the feeds' ids.
+//! Changes of a user's interests are announced there too (for gateways routing shared entries).
 
 use std::time::Duration;
 
@@ -44,6 +45,20 @@ fn next_announcement(c: &mut redis::Connection) -> Option<(String, String, Vec<(
     }
 }
 
+/// The fields of the next message of any kind, or None after the timeout.
+fn next_message(c: &mut redis::Connection) -> Option<Vec<String>> {
+    loop {
+        let v = c.recv_response().ok()?;
+        let redis::Value::Array(parts) = v else { continue };
+        let (Some(redis::Value::BulkString(kind)), Some(redis::Value::BulkString(payload))) = (parts.first(), parts.get(2)) else {
+            continue;
+        };
+        if kind == b"message" {
+            return Some(netstrings(payload).into_iter().map(|f| String::from_utf8(f).unwrap()).collect());
+        }
+    }
+}
+
 fn feed_ids(c: &mut redis::Connection, user: &str) -> Vec<String> {
     let entries: Vec<Vec<redis::Value>> = redis::cmd("AGENT.FEED").arg(user).query(c).expect("AGENT.FEED");
     entries.iter().map(|e| redis::from_redis_value_ref::<String>(&e[0]).unwrap()).collect()
@@ -75,8 +90,9 @@ fn each_slice_announces_its_deliveries_with_the_feed_ids() {
     assert_eq!((topic.as_str(), pairs.len(), pairs[0].0.as_str()), ("politics", 1, "user:{3}"));
     assert!(next_announcement(&mut sub).is_none());
     let stats: Vec<String> = redis::cmd("AGENT.STATS").query(&mut c).unwrap();
-    let messages = stats.chunks(2).find(|p| p[0] == "delivery_messages").map(|p| p[1].clone());
-    assert_eq!(messages.as_deref(), Some("2"));
+    let stat = |name: &str| stats.chunks(2).find(|p| p[0] == name).map(|p| p[1].parse::<i64>().unwrap());
+    assert_eq!(stat("delivery_interest_messages"), Some(4), "the four subscriptions");
+    assert_eq!(stat("delivery_messages"), Some(4 + 2), "and two deliveries");
 }
 
 #[test]
@@ -138,4 +154,37 @@ fn an_aof_load_announces_nothing() {
     let stats: Vec<String> = redis::cmd("AGENT.STATS").query(&mut c).unwrap();
     let messages = stats.chunks(2).find(|p| p[0] == "delivery_messages").map(|p| p[1].clone());
     assert_eq!(messages.as_deref(), Some("0"));
+}
+
+#[test]
+fn interest_changes_are_announced_with_the_whole_new_list() {
+    let primary = Server::start();
+    let replica = Server::builder().replica_of(primary.port).start();
+    wait_replica_synced(&primary, &replica);
+    let mut c = primary.conn();
+    let mut on_primary = listen(&primary, "agentic:deliveries");
+    let mut on_replica = listen(&replica, "agentic:deliveries");
+    let run = |c: &mut redis::Connection, args: &[&str]| -> i64 { redis::cmd(args[0]).arg(&args[1..]).query(c).expect("command") };
+    let interests = |m: Vec<String>| -> (String, String, Vec<String>) {
+        let mut topics = m[2..].to_vec();
+        topics.sort();
+        (m[0].clone(), m[1].clone(), topics)
+    };
+    let expect = |topics: &[&str]| ("agentic-interests/1".to_string(), "user:{i}".to_string(), topics.iter().map(|t| t.to_string()).collect());
+    assert_eq!(run(&mut c, &["AGENT.SUBSCRIBE", "user:{i}", "sports", "politics"]), 2);
+    for sub in [&mut on_primary, &mut on_replica] {
+        assert_eq!(interests(next_message(sub).expect("announced")), expect(&["politics", "sports"]));
+    }
+    // No change, no message.
+    assert_eq!(run(&mut c, &["AGENT.SUBSCRIBE", "user:{i}", "sports"]), 0);
+    assert_eq!(run(&mut c, &["AGENT.UNSUBSCRIBE", "user:{i}", "health"]), 0);
+    assert_eq!(run(&mut c, &["AGENT.UNSUBSCRIBE", "user:{i}", "sports"]), 1);
+    assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&["politics"]));
+    assert_eq!(run(&mut c, &["AGENT.UNSUBSCRIBE", "user:{i}", "politics"]), 1);
+    assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&[]), "follows nothing now");
+    assert!(next_message(&mut on_primary).is_none());
+    let stats: Vec<String> = redis::cmd("AGENT.STATS").query(&mut c).unwrap();
+    let stat = |name: &str| stats.chunks(2).find(|p| p[0] == name).map(|p| p[1].clone());
+    assert_eq!(stat("delivery_interest_messages").as_deref(), Some("3"));
+    assert_eq!(stat("delivery_messages").as_deref(), Some("3"));
 }

@@ -5,7 +5,7 @@ use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString, ValkeyValu
 use valkey_module_macros::command;
 
 use crate::ffi::{self, KeyName, OpenUser, UserSlot};
-use crate::{index, metrics, user, validate};
+use crate::{delivery_channel, index, metrics, user, validate};
 
 #[command({
     name: "agent.loaduser",
@@ -54,5 +54,8 @@ fn loaduser(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     });
     ffi::notify(ctx, c"agent.loaduser", &name);
     ctx.replicate_verbatim();
+    if old_topics != new_topics {
+        delivery_channel::publish_interests(ctx, user_key, new_topics.iter());
+    }
     Ok(ValkeyValue::SimpleStringStatic("OK"))
 }

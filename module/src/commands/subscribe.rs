@@ -4,9 +4,10 @@ use valkey_module::{Context, ValkeyError, ValkeyResult, ValkeyString, ValkeyValu
 use valkey_module_macros::command;
 
 use crate::ffi::{self, KeyName, OpenUser, UserSlot};
+use crate::topic_set::TopicSet;
 use crate::user::UserState;
 use crate::validate::{self, MAX_TOPICS_PER_USER};
-use crate::{index, metrics};
+use crate::{delivery_channel, index, metrics};
 
 const WRONGTYPE: ValkeyError = ValkeyError::Str("WRONGTYPE Operation against a key holding the wrong kind of value");
 
@@ -33,7 +34,7 @@ fn subscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let name = KeyName::new(user_key);
     let mut open = OpenUser::open(ctx, &name);
     let mut added = Vec::new();
-    match open.slot() {
+    let now: TopicSet = match open.slot() {
         UserSlot::WrongType => return Err(WRONGTYPE),
         UserSlot::Found(u) => {
             let before = u.heap_bytes() as i64;
@@ -47,9 +48,11 @@ fn subscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 }
             }
             metrics::USER_BYTES.add(u.heap_bytes() as i64 - before);
+            let now = u.topics.clone();
             if !added.is_empty() {
                 open.mark_modified();
             }
+            now
         }
         UserSlot::Missing => {
             let mut u = UserState::new(user_key);
@@ -61,17 +64,20 @@ fn subscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
             if u.topics.len() > MAX_TOPICS_PER_USER {
                 return Err(validate::err(format!("ERR a user follows at most {MAX_TOPICS_PER_USER} topics")));
             }
+            let now = u.topics.clone();
             if !open.create(u) {
                 return Err(ValkeyError::Str("ERR could not store the user key"));
             }
+            now
         }
-    }
+    };
     drop(open);
     metrics::SUBSCRIBE_CALLS.incr();
     if !added.is_empty() {
         index::with(|ix| added.iter().for_each(|t| ix.add(t, user_key)));
         ffi::notify(ctx, c"agent.subscribe", &name);
         ctx.replicate_verbatim();
+        delivery_channel::publish_interests(ctx, user_key, now.iter());
     }
     Ok(ValkeyValue::Integer(added.len() as i64))
 }
@@ -95,9 +101,9 @@ fn unsubscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let name = KeyName::new(user_key);
     let mut open = OpenUser::open(ctx, &name);
     let mut removed = Vec::new();
-    match open.slot() {
+    let now: TopicSet = match open.slot() {
         UserSlot::WrongType => return Err(WRONGTYPE),
-        UserSlot::Missing => {}
+        UserSlot::Missing => TopicSet::default(),
         UserSlot::Found(u) => {
             let before = u.heap_bytes() as i64;
             for t in &topics {
@@ -106,17 +112,20 @@ fn unsubscribe(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
                 }
             }
             metrics::USER_BYTES.add(u.heap_bytes() as i64 - before);
+            let now = u.topics.clone();
             if !removed.is_empty() {
                 open.mark_modified();
             }
+            now
         }
-    }
+    };
     drop(open);
     metrics::UNSUBSCRIBE_CALLS.incr();
     if !removed.is_empty() {
         index::with(|ix| removed.iter().for_each(|t| ix.remove(t, user_key)));
         ffi::notify(ctx, c"agent.unsubscribe", &name);
         ctx.replicate_verbatim();
+        delivery_channel::publish_interests(ctx, user_key, now.iter());
     }
     Ok(ValkeyValue::Integer(removed.len() as i64))
 }
