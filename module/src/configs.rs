@@ -7,6 +7,50 @@ use std::sync::Mutex;
 
 use crate::seen::SeenParams;
 
+/// An enum setting: its values with their names (CONFIG GET/SET, load arguments), and the error
+/// for anything else.
+macro_rules! config_enum {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $num:literal => $text:literal),+ $(,)? }, $err:literal) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum $name {
+            $($variant = $num),+
+        }
+
+        impl $name {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl TryFrom<i32> for $name {
+            type Error = valkey_module::ValkeyError;
+            fn try_from(v: i32) -> Result<Self, Self::Error> {
+                match v {
+                    $($num => Ok($name::$variant),)+
+                    _ => Err(valkey_module::ValkeyError::Str($err)),
+                }
+            }
+        }
+
+        impl From<$name> for i32 {
+            fn from(v: $name) -> i32 {
+                v as i32
+            }
+        }
+
+        impl valkey_module::configuration::EnumConfigurationValue for $name {
+            fn get_options(&self) -> (Vec<String>, Vec<i32>) {
+                let all = [$($name::$variant),+];
+                (all.iter().map(|v| v.as_str().to_string()).collect(), all.iter().map(|&v| v as i32).collect())
+            }
+        }
+    };
+}
+
+
 pub const FEED_LEN_DEFAULT: i64 = 100;
 pub const FEED_LEN_MIN: i64 = 1;
 pub const FEED_LEN_MAX: i64 = 100_000;
@@ -109,103 +153,30 @@ pub const CLASSIFY_LENGTH_PLANS_MIN: i64 = 0;
 pub const CLASSIFY_LENGTH_PLANS_MAX: i64 = 64;
 pub static CLASSIFY_LENGTH_PLANS: AtomicI64 = AtomicI64::new(CLASSIFY_LENGTH_PLANS_DEFAULT);
 
-/// Which tier classifies: the cascade (static tier first, the encoder for the texts it is unsure
-/// about), the encoder alone, or the static tier alone. Without a `static.bin` next to the model
-/// every mode uses the encoder.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClassifyTier {
-    Cascade = 0,
-    Model = 1,
-    Static = 2,
-}
-
-impl ClassifyTier {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClassifyTier::Cascade => "cascade",
-            ClassifyTier::Model => "model",
-            ClassifyTier::Static => "static",
-        }
-    }
-}
-
-impl TryFrom<i32> for ClassifyTier {
-    type Error = valkey_module::ValkeyError;
-    fn try_from(v: i32) -> Result<Self, Self::Error> {
-        match v {
-            0 => Ok(ClassifyTier::Cascade),
-            1 => Ok(ClassifyTier::Model),
-            2 => Ok(ClassifyTier::Static),
-            _ => Err(valkey_module::ValkeyError::Str("classify-tier must be cascade, model or static")),
-        }
-    }
-}
-
-impl From<ClassifyTier> for i32 {
-    fn from(t: ClassifyTier) -> i32 {
-        t as i32
-    }
-}
-
-impl valkey_module::configuration::EnumConfigurationValue for ClassifyTier {
-    fn get_options(&self) -> (Vec<String>, Vec<i32>) {
-        let all = [ClassifyTier::Cascade, ClassifyTier::Model, ClassifyTier::Static];
-        (all.iter().map(|t| t.as_str().to_string()).collect(), all.iter().map(|&t| t as i32).collect())
-    }
-}
+config_enum!(
+    /// Which tier classifies: the cascade (static tier first, the encoder for the texts it is unsure
+    /// about), the encoder alone, or the static tier alone. Without a `static.bin` next to the model
+    /// every mode uses the encoder.
+    ClassifyTier { Cascade = 0 => "cascade", Model = 1 => "model", Static = 2 => "static" },
+    "classify-tier must be cascade, model or static"
+);
 
 pub static CLASSIFY_TIER: Mutex<ClassifyTier> = Mutex::new(ClassifyTier::Cascade);
 
-/// How the classify workers are scheduled next to the server's main thread. `idle` (Linux
-/// SCHED_IDLE) runs them only on CPU time nothing else wants, so a client's command never waits
-/// behind model work; `low` (nice 10) and `normal` (nice 0) give them a share of a busy machine.
-/// With nice 10 a worker was seen keeping a core for a whole scheduler tick (4 ms) while the
-/// main thread waited to run (bench/RESULTS.md, "Classify workers in SCHED_IDLE"). With `idle`,
-/// other processes that keep every core busy leave the model no time at all. A change restarts
-/// the workers: a thread cannot leave SCHED_IDLE without CAP_SYS_NICE, a new one starts normal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerPriority {
-    Idle = 0,
-    Low = 1,
-    Normal = 2,
-}
+config_enum!(
+    /// How the classify workers are scheduled next to the server's main thread: `low` (nice 10,
+    /// the default) and `normal` (nice 0) give them a share of a busy machine; `idle` (Linux
+    /// SCHED_IDLE) runs them only on CPU time nothing else wants. With nice 10 a worker was seen
+    /// keeping a core for a whole scheduler tick (4 ms) while the main thread waited to run, which
+    /// `idle` avoids (bench/RESULTS.md, "Classify workers in SCHED_IDLE"); but with `idle`, other
+    /// programs that keep every core busy leave the model no time at all (a classification timed
+    /// out after 10 s next to a build), so it is for machines that run Valkey alone. A change
+    /// restarts the workers: a thread cannot leave SCHED_IDLE without CAP_SYS_NICE, a new one can.
+    WorkerPriority { Idle = 0 => "idle", Low = 1 => "low", Normal = 2 => "normal" },
+    "classify-worker-priority must be idle, low or normal"
+);
 
-impl WorkerPriority {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkerPriority::Idle => "idle",
-            WorkerPriority::Low => "low",
-            WorkerPriority::Normal => "normal",
-        }
-    }
-}
-
-impl TryFrom<i32> for WorkerPriority {
-    type Error = valkey_module::ValkeyError;
-    fn try_from(v: i32) -> Result<Self, Self::Error> {
-        match v {
-            0 => Ok(WorkerPriority::Idle),
-            1 => Ok(WorkerPriority::Low),
-            2 => Ok(WorkerPriority::Normal),
-            _ => Err(valkey_module::ValkeyError::Str("classify-worker-priority must be idle, low or normal")),
-        }
-    }
-}
-
-impl From<WorkerPriority> for i32 {
-    fn from(p: WorkerPriority) -> i32 {
-        p as i32
-    }
-}
-
-impl valkey_module::configuration::EnumConfigurationValue for WorkerPriority {
-    fn get_options(&self) -> (Vec<String>, Vec<i32>) {
-        let all = [WorkerPriority::Idle, WorkerPriority::Low, WorkerPriority::Normal];
-        (all.iter().map(|p| p.as_str().to_string()).collect(), all.iter().map(|&p| p as i32).collect())
-    }
-}
-
-pub static CLASSIFY_WORKER_PRIORITY: Mutex<WorkerPriority> = Mutex::new(WorkerPriority::Idle);
+pub static CLASSIFY_WORKER_PRIORITY: Mutex<WorkerPriority> = Mutex::new(WorkerPriority::Low);
 
 /// Cascade: the share of texts (those with the smallest top-2 margins) sent to the encoder.
 pub const CLASSIFY_ESCALATE_PERCENT_DEFAULT: i64 = 10;
@@ -431,7 +402,7 @@ pub fn classify_length_plans() -> usize {
 }
 
 pub fn classify_worker_priority() -> WorkerPriority {
-    CLASSIFY_WORKER_PRIORITY.lock().map(|p| *p).unwrap_or(WorkerPriority::Idle)
+    CLASSIFY_WORKER_PRIORITY.lock().map(|p| *p).unwrap_or(WorkerPriority::Low)
 }
 
 pub fn classify_tier() -> ClassifyTier {

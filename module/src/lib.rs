@@ -164,7 +164,7 @@ valkey_module! {
         ],
         enum: [
             ["classify-tier", &CLASSIFY_TIER, ClassifyTier::Cascade, ConfigurationFlags::DEFAULT, None],
-            ["classify-worker-priority", &CLASSIFY_WORKER_PRIORITY, WorkerPriority::Idle, ConfigurationFlags::DEFAULT, Some(Box::new(on_worker_priority_changed))],
+            ["classify-worker-priority", &CLASSIFY_WORKER_PRIORITY, WorkerPriority::Low, ConfigurationFlags::DEFAULT, Some(Box::new(on_worker_priority_changed))],
         ],
         module_args_as_configuration: true,
     ]

@@ -96,9 +96,12 @@ fn workers_run_at_the_configured_priority_and_a_change_restarts_them() {
     let text = "The home team won the championship in overtime last night";
     let answer = classify(&mut c, &[text]);
     let v = run(&mut c, &["CONFIG", "GET", "agentic.classify-worker-priority"]);
-    assert_eq!(as_string(&v.as_sequence().expect("CONFIG GET")[1]), "idle", "the default");
-    assert_eq!(worker_scheduling(server.pid), vec![(SCHED_IDLE, 0); 2], "two workers in SCHED_IDLE");
-    for (setting, want) in [("low", (SCHED_OTHER, 10)), ("normal", (SCHED_OTHER, 0)), ("idle", (SCHED_IDLE, 0))] {
+    assert_eq!(as_string(&v.as_sequence().expect("CONFIG GET")[1]), "low", "the default");
+    assert_eq!(worker_scheduling(server.pid), vec![(SCHED_OTHER, 10); 2], "two workers at nice 10");
+    // In SCHED_IDLE a thread keeps the nice value it started with: the server's own.
+    let proc_stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid)).expect("server stat");
+    let server_nice: i32 = proc_stat.rsplit_once(')').expect("stat").1.split_whitespace().nth(16).expect("nice").parse().expect("nice");
+    for (setting, want) in [("idle", (SCHED_IDLE, server_nice)), ("normal", (SCHED_OTHER, 0)), ("low", (SCHED_OTHER, 10)), ("idle", (SCHED_IDLE, server_nice))] {
         run(&mut c, &["CONFIG", "SET", "agentic.classify-worker-priority", setting]);
         // New workers take over at once; the old ones exit (a thread cannot leave SCHED_IDLE
         // without privileges, so they are not changed in place).
@@ -114,12 +117,12 @@ fn workers_run_at_the_configured_priority_and_a_change_restarts_them() {
     assert!(e.contains("classify-worker-priority"), "{e}");
     let v = run(&mut c, &["CONFIG", "GET", "agentic.classify-worker-priority"]);
     assert_eq!(as_string(&v.as_sequence().expect("CONFIG GET")[1]), "idle", "a refused value changes nothing");
-    assert_eq!(worker_scheduling(server.pid), vec![(SCHED_IDLE, 0); 2]);
+    assert_eq!(worker_scheduling(server.pid), vec![(SCHED_IDLE, server_nice); 2]);
     assert_eq!(stat(&mut c, "classify_priority_refused"), 0);
     // Set at load time too.
-    let (low, mut c2) = start_encoder(&["classify-worker-priority", "low"]);
+    let (idle, mut c2) = start_encoder(&["classify-worker-priority", "idle"]);
     classify(&mut c2, &[text]);
-    assert_eq!(worker_scheduling(low.pid), vec![(SCHED_OTHER, 10); 2]);
+    assert_eq!(worker_scheduling(idle.pid), vec![(SCHED_IDLE, server_nice); 2]);
 }
 
 #[test]
