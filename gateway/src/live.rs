@@ -266,7 +266,12 @@ mod tests {
         assert_eq!(parse_interests(msg), Some((b"user:{a,b:1}\n".to_vec(), vec!["sports".to_string(), "world".to_string()])));
         assert_eq!(parse_interests(b"19:agentic-interests/1,1:u,"), Some((b"u".to_vec(), vec![])), "follows nothing now");
         assert_eq!(parse(msg), None, "not a delivery");
-        for bad in [&b"19:agentic-interests/2,1:u,"[..], b"19:agentic-interests/1,", b"19:agentic-interests/1,1:u,2:\xff\xfe,", b"19:agentic-interests/1,1:u,9:x,"] {
+        for bad in [
+            &b"19:agentic-interests/2,1:u,"[..],
+            b"19:agentic-interests/1,",
+            b"19:agentic-interests/1,1:u,2:\xff\xfe,",
+            b"19:agentic-interests/1,1:u,9:x,",
+        ] {
             assert_eq!(parse_interests(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }

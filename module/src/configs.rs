@@ -50,7 +50,6 @@ macro_rules! config_enum {
     };
 }
 
-
 pub const FEED_LEN_DEFAULT: i64 = 100;
 pub const FEED_LEN_MIN: i64 = 1;
 pub const FEED_LEN_MAX: i64 = 100_000;

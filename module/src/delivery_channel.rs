@@ -6,9 +6,9 @@
 //! Message: netstrings (`<decimal length>:<bytes>,`), first the format tag
 //! `agentic-deliveries/1`, then the topic, the document key, then pairs of user key and entry
 //! id. A change of a user's interests is announced as `agentic-interests/1`, the user key and
-//! every topic the user follows now. Netstrings, because keys may hold any byte but NUL, and every language parses them in a
-//! few lines. Pub/Sub is at-most-once: a subscriber that reconnects re-reads feeds with
-//! `AGENT.FEED ... AFTER id`.
+//! every topic the user follows now. Netstrings, because keys may hold any byte but NUL, and
+//! every language parses them in a few lines. Pub/Sub is at-most-once: a subscriber that
+//! reconnects re-reads feeds with `AGENT.FEED ... AFTER id`.
 //!
 //! On a cluster each primary announces on its own shard channel instead (see `shard_channel`).
 

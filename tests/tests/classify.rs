@@ -101,7 +101,9 @@ fn workers_run_at_the_configured_priority_and_a_change_restarts_them() {
     // In SCHED_IDLE a thread keeps the nice value it started with: the server's own.
     let proc_stat = std::fs::read_to_string(format!("/proc/{}/stat", server.pid)).expect("server stat");
     let server_nice: i32 = proc_stat.rsplit_once(')').expect("stat").1.split_whitespace().nth(16).expect("nice").parse().expect("nice");
-    for (setting, want) in [("idle", (SCHED_IDLE, server_nice)), ("normal", (SCHED_OTHER, 0)), ("low", (SCHED_OTHER, 10)), ("idle", (SCHED_IDLE, server_nice))] {
+    for (setting, want) in
+        [("idle", (SCHED_IDLE, server_nice)), ("normal", (SCHED_OTHER, 0)), ("low", (SCHED_OTHER, 10)), ("idle", (SCHED_IDLE, server_nice))]
+    {
         run(&mut c, &["CONFIG", "SET", "agentic.classify-worker-priority", setting]);
         // New workers take over at once; the old ones exit (a thread cannot leave SCHED_IDLE
         // without privileges, so they are not changed in place).

@@ -170,7 +170,8 @@ fn interest_changes_are_announced_with_the_whole_new_list() {
         topics.sort();
         (m[0].clone(), m[1].clone(), topics)
     };
-    let expect = |topics: &[&str]| ("agentic-interests/1".to_string(), "user:{i}".to_string(), topics.iter().map(|t| t.to_string()).collect());
+    let expect =
+        |topics: &[&str]| ("agentic-interests/1".to_string(), "user:{i}".to_string(), topics.iter().map(|t| t.to_string()).collect());
     assert_eq!(run(&mut c, &["AGENT.SUBSCRIBE", "user:{i}", "sports", "politics"]), 2);
     for sub in [&mut on_primary, &mut on_replica] {
         assert_eq!(interests(next_message(sub).expect("announced")), expect(&["politics", "sports"]));

@@ -80,6 +80,15 @@ fn with_articles(n: usize) -> (Server, Connection, HashMap<String, String>) {
     (server, c, topics)
 }
 
+/// A primary with the population subscribed, its replica, and a connection to the primary.
+fn population_with_replica() -> (Server, Server, Connection) {
+    let primary = builder(&[]).start();
+    let replica = builder(&[]).replica_of(primary.port).start();
+    let mut c = primary.conn();
+    subscribe_population(&mut c);
+    (primary, replica, c)
+}
+
 fn every_feed(c: &mut Connection) -> Vec<Vec<Entry>> {
     ALL_TOPIC_USERS.iter().chain(["user:{few}"].iter()).map(|u| feed(c, u, &["COUNT", "1000"])).collect()
 }
@@ -211,10 +220,7 @@ fn a_blocked_reader_wakes_on_a_shared_append_and_the_delivery_channel_announces_
 /// The two sources' ids are forced apart with ids and times in the future.
 #[test]
 fn an_entry_added_after_a_read_is_after_the_readers_cursor_whichever_source_it_comes_from() {
-    let primary = builder(&[]).start();
-    let replica = builder(&[]).replica_of(primary.port).start();
-    let mut c = primary.conn();
-    subscribe_population(&mut c);
+    let (primary, replica, mut c) = population_with_replica();
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as u64;
     let after = |c: &mut Connection, cursor: &str| -> Vec<String> {
         feed(c, "user:{a}", &["AFTER", cursor, "COUNT", "100"]).into_iter().map(|e| e.doc).collect()
@@ -279,10 +285,7 @@ fn fanout_reply(c: &mut Connection, topic: &str, doc: &str) -> (i64, i64) {
 
 #[test]
 fn agent_fanout_to_a_large_topic_appends_once_and_replicates() {
-    let primary = builder(&[]).start();
-    let replica = builder(&[]).replica_of(primary.port).start();
-    let mut c = primary.conn();
-    subscribe_population(&mut c);
+    let (primary, replica, mut c) = population_with_replica();
     // sports has 4 followers (shared), science 3 (each follower's own feed).
     assert_eq!(fanout_reply(&mut c, "sports", "doc:{f1}"), (4, 0));
     assert_eq!(stat(&mut c, "timeline_appends"), 1);

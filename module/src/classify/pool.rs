@@ -206,8 +206,7 @@ fn ensure_workers() {
             SPAWNED.fetch_sub(1, Ordering::AcqRel);
             break;
         }
-        let spawned =
-            std::thread::Builder::new().name(format!("agentic-classify-{index}")).spawn(move || worker(index, generation));
+        let spawned = std::thread::Builder::new().name(format!("agentic-classify-{index}")).spawn(move || worker(index, generation));
         if let Err(e) = spawned {
             SPAWNED.fetch_sub(1, Ordering::AcqRel);
             crate::ffi::log_warning(&format!("agentic: cannot start classify worker: {e}"));
