@@ -151,7 +151,12 @@ impl WordHead {
 
     /// Rebuilds a head from `parts` (agentic:heads), refusing anything a fit cannot produce.
     pub fn from_parts(topics: usize, keys: Vec<u64>, idf: Vec<f32>, weights: Vec<f32>) -> Result<WordHead, String> {
-        if topics == 0 || keys.len() > MAX_FEATURES || idf.len() != keys.len() || Some(weights.len()) != keys.len().checked_mul(topics) {
+        if topics == 0
+            || topics > crate::classify::catalog::MAX_TOPICS
+            || keys.len() > MAX_FEATURES
+            || idf.len() != keys.len()
+            || Some(weights.len()) != keys.len().checked_mul(topics)
+        {
             return Err("word head: sizes do not fit".into());
         }
         if keys.windows(2).any(|w| w[0] >= w[1]) {
@@ -202,6 +207,16 @@ mod tests {
         assert!((total - 1.0).abs() < 1e-5, "probabilities sum to 1: {total}");
         let unknown = h.log_probs(&[999, 998]);
         assert!((unknown[0] - unknown[1]).abs() < 1e-6, "no known word: no preference {unknown:?}");
+    }
+
+    /// Found by the decoder fuzzer: a blob with no words and a huge topic count passed the size
+    /// check (0 weights = 0 words x any topics) and scoring then asked for gigabytes.
+    #[test]
+    fn a_head_for_more_topics_than_a_catalog_holds_is_refused() {
+        let max = crate::classify::catalog::MAX_TOPICS;
+        assert!(WordHead::from_parts(max + 1, vec![], vec![], vec![]).is_err());
+        assert!(WordHead::from_parts(3_204_448_256, vec![], vec![], vec![]).is_err());
+        assert!(WordHead::from_parts(max, vec![], vec![], vec![]).is_ok());
     }
 
     #[test]
