@@ -244,7 +244,13 @@ impl Encoder {
                 Feed::TypeIds => tensor(&types)?,
             });
         }
-        let outputs = plan.run(inputs).map_err(|e| format!("inference: {e}"))?;
+        let mut state = plan.spawn().map_err(|e| format!("inference: {e}"))?;
+        let outputs = state
+            .run_plan_with_eval(inputs, |session, op_state, node, input| {
+                crate::ffi::yield_core_every(std::time::Duration::from_micros(100));
+                tract_onnx::tract_core::plan::eval(session, op_state, node, input)
+            })
+            .map_err(|e| format!("inference: {e}"))?;
         let out = outputs[0].to_plain_array_view::<f32>().map_err(|e| e.to_string())?;
         let flat = out.as_slice().ok_or("non-contiguous output")?;
         let d = self.dim;

@@ -102,6 +102,23 @@ pub fn log_warning(msg: &str) {
 
 /// Schedules the calling thread as `classify-worker-priority` says (Linux schedules threads
 /// individually): SCHED_IDLE, or normal scheduling at nice 10 or 0. A new thread starts with
+/// Gives the core to a thread waiting for it (the server's main thread, say) when this one has
+/// run for `every` since it last did; costs one syscall when nobody waits.
+pub fn yield_core_every(every: std::time::Duration) {
+    use std::cell::Cell;
+    use std::time::Instant;
+    thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    let now = Instant::now();
+    LAST.with(|last| match last.get() {
+        Some(t) if now.duration_since(t) < every => {}
+        _ => {
+            // SAFETY: no arguments; only asks the scheduler to run another ready thread first.
+            unsafe { libc::sched_yield() };
+            last.set(Some(Instant::now()));
+        }
+    });
+}
+
 /// its creator's policy, so every worker starts from the main thread's.
 pub fn set_worker_priority(priority: crate::configs::WorkerPriority) -> Result<(), String> {
     use crate::configs::WorkerPriority;
