@@ -97,6 +97,13 @@ pub const TOPIC_HARD_MAXLEN_MIN: i64 = 0;
 pub const TOPIC_HARD_MAXLEN_MAX: i64 = i64::MAX;
 pub static TOPIC_HARD_MAXLEN: AtomicI64 = AtomicI64::new(TOPIC_HARD_MAXLEN_DEFAULT);
 
+/// User keys whose blocked AGENT.FEED readers are woken per event-loop iteration at most; the
+/// rest in the next ones, after the other clients (feed_wakeups.rs).
+pub const FEED_WAKE_BATCH_DEFAULT: i64 = 16;
+pub const FEED_WAKE_BATCH_MIN: i64 = 1;
+pub const FEED_WAKE_BATCH_MAX: i64 = 1_000_000;
+pub static FEED_WAKE_BATCH: AtomicI64 = AtomicI64::new(FEED_WAKE_BATCH_DEFAULT);
+
 /// Microseconds of fan-out work per event-loop slice.
 pub const FANOUT_SLICE_US_DEFAULT: i64 = 100;
 pub const FANOUT_SLICE_US_MIN: i64 = 10;
@@ -243,6 +250,14 @@ pub const PIPELINE_BATCH_MIN: i64 = 1;
 pub const PIPELINE_BATCH_MAX: i64 = 10_000;
 pub static PIPELINE_BATCH: AtomicI64 = AtomicI64::new(PIPELINE_BATCH_DEFAULT);
 
+/// Microseconds of pipeline work (storing, streaming, appending, acknowledging classified articles,
+/// reading new ones) per event-loop iteration; what is left continues in the next iteration,
+/// after the clients that are waiting have been served.
+pub const PIPELINE_SLICE_US_DEFAULT: i64 = 200;
+pub const PIPELINE_SLICE_US_MIN: i64 = 10;
+pub const PIPELINE_SLICE_US_MAX: i64 = 1_000_000;
+pub static PIPELINE_SLICE_US: AtomicI64 = AtomicI64::new(PIPELINE_SLICE_US_DEFAULT);
+
 /// Articles read and not yet acknowledged, at most; the rest wait in news_raw (the backlog).
 pub const PIPELINE_MAX_INFLIGHT_DEFAULT: i64 = 256;
 pub const PIPELINE_MAX_INFLIGHT_MIN: i64 = 1;
@@ -274,7 +289,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 28] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 30] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -285,6 +300,7 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 28] {
         ("topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX),
         ("topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX),
         ("fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX),
+        ("feed-wake-batch", &FEED_WAKE_BATCH, FEED_WAKE_BATCH_MIN, FEED_WAKE_BATCH_MAX),
         ("fanout-shared-min-subscribers", &FANOUT_SHARED_MIN_SUBSCRIBERS, FANOUT_SHARED_MIN_SUBSCRIBERS_MIN, FANOUT_SHARED_MIN_SUBSCRIBERS_MAX),
         ("classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX),
         ("classify-batch", &CLASSIFY_BATCH, CLASSIFY_BATCH_MIN, CLASSIFY_BATCH_MAX),
@@ -300,6 +316,7 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 28] {
         ("pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX),
         ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
+        ("pipeline-slice-us", &PIPELINE_SLICE_US, PIPELINE_SLICE_US_MIN, PIPELINE_SLICE_US_MAX),
         ("sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX),
         ("sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX),
         ("cluster-resend-ms", &CLUSTER_RESEND_MS, CLUSTER_RESEND_MS_MIN, CLUSTER_RESEND_MS_MAX),
@@ -344,6 +361,14 @@ pub fn topic_hard_maxlen() -> u64 {
 
 pub fn fanout_slice_us() -> u64 {
     get(&FANOUT_SLICE_US) as u64
+}
+
+pub fn feed_wake_batch() -> usize {
+    get(&FEED_WAKE_BATCH).clamp(FEED_WAKE_BATCH_MIN, FEED_WAKE_BATCH_MAX) as usize
+}
+
+pub fn pipeline_slice_us() -> u64 {
+    get(&PIPELINE_SLICE_US).clamp(PIPELINE_SLICE_US_MIN, PIPELINE_SLICE_US_MAX) as u64
 }
 
 /// The followers from which a topic's articles go to its shared timeline; None = never.

@@ -12,6 +12,7 @@ use crate::{fanout, ffi, index, user};
 fn on_flush(_ctx: &Context, event: FlushSubevent) {
     if let FlushSubevent::Started = event {
         ffi::invalidate_remembered_values();
+        crate::feed_wakeups::clear_queue();
         ffi::guard("flush event", (), || index::with(|ix| ix.clear()));
     }
 }
@@ -35,7 +36,10 @@ fn on_loading(ctx: &Context, event: LoadingSubevent) {
 #[event_loop_event_handler]
 fn on_event_loop(ctx: &Context, event: EventLoopSubevent) {
     if let EventLoopSubevent::BeforeSleep = event {
-        ffi::guard("before-sleep", (), || fanout::before_sleep(ctx));
+        ffi::guard("before-sleep", (), || {
+            fanout::before_sleep(ctx);
+            crate::feed_wakeups::before_sleep(ctx);
+        });
     }
 }
 

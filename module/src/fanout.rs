@@ -7,8 +7,8 @@
 //! `AGENT.DELIVER` naming the users it delivered to, so replicas and the AOF replay exactly the
 //! same state changes, interleaved with other commands exactly as they happened here.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -152,42 +152,6 @@ static TIMER_ARMED: AtomicBool = AtomicBool::new(false);
 /// slices ran ~40% of the time.
 static REARM_BEFORE_SLEEP: AtomicBool = AtomicBool::new(false);
 static LAST_SLICE_END: Mutex<Option<Instant>> = Mutex::new(None);
-
-/// Feed readers blocked per user key, so deliveries signal only keys someone waits on.
-static WAITERS: Mutex<Option<HashMap<Box<[u8]>, usize>>> = Mutex::new(None);
-static WAITERS_TOTAL: AtomicUsize = AtomicUsize::new(0);
-
-pub fn waiter_added(key: &[u8]) {
-    let mut g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    *g.get_or_insert_with(HashMap::new).entry(key.into()).or_insert(0) += 1;
-    WAITERS_TOTAL.fetch_add(1, Ordering::Relaxed);
-}
-
-pub fn waiter_removed(key: &[u8]) {
-    let mut g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(map) = g.as_mut() {
-        if let Some(n) = map.get_mut(key) {
-            *n -= 1;
-            if *n == 0 {
-                map.remove(key);
-            }
-            WAITERS_TOTAL.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
-}
-
-/// True while any AGENT.FEED reader is blocked.
-pub fn has_waiters() -> bool {
-    WAITERS_TOTAL.load(Ordering::Relaxed) > 0
-}
-
-fn has_waiter(target: &Target) -> bool {
-    if WAITERS_TOTAL.load(Ordering::Relaxed) == 0 {
-        return false;
-    }
-    let g = WAITERS.lock().unwrap_or_else(|p| p.into_inner());
-    g.as_ref().is_some_and(|m| m.contains_key(target.key().as_bytes()))
-}
 
 fn slice_budget() -> Duration {
     Duration::from_micros(crate::configs::fanout_slice_us())
@@ -436,9 +400,7 @@ pub fn work(ctx: &Context, job: &mut Job, deadline: Option<Instant>) {
                 evicted += e as u64;
                 job.fp_expected += fp_probability;
                 ffi::notify_raw(ctx, c"agent.deliver", raw_name);
-                if has_waiter(&target) {
-                    ffi::signal_key_ready(ctx, target.key());
-                }
+                crate::feed_wakeups::wake(ctx, target.key().as_bytes());
                 // The raw pointer stays valid: the job holds the Arc until it finishes.
                 delivered_keys.push(raw_name);
                 delivered_ids.push((target, id));

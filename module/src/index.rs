@@ -178,6 +178,10 @@ impl Index {
         subs.position.get(user_key).and_then(|&i| subs.users.get(i)).map(|k| k.target())
     }
 
+    pub fn follows(&self, topic: &[u8], user_key: &[u8]) -> bool {
+        self.topics.get(topic).is_some_and(|s| s.position.contains_key(user_key))
+    }
+
     /// How many users follow `topic`.
     pub fn followers(&self, topic: &[u8]) -> usize {
         self.topics.get(topic).map_or(0, |s| s.users.len())

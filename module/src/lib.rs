@@ -15,6 +15,7 @@ mod delivery_channel;
 mod events;
 mod fanout;
 pub mod feed;
+mod feed_wakeups;
 mod ffi;
 mod heads_sync;
 mod index;
@@ -132,6 +133,7 @@ valkey_module! {
             ["max-doc-bytes", &MAX_DOC_BYTES, MAX_DOC_BYTES_DEFAULT, MAX_DOC_BYTES_MIN, MAX_DOC_BYTES_MAX, ConfigurationFlags::MEMORY, None],
             ["topic-maxlen", &TOPIC_MAXLEN, TOPIC_MAXLEN_DEFAULT, TOPIC_MAXLEN_MIN, TOPIC_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
             ["topic-hard-maxlen", &TOPIC_HARD_MAXLEN, TOPIC_HARD_MAXLEN_DEFAULT, TOPIC_HARD_MAXLEN_MIN, TOPIC_HARD_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
+            ["feed-wake-batch", &FEED_WAKE_BATCH, FEED_WAKE_BATCH_DEFAULT, FEED_WAKE_BATCH_MIN, FEED_WAKE_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
             ["fanout-slice-us", &FANOUT_SLICE_US, FANOUT_SLICE_US_DEFAULT, FANOUT_SLICE_US_MIN, FANOUT_SLICE_US_MAX, ConfigurationFlags::DEFAULT, None],
             ["fanout-shared-min-subscribers", &FANOUT_SHARED_MIN_SUBSCRIBERS, FANOUT_SHARED_MIN_SUBSCRIBERS_DEFAULT, FANOUT_SHARED_MIN_SUBSCRIBERS_MIN, FANOUT_SHARED_MIN_SUBSCRIBERS_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-threads", &CLASSIFY_THREADS, CLASSIFY_THREADS_DEFAULT, CLASSIFY_THREADS_MIN, CLASSIFY_THREADS_MAX, ConfigurationFlags::DEFAULT, None],
@@ -147,6 +149,7 @@ valkey_module! {
             ["pipeline-batch", &PIPELINE_BATCH, PIPELINE_BATCH_DEFAULT, PIPELINE_BATCH_MIN, PIPELINE_BATCH_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_DEFAULT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX, ConfigurationFlags::DEFAULT, None],
             ["pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_DEFAULT, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX, ConfigurationFlags::DEFAULT, None],
+            ["pipeline-slice-us", &PIPELINE_SLICE_US, PIPELINE_SLICE_US_DEFAULT, PIPELINE_SLICE_US_MIN, PIPELINE_SLICE_US_MAX, ConfigurationFlags::DEFAULT, None],
             ["classify-timeout-ms", &CLASSIFY_TIMEOUT_MS, CLASSIFY_TIMEOUT_MS_DEFAULT, CLASSIFY_TIMEOUT_MS_MIN, CLASSIFY_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
             ["sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_DEFAULT, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX, ConfigurationFlags::DEFAULT, None],
             ["sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_DEFAULT, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX, ConfigurationFlags::DEFAULT, None],

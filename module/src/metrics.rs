@@ -143,6 +143,9 @@ pub static UNSUBSCRIBE_CALLS: Counter = Counter::new();
 pub static FEED_READS: Counter = Counter::new();
 pub static FEED_BLOCKED_READS: Counter = Counter::new();
 pub static FEED_READ_TIMEOUTS: Counter = Counter::new();
+/// User keys whose blocked readers were woken in a later event-loop iteration than the write that
+/// made them ready (`feed-wake-batch` keys per iteration).
+pub static FEED_WAKEUPS_DEFERRED: Counter = Counter::new();
 pub static FEED_MISSING_DOCS: Counter = Counter::new();
 /// Cluster mode: feed entries whose document lives in another slot than the user's, answered
 /// with a nil body (a command may only read keys of its own slot; clients fetch those documents
@@ -311,6 +314,9 @@ pub static PIPELINE_ACKED: Counter = Counter::new();
 pub static PIPELINE_MALFORMED: Counter = Counter::new();
 /// Entries left pending to be redone (model not ready, queue full, worker failure).
 pub static PIPELINE_RETRIES: Counter = Counter::new();
+/// Pipeline ticks that used their `pipeline-slice-us` with work left, which went on in the next
+/// event-loop iteration.
+pub static PIPELINE_SLICE_YIELDS: Counter = Counter::new();
 /// Redone entries (after a restart or failover) given the topic an earlier attempt recorded.
 pub static PIPELINE_ROUTES_REUSED: Counter = Counter::new();
 pub static PIPELINE_FAILURES: Counter = Counter::new();
@@ -362,6 +368,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("feed_reads".into(), c(&FEED_READS)),
         ("feed_blocked_reads".into(), c(&FEED_BLOCKED_READS)),
         ("feed_read_timeouts".into(), c(&FEED_READ_TIMEOUTS)),
+        ("feed_wakeups_deferred".into(), c(&FEED_WAKEUPS_DEFERRED)),
         ("feed_missing_docs".into(), c(&FEED_MISSING_DOCS)),
         ("feed_docs_elsewhere".into(), c(&FEED_DOCS_ELSEWHERE)),
         ("feed_shared_entries".into(), c(&FEED_SHARED_ENTRIES)),
@@ -444,6 +451,7 @@ pub fn snapshot() -> Vec<(String, Value)> {
         ("pipeline_acked".into(), c(&PIPELINE_ACKED)),
         ("pipeline_malformed".into(), c(&PIPELINE_MALFORMED)),
         ("pipeline_retries".into(), c(&PIPELINE_RETRIES)),
+        ("pipeline_slice_yields".into(), c(&PIPELINE_SLICE_YIELDS)),
         ("pipeline_routes_reused".into(), c(&PIPELINE_ROUTES_REUSED)),
         ("pipeline_failures".into(), c(&PIPELINE_FAILURES)),
         ("pipeline_inflight".into(), Int(PIPELINE_INFLIGHT.get())),

@@ -94,19 +94,42 @@ pub fn on_stream_event(ctx: &Context, _kind: valkey_module::NotifyEvent, event: 
     }
 }
 
-/// One pipeline step; re-arms itself: 1 ms while work is in flight, 20 ms when idle.
+/// What a step leaves behind, which decides when the next one runs.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Next {
+    /// Nothing in flight: the next idle tick (or an XADD to news_raw) wakes the pipeline.
+    Idle,
+    /// Articles are with the classifier or fanning out.
+    Busy,
+    /// The slice's time ran out with work in hand: go on in the next event-loop iteration.
+    Yielded,
+}
+
+/// One pipeline step of at most `pipeline-slice-us`; re-arms itself: in the next event-loop
+/// iteration when it stopped with work left, 1 ms while work is in flight, 20 ms when idle.
 pub fn tick(ctx: &Context) {
     if ffi::writes_paused() {
         // Everything the pipeline does writes (reads from the group, stores, delivers, acks).
         ffi::schedule_pipeline_tick(ctx, 10);
         return;
     }
+    let deadline = Instant::now() + std::time::Duration::from_micros(configs::pipeline_slice_us());
     ffi::guard("self-trained heads", (), || crate::heads_sync::tick(ctx));
-    let busy = ffi::guard("pipeline", false, || step(ctx));
-    ffi::schedule_pipeline_tick(ctx, if busy { 1 } else { 20 });
+    let next = ffi::guard("pipeline", Next::Busy, || step(ctx, deadline));
+    if next == Next::Yielded {
+        metrics::PIPELINE_SLICE_YIELDS.incr();
+    }
+    ffi::schedule_pipeline_tick(
+        ctx,
+        match next {
+            Next::Yielded => 0,
+            Next::Busy => 1,
+            Next::Idle => 20,
+        },
+    );
 }
 
-fn step(ctx: &Context) -> bool {
+fn step(ctx: &Context, deadline: Instant) -> Next {
     let flags = ctx.get_flags();
     let primary = flags.contains(ContextFlags::MASTER) && !flags.contains(ContextFlags::LOADING);
     if cluster::enabled() && !flags.contains(ContextFlags::LOADING) {
@@ -130,21 +153,32 @@ fn step(ctx: &Context) -> bool {
         if !primary {
             cluster_pipeline::forget_sessions();
         }
-        return cluster_busy;
+        return if cluster_busy { Next::Busy } else { Next::Idle };
     }
     if ffi::selected_db(ctx) != 0 {
         ffi::select_db(ctx, 0);
     }
-    finish_classified(ctx);
+    let finished_all = finish_classified(ctx, deadline);
     if !ensure_group(ctx) {
-        return cluster_busy;
+        return if cluster_busy { Next::Busy } else { Next::Idle };
     }
-    read_more(ctx);
+    // New articles are read only when the classified ones are all out, so the event loop does
+    // not run longer than the slice to take in more work.
+    let yielded = !finished_all || Instant::now() >= deadline;
+    if !yielded {
+        read_more(ctx);
+    }
     update_backlog(ctx);
     let s = state();
     metrics::PIPELINE_INFLIGHT.set(s.inflight.len() as i64);
     metrics::CLUSTER_OUTSTANDING.set(cluster_pipeline::outstanding() as i64);
-    cluster_busy || !s.inflight.is_empty() || s.pending_from.is_some()
+    if yielded {
+        Next::Yielded
+    } else if cluster_busy || !s.inflight.is_empty() || s.pending_from.is_some() {
+        Next::Busy
+    } else {
+        Next::Idle
+    }
 }
 
 /// On a cluster the ingest node is the primary serving news_raw's slot.
@@ -389,16 +423,30 @@ impl Drop for PipelineJob {
 }
 
 /// Stores, appends and fans out every classified article; acknowledges each when its fan-out ends.
-fn finish_classified(ctx: &Context) {
-    take_classified(ctx);
+/// False when the deadline came with classified articles still to handle.
+fn finish_classified(ctx: &Context, deadline: Instant) -> bool {
+    let finished_all = take_classified(ctx, deadline);
     if cluster::enabled() {
         send_in_order(ctx);
     }
+    finished_all
 }
 
-fn take_classified(ctx: &Context) {
-    let done: Vec<Classified> = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner()));
-    for c in done {
+/// Handles classified articles in the order they came back until the deadline (at least one per
+/// call, so the pipeline always moves); the rest stay at the front of the queue for the next tick.
+fn take_classified(ctx: &Context, deadline: Instant) -> bool {
+    let mut done = std::mem::take(&mut *CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner())).into_iter();
+    let mut handled = 0usize;
+    while let Some(c) = done.next() {
+        if handled > 0 && Instant::now() >= deadline {
+            let mut queue = CLASSIFIED.lock().unwrap_or_else(|p| p.into_inner());
+            let arrived_since = std::mem::take(&mut *queue);
+            queue.push(c);
+            queue.extend(done);
+            queue.extend(arrived_since);
+            return false;
+        }
+        handled += 1;
         let Classified { entry_id, article_id, mut doc, result, recorded } = c;
         let classification = match result {
             Ok(cl) if !cl.best.is_empty() => cl,
@@ -444,6 +492,7 @@ fn take_classified(ctx: &Context) {
             }
         }
     }
+    true
 }
 
 /// Cluster mode: sends the classified articles at the front of news_raw order.

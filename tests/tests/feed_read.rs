@@ -222,3 +222,49 @@ fn block_inside_multi_returns_immediately() {
     let (r,): (Value,) = redis::pipe().atomic().cmd("AGENT.FEED").arg("user:{1}").arg("BLOCK").arg(0).query(&mut c).expect("MULTI/EXEC");
     assert_eq!(parse_feed(&r).len(), 1);
 }
+
+/// Readers made ready by one write: `feed-wake-batch` user keys are woken per event-loop
+/// iteration and the rest in the following ones, so every reader gets the entry, the readers of
+/// other topics keep waiting, and the keys woken later are counted. Both ways a write reaches
+/// readers: a shared timeline append and deliveries to each follower's feed.
+#[test]
+fn readers_made_ready_by_one_write_are_woken_a_batch_per_iteration_and_all_answered() {
+    let server = Server::builder().module_args(&["feed-wake-batch", "2", "fanout-shared-min-subscribers", "1"]).start();
+    let mut c = server.conn();
+    let followers: Vec<String> = (0..7).map(|i| format!("user:{{w{i}}}")).collect();
+    for u in &followers {
+        subscribe(&mut c, u, &["news"]);
+    }
+    subscribe(&mut c, "user:{other}", &["sports"]);
+    let block_all = |c: &mut Connection| -> Vec<thread::JoinHandle<Vec<Entry>>> {
+        let readers: Vec<_> = followers
+            .iter()
+            .chain(std::iter::once(&"user:{other}".to_string()))
+            .map(|u| {
+                let (url, u) = (server.url(), u.clone());
+                thread::spawn(move || {
+                    let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+                    let v: Value =
+                        redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(3_000).query(&mut r).expect("AGENT.FEED");
+                    parse_feed(&v)
+                })
+            })
+            .collect();
+        wait_blocked(c, 8);
+        readers
+    };
+    for (round, (shared, doc)) in [("1", "doc:{shared}"), ("0", "doc:{own}")].into_iter().enumerate() {
+        let _: () = redis::cmd("CONFIG").arg("SET").arg("agentic.fanout-shared-min-subscribers").arg(shared).query(&mut c).unwrap();
+        let readers = block_all(&mut c);
+        assert_eq!(fanout(&mut c, "news", doc, "body").0, 7);
+        let got: Vec<Vec<Entry>> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
+        for (u, entries) in followers.iter().zip(&got) {
+            assert_eq!(entries.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec![doc], "{u}, round {round}");
+        }
+        assert!(got[7].is_empty(), "the sports reader timed out empty: {:?}", got[7]);
+        // 7 keys, 2 per iteration: the last 5 in later iterations.
+        assert_eq!(stat(&mut c, "feed_wakeups_deferred"), 5 * (round as i64 + 1), "round {round}");
+    }
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 2);
+    assert_eq!(stat(&mut c, "timeline_appends"), 1);
+}

@@ -91,6 +91,34 @@ fn articles_flow_from_news_raw_to_feeds_and_topic_streams() {
     assert!(stat(&mut c, "pipeline_tick_us_max") >= stat(&mut c, "pipeline_tick_us_p50"));
 }
 
+/// With the smallest `pipeline-slice-us` a tick handles one classified article and leaves the
+/// rest for the next event-loop iteration: every article still arrives once, and the ticks that
+/// stopped with work left are counted.
+#[test]
+fn a_tick_out_of_time_leaves_the_rest_for_the_next_iteration_and_loses_nothing() {
+    let server = builder(&["pipeline-slice-us", "10"]).start();
+    let mut c = server.conn();
+    let users = users(0..3);
+    subscribe_all(&mut c, &users);
+    let mut pipe = redis::pipe();
+    for i in 0..60 {
+        let data = format!(r#"{{"id":"s{i}","title":"Story {i}","text":"Body of story {i}."}}"#);
+        pipe.cmd("XADD").arg("news_raw").arg("*").arg("id").arg(format!("s{i}")).arg("data").arg(data).ignore();
+    }
+    pipe.query::<()>(&mut c).expect("XADD x60");
+    wait_acked(&mut c, 60);
+    assert_eq!(stat(&mut c, "pipeline_delivered"), 60);
+    assert_eq!(stat(&mut c, "pipeline_deliveries"), 180, "60 articles x 3 users");
+    for u in &users {
+        let mut docs = feed_docs(&mut c, u);
+        docs.sort();
+        let mut expected: Vec<String> = (0..60).map(|i| format!("doc:{{s{i}}}")).collect();
+        expected.sort();
+        assert_eq!(docs, expected, "{u}");
+    }
+    assert!(stat(&mut c, "pipeline_slice_yields") > 0, "60 articles at once never ran past 10 us?");
+}
+
 #[test]
 fn without_a_model_articles_wait_in_the_stream() {
     let server = Server::builder().module_args(&["pipeline", "yes"]).start();

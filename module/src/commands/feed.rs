@@ -6,7 +6,7 @@ use valkey_module_macros::command;
 use crate::feed::{EntryId, FeedEntry};
 use crate::timeline::{self, Page, Timelines};
 use crate::user::UserState;
-use crate::{cluster, configs, fanout, ffi, metrics, validate};
+use crate::{cluster, configs, ffi, metrics, validate};
 
 const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 10_000;
@@ -94,7 +94,7 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         return Ok(ValkeyValue::Array(entries));
     }
     metrics::FEED_BLOCKED_READS.incr();
-    fanout::waiter_added(&user_key);
+    crate::feed_wakeups::waiter_added(&user_key);
     ffi::block_on_user_key(ctx, &args[1], timeout, FeedWait { key: user_key, after, count }, on_ready, on_timeout, on_free);
     Ok(ValkeyValue::NoReply)
 }
@@ -118,7 +118,7 @@ fn on_timeout(_ctx: &Context, _w: &FeedWait) -> ValkeyResult {
 }
 
 fn on_free(w: FeedWait) {
-    fanout::waiter_removed(&w.key);
+    crate::feed_wakeups::waiter_removed(&w.key);
 }
 
 /// The shared timelines, when this node keeps them (not on a cluster node: there a command may

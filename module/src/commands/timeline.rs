@@ -16,7 +16,7 @@ use crate::ffi::{self, KeyName, TIMELINES_TYPE};
 use crate::seen::SeenParams;
 use crate::timeline::{self, Timelines};
 use crate::user::{Delivery, DeliverySpec};
-use crate::{cluster, configs, delivery_channel, fanout, index, metrics, validate};
+use crate::{cluster, configs, delivery_channel, index, metrics, validate};
 
 #[command({
     name: "agent.timeline.append",
@@ -181,9 +181,7 @@ fn apply(ctx: &Context, spec: &DeliverySpec, id: Option<EntryId>) -> ValkeyResul
             drop(key);
             ffi::signal_modified(ctx, key_name.inner);
             ffi::notify(ctx, c"agent.timeline", &name);
-            if fanout::has_waiters() {
-                ffi::signal_key_ready(ctx, &name);
-            }
+            crate::feed_wakeups::wake_followers(ctx, &spec.doc.topic);
             delivery_channel::publish(ctx, &spec.doc.topic, &spec.doc.key, &[(timeline::KEY, id)]);
             Ok(Some((id, fp_probability)))
         }

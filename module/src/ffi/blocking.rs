@@ -18,12 +18,10 @@ pub fn block_on_user_key<T: 'static>(
     on_free: fn(T),
 ) {
     let waiter = Box::new(Waiter { data, on_ready, on_timeout, on_free });
-    // A feed also shows the shared timelines (timeline.rs): an append there wakes the reader too,
-    // which then looks for entries after its cursor again. Not on a cluster node, where a
-    // command's keys share one slot and feeds do not read the timelines.
-    let shared = ValkeyString::create_from_slice(ctx.ctx, crate::timeline::KEY);
-    let mut keys = [key.inner, shared.inner];
-    let count = if crate::cluster::enabled() { 1 } else { 2 };
+    // Only the user key: a shared timeline append wakes the readers following its topic through
+    // that key, a batch per event-loop iteration (feed_wakeups.rs).
+    let mut keys = [key.inner];
+    let count = keys.len() as c_int;
     unsafe {
         raw::RedisModule_BlockClientOnKeys.unwrap()(
             ctx.ctx,

@@ -62,6 +62,19 @@ unsafe extern "C" fn on_pipeline_timer(ctx: *mut raw::RedisModuleCtx, _data: *mu
     report_latency(c"agentic-pipeline-tick", started);
 }
 
+/// Blocked feed readers left over by `feed-wake-batch` become ready again in the next event-loop
+/// iteration: a timer due now also keeps the server from sleeping in between.
+pub fn schedule_feed_rewake(ctx: &Context) {
+    unsafe {
+        raw::RedisModule_CreateTimer.unwrap()(ctx.ctx, 0, Some(on_feed_rewake_timer), ptr::null_mut());
+    }
+}
+
+unsafe extern "C" fn on_feed_rewake_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
+    let ctx = Context::new(ctx);
+    guard("feed rewake", (), || crate::feed_wakeups::rewake(&ctx));
+}
+
 unsafe extern "C" fn on_slice_timer(ctx: *mut raw::RedisModuleCtx, _data: *mut c_void) {
     let ctx = Context::new(ctx);
     let started = Instant::now();
