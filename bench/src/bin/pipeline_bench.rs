@@ -8,8 +8,12 @@
 //! latency throughout, server CPU and used_memory, and lost / duplicated counts.
 //!
 //!     cargo run --release -p agentic-bench --bin pipeline_bench -- [--users N] [--rate R]
-//!         [--seconds S] [--model DIR] [--readers N] [--module-arg NAME VALUE ...]
-//!         [--server-arg NAME VALUE ...]
+//!         [--seconds S] [--model DIR] [--readers N] [--reader-policy normal|batch]
+//!         [--module-arg NAME VALUE ...] [--server-arg NAME VALUE ...]
+//!
+//! `--reader-policy batch` runs the reader threads under Linux SCHED_BATCH: a woken reader then
+//! does not preempt the thread running on its core (the server's, often), as readers on other
+//! machines would not; PING's figure with and without it shows what co-located readers cost.
 //!
 //! Uses the real model when `make model` has built it, else the tiny test model (said in the
 //! output). Needs target/release/agentic-fetcher (cargo build --release -p agentic-fetcher) and
@@ -50,8 +54,21 @@ fn stat(c: &mut Connection, name: &str) -> i64 {
 }
 
 /// A user following every topic, blocked on its feed; records now - ingest_ms of each arrival.
-fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mutex<Vec<String>>>) -> thread::JoinHandle<Vec<u64>> {
+fn spawn_reader(
+    url: String,
+    user: String,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    batch: bool,
+) -> thread::JoinHandle<Vec<u64>> {
     thread::spawn(move || {
+        if batch {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: sets the calling thread's own policy; the struct outlives the call.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
+                fail("sched_setscheduler(SCHED_BATCH) refused");
+            }
+        }
         let mut c = redis::Client::open(url).and_then(|c| c.get_connection()).expect("reader connection");
         let mut lat = Vec::new();
         let mut after = "$".to_string();
@@ -78,10 +95,8 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
                 {
                     after = String::from_utf8_lossy(id).into_owned();
                     seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
-                    if let Ok(j) = serde_json::from_slice::<serde_json::Value>(payload) {
-                        if let Some(ingest) = j["ingest_ms"].as_u64() {
-                            lat.push(now.saturating_sub(ingest) * 1_000_000);
-                        }
+                    if let Some(ingest) = ingest_ms(payload) {
+                        lat.push(now.saturating_sub(ingest) * 1_000_000);
                     }
                 }
             }
@@ -90,8 +105,20 @@ fn spawn_reader(url: String, user: String, stop: Arc<AtomicBool>, seen: Arc<Mute
     })
 }
 
+/// The `ingest_ms` the pipeline wrote into an article's JSON. Found by its key instead of parsing
+/// the whole document: the readers share the two cores with the server, and a full parse of every
+/// article in 20 readers cost more CPU than anything else they do.
+fn ingest_ms(payload: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"ingest_ms\":";
+    let at = payload.windows(KEY.len()).rposition(|w| w == KEY)? + KEY.len();
+    let digits: &[u8] = &payload[at..];
+    let end = digits.iter().position(|b| !b.is_ascii_digit()).unwrap_or(digits.len());
+    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+}
+
 fn main() {
     let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 1_000u64, 60u64, 20usize);
+    let mut batch = false;
     let mut model = workspace_dir().join("model/out/real");
     let mut module_args: Vec<String> = Vec::new();
     let mut server_args: Vec<(String, String)> = Vec::new();
@@ -104,6 +131,11 @@ fn main() {
             "--seconds" => seconds = v().parse().unwrap_or_else(|_| fail("--seconds")),
             "--readers" => readers = v().parse().unwrap_or_else(|_| fail("--readers")),
             "--model" => model = v().into(),
+            "--reader-policy" => match v().as_str() {
+                "batch" => batch = true,
+                "normal" => batch = false,
+                _ => fail("--reader-policy: normal or batch"),
+            },
             "--module-arg" => {
                 module_args.push(v());
                 module_args.push(v());
@@ -181,7 +213,7 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Vec<Arc<Mutex<Vec<String>>>> = reader_keys.iter().map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
     let reader_threads: Vec<_> =
-        reader_keys.iter().zip(&seen).map(|(k, s)| spawn_reader(server.url(), k.clone(), stop.clone(), s.clone())).collect();
+        reader_keys.iter().zip(&seen).map(|(k, s)| spawn_reader(server.url(), k.clone(), stop.clone(), s.clone(), batch)).collect();
     thread::sleep(Duration::from_millis(300));
     let cpu0 = server_cpu_s(&mut c);
     let deliveries0 = stat(&mut c, "pipeline_deliveries");
@@ -253,11 +285,14 @@ fn main() {
     );
     println!("  PING throughout: p50 {:.0} us  p99 {:.0} us  max {:.0} us ({} pings)", ping.p50_us, ping.p99_us, ping.max_us, ping.count);
     println!(
-        "  main thread: fan-out slices p99 {} us max {} us; pipeline ticks p99 {} us max {} us",
+        "  main thread: fan-out slices p99 {} us max {} us; pipeline ticks p99 {} us max {} us ({} stopped at pipeline-slice-us); \
+         reader wake-ups moved to a later iteration {}",
         stat(&mut c, "fanout_slice_us_p99"),
         stat(&mut c, "fanout_slice_us_max"),
         stat(&mut c, "pipeline_tick_us_p99"),
-        stat(&mut c, "pipeline_tick_us_max")
+        stat(&mut c, "pipeline_tick_us_max"),
+        stat(&mut c, "pipeline_slice_yields"),
+        stat(&mut c, "feed_wakeups_deferred")
     );
     println!("  latency monitor (events of 10 ms or more): {}", latency_latest(&mut c));
     println!(
