@@ -32,6 +32,10 @@ struct Readers {
 struct Waiting {
     readers: usize,
     queued: bool,
+    /// The key was signalled in this iteration and the server has not looked at its readers yet:
+    /// they will read everything written so far when it does, so another write before then need
+    /// not wake them again.
+    signalled_in: Option<u64>,
 }
 
 // Main thread only (command handlers, blocked-client callbacks, event-loop hooks, timers).
@@ -44,8 +48,22 @@ fn with<R>(f: impl FnOnce(&mut Readers) -> R) -> R {
 }
 
 pub fn waiter_added(user_key: &[u8]) {
-    with(|r| r.waiting.entry(user_key.into()).or_default().readers += 1);
+    with(|r| {
+        let w = r.waiting.entry(user_key.into()).or_default();
+        w.readers += 1;
+        w.signalled_in = None;
+    });
     BLOCKED.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The server is looking at the readers of `user_key` (their wake-up callback runs): a later
+/// write wakes them again.
+pub fn checked(user_key: &[u8]) {
+    with(|r| {
+        if let Some(w) = r.waiting.get_mut(user_key) {
+            w.signalled_in = None;
+        }
+    });
 }
 
 pub fn waiter_removed(user_key: &[u8]) {
@@ -69,7 +87,7 @@ pub fn wake(ctx: &Context, user_key: &[u8]) {
     let queued = with(|r| {
         let iteration = r.iteration;
         match r.waiting.get_mut(user_key) {
-            Some(w) if !w.queued => {
+            Some(w) if !w.queued && w.signalled_in != Some(iteration) => {
                 w.queued = true;
                 r.queue.push_back((user_key.into(), iteration));
                 true
@@ -92,7 +110,7 @@ pub fn wake_followers(ctx: &Context, topic: &[u8]) {
         let iteration = r.iteration;
         index::with(|ix| {
             for (key, w) in r.waiting.iter_mut() {
-                if !w.queued && ix.follows(topic, key) {
+                if !w.queued && w.signalled_in != Some(iteration) && ix.follows(topic, key) {
                     w.queued = true;
                     r.queue.push_back((key.clone(), iteration));
                 }
@@ -115,6 +133,7 @@ fn wake_next(ctx: &Context) {
             }
             if let Some(w) = r.waiting.get_mut(&key) {
                 w.queued = false;
+                w.signalled_in = Some(r.iteration);
             }
             keys.push(key);
         }

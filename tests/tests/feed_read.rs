@@ -268,3 +268,42 @@ fn readers_made_ready_by_one_write_are_woken_a_batch_per_iteration_and_all_answe
     assert_eq!(stat(&mut c, "feed_read_timeouts"), 2);
     assert_eq!(stat(&mut c, "timeline_appends"), 1);
 }
+
+/// Two writes in one event-loop iteration (pipelined): the first wakes the reader with nothing
+/// to show it (a shared entry its feed already had), the second has something new. The reader
+/// gets it at once: a key is spared a second wake-up only until the server has looked at its
+/// readers.
+#[test]
+fn a_reader_woken_for_nothing_is_woken_again_by_the_next_write_in_the_same_iteration() {
+    let server = Server::builder().module_args(&["fanout-shared-min-subscribers", "1"]).start();
+    let mut c = server.conn();
+    subscribe(&mut c, "user:{r}", &["news"]);
+    // doc:{x} straight into the user's own feed: the shared timeline's copy is then hidden from it.
+    assert_eq!(fanout_with(&mut c, "news", "doc:{x}", "x", &["USERS", "user:{r}"]).0, 1);
+    let url = server.url();
+    let reader = thread::spawn(move || {
+        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        let started = Instant::now();
+        let v: Value =
+            redis::cmd("AGENT.FEED").arg("user:{r}").arg("AFTER").arg("$").arg("BLOCK").arg(5_000).query(&mut r).expect("AGENT.FEED");
+        (parse_feed(&v), started.elapsed())
+    });
+    wait_blocked(&mut c, 1);
+    let started = Instant::now();
+    let _: Value = redis::pipe()
+        .cmd("AGENT.FANOUT")
+        .arg("news")
+        .arg("doc:{x}")
+        .arg("x")
+        .cmd("AGENT.FANOUT")
+        .arg("news")
+        .arg("doc:{y}")
+        .arg("y")
+        .query(&mut c)
+        .expect("two fan-outs in one write");
+    let (got, _) = reader.join().expect("reader");
+    assert_eq!(got.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec!["doc:{y}"]);
+    assert!(started.elapsed() < Duration::from_secs(2), "the reader waited for its timeout: {:?}", started.elapsed());
+    assert_eq!(stat(&mut c, "timeline_appends"), 2);
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 0);
+}

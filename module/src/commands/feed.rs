@@ -100,6 +100,7 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 }
 
 fn on_ready(ctx: &Context, w: &FeedWait) -> Option<ValkeyResult> {
+    crate::feed_wakeups::checked(&w.key);
     let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &w.key);
     let key = ctx.open_key(&name);
     let user = key.get_value::<UserState>(&ffi::USER_TYPE).ok().flatten()?;
