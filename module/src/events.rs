@@ -104,23 +104,32 @@ fn track_index(ctx: &Context, _kind: NotifyEvent, event: &str, key: &[u8]) {
     ffi::guard("keyspace event", (), || {
         // Only events about indexed user keys invalidate remembered values: documents expire
         // all the time and must not cost the fan-out its fast path.
-        if index::with(|ix| ix.contains_key(key)) {
+        let was_indexed = index::with(|ix| ix.contains_key(key));
+        if was_indexed {
             ffi::invalidate_remembered_values();
         }
         if ttl_set {
             return;
         }
         index::with(|ix| ix.remove_everywhere(key));
+        let mut is_user = false;
         if arrived {
             let name = ValkeyString::create_from_slice(std::ptr::null_mut(), key);
             let k = ctx.open_key(&name);
             if let Ok(Some(u)) = k.get_value::<UserState>(&ffi::USER_TYPE) {
+                is_user = true;
                 index::with(|ix| u.topics.iter().for_each(|t| ix.add(t, key)));
                 if event == "restore" && crate::cluster::enabled() {
                     // MIGRATE during resharding: the user catches up with what this node applied.
                     crate::cluster_pipeline::user_arrived(key);
                 }
             }
+        }
+        // A user who went away follows nothing: gateways with its sockets open stop sending it
+        // shared timeline appends. Not on a cluster node, where users leave with their slots
+        // while living on elsewhere, and feeds do not read shared timelines anyway.
+        if was_indexed && !is_user && !crate::cluster::enabled() {
+            crate::delivery_channel::publish_interests(ctx, key, std::iter::empty());
         }
     });
 }

@@ -183,9 +183,20 @@ fn interest_changes_are_announced_with_the_whole_new_list() {
     assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&["politics"]));
     assert_eq!(run(&mut c, &["AGENT.UNSUBSCRIBE", "user:{i}", "politics"]), 1);
     assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&[]), "follows nothing now");
+    // (A read that times out closes the connection: the check for silence comes last.)
+    // A user key that goes away (DEL here; also expiry, eviction, RENAME, MOVE, an overwrite)
+    // follows nothing from then on, on the primary and on the replica; other keys say nothing.
+    assert_eq!(run(&mut c, &["AGENT.SUBSCRIBE", "user:{i}", "health"]), 1);
+    assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&["health"]));
+    let _: () = redis::cmd("SET").arg("doc:{gone}").arg("x").query(&mut c).unwrap();
+    assert_eq!(run(&mut c, &["DEL", "doc:{gone}"]), 1);
+    assert_eq!(run(&mut c, &["DEL", "user:{i}"]), 1);
+    assert_eq!(interests(next_message(&mut on_primary).expect("announced")), expect(&[]), "deleted");
+    let on_replica_seen: Vec<_> = std::iter::from_fn(|| next_message(&mut on_replica)).map(interests).collect();
+    assert_eq!(on_replica_seen.last(), Some(&expect(&[])), "the replica announces the deletion too: {on_replica_seen:?}");
     assert!(next_message(&mut on_primary).is_none());
     let stats: Vec<String> = redis::cmd("AGENT.STATS").query(&mut c).unwrap();
     let stat = |name: &str| stats.chunks(2).find(|p| p[0] == name).map(|p| p[1].clone());
-    assert_eq!(stat("delivery_interest_messages").as_deref(), Some("3"));
-    assert_eq!(stat("delivery_messages").as_deref(), Some("3"));
+    assert_eq!(stat("delivery_interest_messages").as_deref(), Some("5"));
+    assert_eq!(stat("delivery_messages").as_deref(), Some("5"));
 }
