@@ -11,6 +11,7 @@ pub mod encoder;
 pub mod lead;
 pub mod learner;
 pub mod model;
+pub(crate) mod passes;
 pub mod pool;
 pub mod scorer;
 pub mod sidecar;

@@ -114,7 +114,7 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         }
         metrics::CLASSIFY_INLINE_CALLS.incr();
         let started = Instant::now();
-        let result = pool::classify_texts(&[&text], vec![(catalog, topics)]).pop().unwrap_or_else(|| Err("no result".into()));
+        let result = crate::classify::passes::classify_texts(&[&text], vec![(catalog, topics)]).pop().unwrap_or_else(|| Err("no result".into()));
         metrics::CLASSIFY_LATENCY_US.record(started.elapsed().as_micros() as u64);
         if result.is_err() {
             metrics::CLASSIFY_FAILURES.incr();
