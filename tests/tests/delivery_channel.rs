@@ -38,6 +38,9 @@ fn next_announcement(c: &mut redis::Connection) -> Option<(String, String, Vec<(
             continue;
         }
         let f = netstrings(payload);
+        if f[0] == b"agentic-interests/1" {
+            continue; // interest changes (a user key that went away, say) are not deliveries
+        }
         assert_eq!(f[0], b"agentic-deliveries/1");
         let s = |b: &Vec<u8>| String::from_utf8(b.clone()).unwrap();
         let pairs = f[3..].chunks(2).map(|p| (s(&p[0]), s(&p[1]))).collect();
