@@ -307,3 +307,45 @@ fn a_reader_woken_for_nothing_is_woken_again_by_the_next_write_in_the_same_itera
     assert_eq!(stat(&mut c, "timeline_appends"), 2);
     assert_eq!(stat(&mut c, "feed_read_timeouts"), 0);
 }
+
+/// A reader's timeout can come while its key still waits for its batch (the server handles
+/// timeouts before keys made ready): it gets the entries written by then, not an empty reply.
+/// Here the write and a sleep past every timeout run in one transaction, with one key woken per
+/// iteration.
+#[test]
+fn a_reader_timing_out_while_its_wake_up_is_queued_gets_what_was_written() {
+    let server = Server::builder().module_args(&["feed-wake-batch", "1", "fanout-shared-min-subscribers", "1"]).start();
+    let mut c = server.conn();
+    let followers: Vec<String> = (0..3).map(|i| format!("user:{{t{i}}}")).collect();
+    for u in &followers {
+        subscribe(&mut c, u, &["news"]);
+    }
+    let readers: Vec<_> = followers
+        .iter()
+        .map(|u| {
+            let (url, u) = (server.url(), u.clone());
+            thread::spawn(move || {
+                let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+                let v: Value = redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(200).query(&mut r).expect("AGENT.FEED");
+                parse_feed(&v)
+            })
+        })
+        .collect();
+    wait_blocked(&mut c, 3);
+    let _: Value = redis::pipe()
+        .atomic()
+        .cmd("AGENT.FANOUT")
+        .arg("news")
+        .arg("doc:{late}")
+        .arg("body")
+        .cmd("DEBUG")
+        .arg("SLEEP")
+        .arg("0.5")
+        .query(&mut c)
+        .expect("MULTI: fan-out, then sleep past the timeouts");
+    for (u, r) in followers.iter().zip(readers) {
+        let got = r.join().expect("reader");
+        assert_eq!(got.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec!["doc:{late}"], "{u}");
+    }
+    assert_eq!(stat(&mut c, "feed_read_timeouts"), 0);
+}

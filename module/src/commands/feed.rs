@@ -101,21 +101,31 @@ fn feed(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
 
 fn on_ready(ctx: &Context, w: &FeedWait) -> Option<ValkeyResult> {
     crate::feed_wakeups::checked(&w.key);
+    read_after(ctx, w).map(|entries| Ok(ValkeyValue::Array(entries)))
+}
+
+/// The timeout can come before the wake-up of a key whose write is still queued (a batch per
+/// iteration, and the server handles timeouts first): a reader whose feed has entries by then
+/// gets them rather than nothing.
+fn on_timeout(ctx: &Context, w: &FeedWait) -> ValkeyResult {
+    match read_after(ctx, w) {
+        Some(entries) => Ok(ValkeyValue::Array(entries)),
+        None => {
+            metrics::FEED_READ_TIMEOUTS.incr();
+            Ok(ValkeyValue::Array(vec![]))
+        }
+    }
+}
+
+/// The entries after the reader's cursor, or None while there are none.
+fn read_after(ctx: &Context, w: &FeedWait) -> Option<Vec<ValkeyValue>> {
     let name = ValkeyString::create_from_slice(std::ptr::null_mut(), &w.key);
     let key = ctx.open_key(&name);
     let user = key.get_value::<UserState>(&ffi::USER_TYPE).ok().flatten()?;
     let timelines = shared_timelines(ctx);
     let shared = timelines.as_ref().and_then(|k| k.get_value::<Timelines>(&ffi::TIMELINES_TYPE).ok().flatten());
     let found = assemble(user, shared, Page::After(w.after), w.count);
-    if found.is_empty() {
-        return None;
-    }
-    Some(Ok(ValkeyValue::Array(render(ctx, &w.key, &found))))
-}
-
-fn on_timeout(_ctx: &Context, _w: &FeedWait) -> ValkeyResult {
-    metrics::FEED_READ_TIMEOUTS.incr();
-    Ok(ValkeyValue::Array(vec![]))
+    (!found.is_empty()).then(|| render(ctx, &w.key, &found))
 }
 
 fn on_free(w: FeedWait) {
