@@ -108,11 +108,24 @@ pub fn wake_followers(ctx: &Context, topic: &[u8]) {
     }
     with(|r| {
         let iteration = r.iteration;
+        let Readers { waiting, queue, .. } = r;
+        let mut enqueue = |key: &[u8], w: &mut Waiting| {
+            if !w.queued && w.signalled_in != Some(iteration) {
+                w.queued = true;
+                queue.push_back((key.into(), iteration));
+            }
+        };
+        // Whichever side is smaller: the blocked readers, or the topic's followers.
         index::with(|ix| {
-            for (key, w) in r.waiting.iter_mut() {
-                if !w.queued && w.signalled_in != Some(iteration) && ix.follows(topic, key) {
-                    w.queued = true;
-                    r.queue.push_back((key.clone(), iteration));
+            if waiting.len() <= ix.followers(topic) {
+                for (key, w) in waiting.iter_mut().filter(|(key, _)| ix.follows(topic, key)) {
+                    enqueue(key, w);
+                }
+            } else {
+                for key in ix.followers_of(topic) {
+                    if let Some(w) = waiting.get_mut(key) {
+                        enqueue(key, w);
+                    }
                 }
             }
         })

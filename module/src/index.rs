@@ -182,6 +182,11 @@ impl Index {
         self.topics.get(topic).is_some_and(|s| s.position.contains_key(user_key))
     }
 
+    /// The key names of `topic`'s followers, in no particular order.
+    pub fn followers_of<'a>(&'a self, topic: &[u8]) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.topics.get(topic).into_iter().flat_map(|s| s.position.keys().map(|k| &**k))
+    }
+
     /// How many users follow `topic`.
     pub fn followers(&self, topic: &[u8]) -> usize {
         self.topics.get(topic).map_or(0, |s| s.users.len())
