@@ -111,7 +111,8 @@ pub fn config_set(c: &mut Connection, name: &str, value: &str) -> Result<(), Str
 
 /// A module setting's current value (`CONFIG GET agentic.<name>`).
 pub fn config_get(c: &mut Connection, name: &str) -> Result<String, String> {
-    let pair: Vec<String> = redis::cmd("CONFIG").arg("GET").arg(format!("agentic.{name}")).query(c).map_err(|e| format!("CONFIG GET {name}: {e}"))?;
+    let pair: Vec<String> =
+        redis::cmd("CONFIG").arg("GET").arg(format!("agentic.{name}")).query(c).map_err(|e| format!("CONFIG GET {name}: {e}"))?;
     pair.get(1).cloned().ok_or_else(|| format!("CONFIG GET {name}: no such setting"))
 }
 

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use agentic_tests::{free_port, info_field, parse_info_field, workspace_dir, Server, ServerBuilder};
 use futures_util::StreamExt;
 use redis::{Connection, Value};
+use std::collections::HashMap;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
-use std::collections::HashMap;
 
 /// A connection to 127.0.0.1:`port` that gives up quickly (the server may be restarting).
 pub fn connect(port: u16) -> Option<Connection> {
@@ -311,10 +311,11 @@ pub fn read_feed(c: &mut Connection, user: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut after = "0-0".to_string();
     loop {
-        let v: Value = match redis::cmd("AGENT.FEED").arg(format!("user:{{{user}}}")).arg("COUNT").arg(1000).arg("AFTER").arg(&after).query(c) {
-            Ok(v) => v,
-            Err(e) => panic!("AGENT.FEED {user}: {e}"),
-        };
+        let v: Value =
+            match redis::cmd("AGENT.FEED").arg(format!("user:{{{user}}}")).arg("COUNT").arg(1000).arg("AFTER").arg(&after).query(c) {
+                Ok(v) => v,
+                Err(e) => panic!("AGENT.FEED {user}: {e}"),
+            };
         let Value::Array(entries) = v else { break };
         if entries.is_empty() {
             break;

@@ -14,7 +14,6 @@ use common::*;
 const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
-
 fn info_number(c: &mut redis::Connection, section: &str, field: &str) -> i64 {
     let info: String = redis::cmd("INFO").arg(section).query(c).expect("INFO");
     info.lines()

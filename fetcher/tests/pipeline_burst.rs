@@ -13,7 +13,6 @@ use common::*;
 const TOPICS: [&str; 10] =
     ["politics", "business", "technology", "sports", "health", "climate", "science", "education", "entertainment", "finance"];
 
-
 #[test]
 fn a_burst_of_ten_times_the_steady_rate_is_absorbed_without_loss() {
     let tiny = workspace_dir().join("model/out/tiny");

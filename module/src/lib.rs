@@ -7,10 +7,10 @@ mod cluster;
 mod cluster_msg;
 mod cluster_pipeline;
 mod codec;
-#[cfg(test)]
-mod decoder_fuzz;
 mod commands;
 mod configs;
+#[cfg(test)]
+mod decoder_fuzz;
 mod delivery_channel;
 mod events;
 mod fanout;
@@ -23,8 +23,8 @@ mod metrics;
 mod pipeline;
 pub mod seen;
 mod server_alloc;
-mod topic_set;
 mod timeline;
+mod topic_set;
 mod topic_stream;
 pub mod user;
 mod validate;

@@ -113,13 +113,7 @@ fn each_component_user_may_do_its_job_and_nothing_more() {
     }
 
     let mut exporter = login(&s, "exporter");
-    for args in [
-        &["INFO", "all"][..],
-        &["AGENT.STATS"],
-        &["CONFIG", "GET", "maxmemory"],
-        &["SLOWLOG", "LEN"],
-        &["LATENCY", "LATEST"],
-    ] {
+    for args in [&["INFO", "all"][..], &["AGENT.STATS"], &["CONFIG", "GET", "maxmemory"], &["SLOWLOG", "LEN"], &["LATENCY", "LATEST"]] {
         allowed(&mut exporter, "exporter", args);
     }
     let lua = std::fs::read_to_string(agentic_tests::workspace_dir().join("ops/prometheus/agentic.lua")).expect("agentic.lua");

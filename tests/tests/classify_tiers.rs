@@ -89,8 +89,7 @@ fn the_mode_switch_keeps_each_tier_alone_and_refuses_unknown_modes() {
 
     // Inside MULTI the cascade runs inline, escalation included.
     set(&mut c, "classify-tier", "cascade");
-    let replies: Vec<redis::Value> =
-        redis::pipe().atomic().cmd("AGENT.CLASSIFY").arg(TEXTS[0]).query(&mut c).expect("MULTI/EXEC");
+    let replies: Vec<redis::Value> = redis::pipe().atomic().cmd("AGENT.CLASSIFY").arg(TEXTS[0]).query(&mut c).expect("MULTI/EXEC");
     let (_, _, tier) = parse_classification_tier(&replies[0]);
     assert_eq!(tier, "model", "100% escalation inline too");
 }

@@ -201,7 +201,8 @@ impl Gen {
                 c
             }
             _ => {
-                let mut c = vec![name(*self.rng.pick(&["AGENT.LOADTOPICS", "AGENT.SIDECAR.RESULT", "AGENT.SIDECAR.LIST", "AGENT.TIMELINE.LOAD"]))];
+                let mut c =
+                    vec![name(*self.rng.pick(&["AGENT.LOADTOPICS", "AGENT.SIDECAR.RESULT", "AGENT.SIDECAR.LIST", "AGENT.TIMELINE.LOAD"]))];
                 c.extend(self.maybe_args(5));
                 c
             }

@@ -326,7 +326,8 @@ fn a_reader_timing_out_while_its_wake_up_is_queued_gets_what_was_written() {
             let (url, u) = (server.url(), u.clone());
             thread::spawn(move || {
                 let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-                let v: Value = redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(200).query(&mut r).expect("AGENT.FEED");
+                let v: Value =
+                    redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(200).query(&mut r).expect("AGENT.FEED");
                 parse_feed(&v)
             })
         })

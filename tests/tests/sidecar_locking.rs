@@ -96,6 +96,7 @@ fn sidecars_polling_while_clients_classify_never_stop_the_server() {
     }
     assert!(batches.load(Ordering::Relaxed) > 0, "the sidecars were never handed a batch");
     assert!(answered.load(Ordering::Relaxed) > 0, "no AGENT.CLASSIFY was answered");
-    let fallbacks: u64 = info_field(&mut c, "agentic", "agentic_sidecar_fallbacks").and_then(|v| v.parse().ok()).expect("agentic_sidecar_fallbacks");
+    let fallbacks: u64 =
+        info_field(&mut c, "agentic", "agentic_sidecar_fallbacks").and_then(|v| v.parse().ok()).expect("agentic_sidecar_fallbacks");
     assert!(fallbacks > 0, "unanswered batches must go back to the CPU pool");
 }

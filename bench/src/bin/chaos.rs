@@ -29,7 +29,10 @@ use std::process::exit;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use agentic_bench::stack::{catch_interrupts, connect, interrupted, http_ok, random_interests, read_feed, replica_caught_up, replica_linked, sidecar_listed, wait_until, Sockets, Stack};
+use agentic_bench::stack::{
+    catch_interrupts, connect, http_ok, interrupted, random_interests, read_feed, replica_caught_up, replica_linked, sidecar_listed,
+    wait_until, Sockets, Stack,
+};
 use agentic_bench::{agent_stat, cpu_model, Rng, TOPICS};
 use agentic_tests::{make_kept_dir, workspace_dir};
 use redis::{Connection, Value};
@@ -42,9 +45,6 @@ const SOCKET_USERS: usize = 4;
 fn fail(msg: &str) -> ! {
     panic!("chaos: {msg}")
 }
-
-
-
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Fault {
@@ -79,7 +79,6 @@ struct Options {
     model: PathBuf,
 }
 
-
 /// The newest entry id of a feed ("0-0" when empty).
 fn newest_entry(c: &mut Connection, user: &str) -> Option<String> {
     let v: Value = redis::cmd("AGENT.FEED").arg(format!("user:{{{user}}}")).arg("COUNT").arg(1).query(c).ok()?;
@@ -92,7 +91,6 @@ fn newest_entry(c: &mut Connection, user: &str) -> Option<String> {
         _ => Some("0-0".into()),
     }
 }
-
 
 fn seen_keys(c: &mut Connection) -> Vec<String> {
     let mut out = Vec::new();
@@ -110,11 +108,6 @@ fn seen_keys(c: &mut Connection) -> Vec<String> {
         cursor = next;
     }
 }
-
-
-
-
-
 
 struct FaultRecord {
     fault: Fault,
@@ -240,7 +233,8 @@ fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent
     let mut stack = Stack::new(fsync, &opts.model, logs.clone(), opts.rate, opts.seed);
     // Feeds long enough to hold the whole run, for the final count; seen-fp-ppm 1, since the seen
     // filter's false positives (skipped deliveries) would read as losses; every escalation allowed.
-    stack.module_extra = ["feed-len", "100000", "seen-fp-ppm", "1", "classify-escalate-max-per-sec", "1000000"].iter().map(|s| s.to_string()).collect();
+    stack.module_extra =
+        ["feed-len", "100000", "seen-fp-ppm", "1", "classify-escalate-max-per-sec", "1000000"].iter().map(|s| s.to_string()).collect();
     println!("\n== phase appendfsync {fsync}: {} s of faults, {} articles/s, logs in {}", opts.seconds, opts.rate, logs.display());
     stack.start_servers().unwrap_or_else(|e| fail(&e));
     let mut c = stack.conn().unwrap_or_else(|| fail("cannot connect to the primary"));
@@ -295,7 +289,12 @@ fn run_phase(opts: &Options, fsync: &'static str, with_sidecar: bool, with_agent
         let fault = bag.pop().unwrap_or(Fault::Fetcher);
         let recovered = inject(&mut stack, fault, &sockets, &mut rng);
         match recovered {
-            Some(d) => println!("  {:>6.1} s  {:<22} recovered in {:>6.0} ms", started.elapsed().as_secs_f64(), fault.name(), d.as_secs_f64() * 1e3),
+            Some(d) => println!(
+                "  {:>6.1} s  {:<22} recovered in {:>6.0} ms",
+                started.elapsed().as_secs_f64(),
+                fault.name(),
+                d.as_secs_f64() * 1e3
+            ),
             None => println!("  {:>6.1} s  {:<22} NOT RECOVERED within {RECOVERY_LIMIT:?}", started.elapsed().as_secs_f64(), fault.name()),
         }
         records.push(FaultRecord { fault, recovered });
@@ -418,8 +417,14 @@ fn summary(r: &PhaseResult) -> bool {
         let failed = r.faults.iter().filter(|f| f.fault == k && f.recovered.is_none()).count();
         let max = times.iter().copied().fold(0.0, f64::max);
         let mean = if times.is_empty() { 0.0 } else { times.iter().sum::<f64>() / times.len() as f64 };
-        println!("  {:<22} x{:<3} recovery mean {:>6.0} ms, max {:>6.0} ms{}", k.name(), times.len() + failed, mean, max,
-            if failed > 0 { format!(", {failed} NOT RECOVERED") } else { String::new() });
+        println!(
+            "  {:<22} x{:<3} recovery mean {:>6.0} ms, max {:>6.0} ms{}",
+            k.name(),
+            times.len() + failed,
+            mean,
+            max,
+            if failed > 0 { format!(", {failed} NOT RECOVERED") } else { String::new() }
+        );
         ok &= failed == 0;
     }
     println!("  articles ingested (acknowledged and still on the primary): {}", r.ingested);
@@ -430,11 +435,20 @@ fn summary(r: &PhaseResult) -> bool {
         "  feed entries a socket never received: {} ({} reconnects, {} truncated catch-ups, {} closed with \"cannot read the feed\" while the primary was down)",
         r.socket_missed, r.socket_reconnects, r.socket_truncated, r.socket_error_frames
     );
-    println!("  full resyncs of the replica: {}; replica data equal to the primary's (DEBUG DIGEST): {}", r.full_syncs, if r.digests_equal { "yes" } else { "NO" });
+    println!(
+        "  full resyncs of the replica: {}; replica data equal to the primary's (DEBUG DIGEST): {}",
+        r.full_syncs,
+        if r.digests_equal { "yes" } else { "NO" }
+    );
     for u in &r.unexpected {
         println!("  UNEXPECTED: {u}");
     }
-    ok &= r.undelivered == 0 && r.feed_duplicates == 0 && r.socket_duplicates == 0 && r.socket_missed == 0 && r.digests_equal && r.unexpected.is_empty();
+    ok &= r.undelivered == 0
+        && r.feed_duplicates == 0
+        && r.socket_duplicates == 0
+        && r.socket_missed == 0
+        && r.digests_equal
+        && r.unexpected.is_empty();
     if r.fsync == "always" {
         ok &= r.acked_then_lost == 0;
     }
@@ -483,7 +497,8 @@ fn main() {
     let (a, b, c) = agentic_tests::server_version();
     println!("chaos: {} | valkey-server {a}.{b}.{c} | model {} | seed {}", cpu_model(), opts.model.display(), opts.seed);
     catch_interrupts();
-    let results: Vec<PhaseResult> = fsyncs.iter().filter(|_| !interrupted()).map(|f| run_phase(&opts, f, with_sidecar, with_agent)).collect();
+    let results: Vec<PhaseResult> =
+        fsyncs.iter().filter(|_| !interrupted()).map(|f| run_phase(&opts, f, with_sidecar, with_agent)).collect();
     let mut ok = !interrupted();
     for r in &results {
         ok &= summary(r);

@@ -20,7 +20,9 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use agentic_bench::ag_news::{accuracy, config_get, config_set, define_topics, self_train, CLASSES};
-use agentic_bench::{agent_stat, classify_all, latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready, NewsItem};
+use agentic_bench::{
+    agent_stat, classify_all, latency_summary, load_ag_news, server_cpu_s, spawn_pinger, used_memory, wait_model_ready, NewsItem,
+};
 use agentic_tests::{info_field, make_temp_dir, workspace_dir, Server};
 use redis::Connection;
 
@@ -226,14 +228,24 @@ fn main() {
         let pool: Arc<Vec<String>> = Arc::new(train.iter().take(POOL_ROWS).map(|i| i.text.clone()).collect());
         let t0 = Instant::now();
         let samples = self_train(&mut c, &server.url(), &pool, o.clients).unwrap_or_else(|e| fail(&e));
-        println!("self-training: {} unlabelled training-pool rows in {:.0} s, heads fitted on {samples} samples", pool.len(), t0.elapsed().as_secs_f64());
+        println!(
+            "self-training: {} unlabelled training-pool rows in {:.0} s, heads fitted on {samples} samples",
+            pool.len(),
+            t0.elapsed().as_secs_f64()
+        );
     }
     // The timed runs use the module's defaults (learning included).
     set(&mut c, "classify-learn-percent", &learn_percent);
 
     let runs: Vec<TierRun> = TIERS.iter().map(|tier| run_tier(&server, &mut c, tier, &o, &items, &texts)).collect();
-    println!("\nAGENT.CLASSIFY per tier (classify pool, {} threads):", info_field(&mut c, "agentic_classify", "agentic_threads").unwrap_or_default());
-    println!("  {:<8} {:>11} {:>9} {:>9} {:>9} {:>10} {:>11}  notes", "tier", "articles/s", "p50 ms", "p99 ms", "accuracy", "PING p99", "server CPU");
+    println!(
+        "\nAGENT.CLASSIFY per tier (classify pool, {} threads):",
+        info_field(&mut c, "agentic_classify", "agentic_threads").unwrap_or_default()
+    );
+    println!(
+        "  {:<8} {:>11} {:>9} {:>9} {:>9} {:>10} {:>11}  notes",
+        "tier", "articles/s", "p50 ms", "p99 ms", "accuracy", "PING p99", "server CPU"
+    );
     for r in &runs {
         let notes = if r.tier == "cascade" {
             format!("{:.1}% escalated, {:.0} over budget", r.escalated_pct, r.over_budget)
@@ -258,8 +270,7 @@ fn main() {
     if o.skip_ort {
         println!("\nonnxruntime: skipped (--skip-ort)");
     } else {
-        let labels: Vec<&str> =
-            items.iter().map(|i| CLASSES.iter().find(|c| c.0 == i.label).map_or("?", |c| c.1)).collect();
+        let labels: Vec<&str> = items.iter().map(|i| CLASSES.iter().find(|c| c.0 == i.label).map_or("?", |c| c.1)).collect();
         match run_ort(&o, &texts, &labels) {
             Ok((version, runs, acc)) => {
                 let acc = acc.map_or("not measured".to_string(), |a| format!("{a:.1}%"));

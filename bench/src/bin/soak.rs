@@ -88,14 +88,25 @@ fn churn(port: u16, base_users: usize, seed: u64, stop: Arc<AtomicBool>, n: Arc<
                         return Ok(());
                     }
                     redis::pipe()
-                        .cmd("AGENT.UNSUBSCRIBE").arg(&u).arg(&held[rng.below(held.len())]).ignore()
-                        .cmd("AGENT.SUBSCRIBE").arg(&u).arg(free[rng.below(free.len())]).ignore()
+                        .cmd("AGENT.UNSUBSCRIBE")
+                        .arg(&u)
+                        .arg(&held[rng.below(held.len())])
+                        .ignore()
+                        .cmd("AGENT.SUBSCRIBE")
+                        .arg(&u)
+                        .arg(free[rng.below(free.len())])
+                        .ignore()
                         .query(&mut c)
                 })
             }
             _ => {
                 n.feed_reads.fetch_add(1, Ordering::Relaxed);
-                redis::cmd("AGENT.FEED").arg(format!("user:{{{}}}", rng.below(base_users))).arg("COUNT").arg(20).query::<redis::Value>(&mut c).map(|_| ())
+                redis::cmd("AGENT.FEED")
+                    .arg(format!("user:{{{}}}", rng.below(base_users)))
+                    .arg("COUNT")
+                    .arg(20)
+                    .query::<redis::Value>(&mut c)
+                    .map(|_| ())
             }
         };
         n.ops.fetch_add(1, Ordering::Relaxed);
@@ -135,7 +146,11 @@ fn pinger(port: u16, baseline_port: u16, stop: Arc<AtomicBool>, samples: Arc<Mut
         }
         let us = t0.elapsed().as_micros() as u64;
         let mut s = samples.lock().unwrap_or_else(|p| p.into_inner());
-        if to_baseline { s.1.push(us) } else { s.0.push(us) }
+        if to_baseline {
+            s.1.push(us)
+        } else {
+            s.0.push(us)
+        }
         drop(s);
         to_baseline = !to_baseline;
         thread::sleep(Duration::from_millis(5));
@@ -167,7 +182,8 @@ fn keeps_growing(series: &[u64], allowance: u64) -> Option<String> {
         sxx += (i as f64 - mean_x).powi(2);
     }
     let growth = sxy / sxx * (n - 1.0);
-    (growth > allowance as f64 && growth > 0.03 * mean_y).then(|| format!("+{:.1} MB over the last half (mean {:.1} MB)", growth / 1e6, mean_y / 1e6))
+    (growth > allowance as f64 && growth > 0.03 * mean_y)
+        .then(|| format!("+{:.1} MB over the last half (mean {:.1} MB)", growth / 1e6, mean_y / 1e6))
 }
 
 fn main() {
@@ -199,16 +215,29 @@ fn main() {
     let with_sidecar = workspace_dir().join("sidecar/.venv/bin/agentic-sidecar").is_file();
     let with_agent = workspace_dir().join("agents-py-compat/.venv/bin/agentic-user-reader").is_file();
     let (va, vb, vc) = agentic_tests::server_version();
-    println!("soak: {} | valkey-server {va}.{vb}.{vc} | {seconds} s, a row every {interval} s | {rate} articles/s | {users} users plus churn", cpu_model());
+    println!(
+        "soak: {} | valkey-server {va}.{vb}.{vc} | {seconds} s, a row every {interval} s | {rate} articles/s | {users} users plus churn",
+        cpu_model()
+    );
     if !with_sidecar || !with_agent {
-        println!("soak: without {} (make python-venvs installs them)", [(!with_sidecar).then_some("the sidecar"), (!with_agent).then_some("the Python agent")].into_iter().flatten().collect::<Vec<_>>().join(" and "));
+        println!(
+            "soak: without {} (make python-venvs installs them)",
+            [(!with_sidecar).then_some("the sidecar"), (!with_agent).then_some("the Python agent")]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" and ")
+        );
     }
 
     catch_interrupts();
     let logs = make_kept_dir("agentic-soak");
     let mut stack = Stack::new("everysec", &model, logs.clone(), rate, seed);
     let news_raw_len = (rate * 60).max(100).to_string();
-    stack.module_extra = ["doc-ttl", "60", "seen-ttl", "120", "topic-maxlen", "200", "pipeline-stream-maxlen", &news_raw_len].iter().map(|s| s.to_string()).collect();
+    stack.module_extra = ["doc-ttl", "60", "seen-ttl", "120", "topic-maxlen", "200", "pipeline-stream-maxlen", &news_raw_len]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     stack.fetcher_extra = vec!["--dedup-ttl".into(), "60".into()];
     stack.start_servers().unwrap_or_else(|e| fail(&e));
     let mut c = stack.conn().unwrap_or_else(|| fail("cannot connect to the primary"));
@@ -259,7 +288,11 @@ fn main() {
     let mut all_baseline = Vec::new();
     let mut ping_p99s = Vec::new();
     let mut unexpected = Vec::new();
-    println!("\n{:>6} | {} | ping p99 (plain server) | keys | users | articles | learner samples", "t (s)", names.iter().map(|n| format!("{n:>10}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "\n{:>6} | {} | ping p99 (plain server) | keys | users | articles | learner samples",
+        "t (s)",
+        names.iter().map(|n| format!("{n:>10}")).collect::<Vec<_>>().join(" ")
+    );
     let started = Instant::now();
     let mut next_row = Duration::from_secs(interval);
     while started.elapsed() < Duration::from_secs(seconds) && !interrupted() {
@@ -280,7 +313,9 @@ fn main() {
             pids.push(stack.agent.as_ref().and_then(|p| p.pid()));
         }
         let mut row: Vec<u64> = pids.iter().map(|p| p.and_then(rss_bytes).unwrap_or(0)).collect();
-        let used = |port: u16| connect(port).and_then(|mut c| info_field(&mut c, "memory", "used_memory")).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let used = |port: u16| {
+            connect(port).and_then(|mut c| info_field(&mut c, "memory", "used_memory")).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        };
         row.push(used(stack.primary_port));
         row.push(used(stack.replica_port));
         let (pings, base) = std::mem::take(&mut *samples.lock().unwrap_or_else(|p| p.into_inner()));
@@ -354,8 +389,13 @@ fn main() {
         n.http_reads.load(Ordering::Relaxed)
     );
     let socket_entries: usize = sockets.logs.iter().map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).articles.len()).sum();
-    let socket_dups: u64 = sockets.logs.iter().map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).articles.values().filter(|&&k| k > 1).count() as u64).sum();
-    let socket_errors: Vec<String> = sockets.logs.iter().flat_map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).errors.clone()).collect();
+    let socket_dups: u64 = sockets
+        .logs
+        .iter()
+        .map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).articles.values().filter(|&&k| k > 1).count() as u64)
+        .sum();
+    let socket_errors: Vec<String> =
+        sockets.logs.iter().flat_map(|(_, l)| l.lock().unwrap_or_else(|p| p.into_inner()).errors.clone()).collect();
     println!("  WebSocket clients: {socket_entries} articles received, {socket_dups} duplicates, {} error frames", socket_errors.len());
     ok &= socket_dups == 0;
     let errors = n.errors.lock().unwrap_or_else(|p| p.into_inner()).clone();

@@ -67,7 +67,14 @@ pub struct Cascade {
 
 impl Cascade {
     pub const fn new() -> Cascade {
-        Cascade { margins: VecDeque::new(), scorer_key: (0, 0), tokens: 0.0, refilled: None, model_ms_per_text: 0.0, draw: 0x9E37_79B9_7F4A_7C15 }
+        Cascade {
+            margins: VecDeque::new(),
+            scorer_key: (0, 0),
+            tokens: 0.0,
+            refilled: None,
+            model_ms_per_text: 0.0,
+            draw: 0x9E37_79B9_7F4A_7C15,
+        }
     }
 
     /// Escalations allowed per second now; None = no limit (the encoder's cost is not yet known).
@@ -234,7 +241,11 @@ mod tests {
         let chosen = sent(&c.choose((1, 1), &[0.3, 0.01, 0.2, 0.02], &NO_LEARNING, t0, 100, 2, 2));
         assert_eq!(chosen, [false, true, false, true], "2 per second: the two smallest margins");
         assert_eq!(sent(&c.choose((1, 1), &[0.0], &NO_LEARNING, t0, 100, 2, 2)), [false], "budget spent");
-        assert_eq!(sent(&c.choose((1, 1), &[0.0], &NO_LEARNING, t0 + Duration::from_millis(500), 100, 2, 2)), [true], "half a second refills one");
+        assert_eq!(
+            sent(&c.choose((1, 1), &[0.0], &NO_LEARNING, t0 + Duration::from_millis(500), 100, 2, 2)),
+            [true],
+            "half a second refills one"
+        );
     }
 
     #[test]

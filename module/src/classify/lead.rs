@@ -18,9 +18,9 @@ pub fn lead(text: &str, max_bytes: usize) -> &str {
         end -= 1;
     }
     let window = &text.as_bytes()[..end];
-    let sentence_end = (max_bytes / 2..end).rev().find(|&i| {
-        matches!(window[i], b'.' | b'!' | b'?' | b'\n') && window.get(i + 1).is_none_or(|c| c.is_ascii_whitespace())
-    });
+    let sentence_end = (max_bytes / 2..end)
+        .rev()
+        .find(|&i| matches!(window[i], b'.' | b'!' | b'?' | b'\n') && window.get(i + 1).is_none_or(|c| c.is_ascii_whitespace()));
     if let Some(i) = sentence_end {
         return &text[..=i];
     }

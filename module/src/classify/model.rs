@@ -42,8 +42,7 @@ struct Slot {
     generation: u64,
 }
 
-static SLOT: Mutex<Slot> =
-    Mutex::new(Slot {
+static SLOT: Mutex<Slot> = Mutex::new(Slot {
     dir: String::new(),
     status: Status::Absent,
     encoder: None,

@@ -54,8 +54,7 @@ impl StaticTable {
         if expected != Some(bytes.len()) {
             return Err(format!("{} bytes, expected {} for {rows} x {dim}", bytes.len(), expected.unwrap_or(0)));
         }
-        let values: Vec<f32> =
-            bytes[HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values: Vec<f32> = bytes[HEADER_BYTES..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         if let Some(at) = values.iter().position(|x| !x.is_finite()) {
             return Err(format!("value {at} is not finite"));
         }

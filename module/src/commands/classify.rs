@@ -56,7 +56,11 @@ fn render(result: Result<Classification, String>) -> ValkeyResult {
     let c = result.map_err(|e| ValkeyError::String(format!("ERR {}", validate::printable(e.as_bytes()))))?;
     let scores =
         c.scores.iter().flat_map(|(slug, s)| [ValkeyValue::BulkString(slug.clone()), ValkeyValue::BulkString(format!("{s:.4}"))]).collect();
-    Ok(ValkeyValue::Array(vec![ValkeyValue::BulkString(c.best), ValkeyValue::Array(scores), ValkeyValue::BulkString(c.tier.as_str().into())]))
+    Ok(ValkeyValue::Array(vec![
+        ValkeyValue::BulkString(c.best),
+        ValkeyValue::Array(scores),
+        ValkeyValue::BulkString(c.tier.as_str().into()),
+    ]))
 }
 
 fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
@@ -114,7 +118,8 @@ fn classify(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
         }
         metrics::CLASSIFY_INLINE_CALLS.incr();
         let started = Instant::now();
-        let result = crate::classify::passes::classify_texts(&[&text], vec![(catalog, topics)]).pop().unwrap_or_else(|| Err("no result".into()));
+        let result =
+            crate::classify::passes::classify_texts(&[&text], vec![(catalog, topics)]).pop().unwrap_or_else(|| Err("no result".into()));
         metrics::CLASSIFY_LATENCY_US.record(started.elapsed().as_micros() as u64);
         if result.is_err() {
             metrics::CLASSIFY_FAILURES.incr();

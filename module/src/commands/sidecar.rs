@@ -88,8 +88,9 @@ fn next(ctx: &Context, args: Vec<ValkeyString>) -> ValkeyResult {
     let device = device.ok_or(ValkeyError::Str("ERR DEVICE is required (e.g. cuda:0 or cpu)"))?;
     let fingerprint = fingerprint.ok_or(ValkeyError::Str("ERR MODEL is required: the fingerprint of the sidecar's model files"))?;
     // Vectors are only comparable under one model; scoring needs the module's own copy (topic vectors).
-    let encoder = model::encoder()
-        .map_err(|e| validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable_message(e.as_bytes()))))?;
+    let encoder = model::encoder().map_err(|e| {
+        validate::err(format!("ERR the server cannot score sidecar results: {}", validate::printable_message(e.as_bytes())))
+    })?;
     let ours = format!("{:016x}", encoder.fingerprint);
     if !fingerprint.eq_ignore_ascii_case(&ours) {
         return Err(validate::err(format!(

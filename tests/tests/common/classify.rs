@@ -79,4 +79,3 @@ pub fn classify_tier(c: &mut Connection, args: &[&str]) -> (String, String) {
     let (best, _, tier) = parse_classification_tier(&run(c, &all));
     (best, tier)
 }
-
