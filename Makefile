@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
+.PHONY: deps deps-browser deps-ops build ui dev test lint test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -44,7 +44,14 @@ dev: build model ui
 	@if [ -n "$(CLUSTER)" ]; then CLUSTER=$(CLUSTER) PORT=$(CLUSTER_PORT) bash scripts/dev-cluster.sh; \
 	 else PORT=$(PORT) bash scripts/dev.sh; fi
 
-test: build test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-clients test-sidecar test-ops test-ui test-e2e test-clients-node
+test: build lint test-unit tiny-model test-integration test-valkey-9 test-model test-agents test-clients test-sidecar test-ops test-ui test-e2e test-clients-node
+
+# Formatting (rustfmt.toml) and clippy (clippy.toml) with warnings as errors, where the toolchain
+# has both components.
+lint:
+	@if $(CARGO) fmt --version >/dev/null 2>&1 && $(CARGO) clippy --version >/dev/null 2>&1; then \
+	  $(CARGO) fmt --all --check && $(CARGO) clippy --release $(CRATES) --all-targets -- -D warnings; \
+	 else echo "lint skipped: rustfmt or clippy missing (rustup component add rustfmt clippy)"; fi
 
 test-unit:
 	$(CARGO) test -p agentic --features enable-system-alloc --lib

@@ -208,6 +208,8 @@ impl redis::aio::ConnectionLike for Conn {
     }
 }
 
+// One per process: the size of the cluster variant does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Client {
     Single(redis::Client),
     Cluster(redis::cluster::ClusterClient),

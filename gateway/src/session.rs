@@ -40,8 +40,8 @@ impl Feed {
 
     fn gauge(&self) -> &'static metrics::Gauge {
         match self {
-            Feed::User(_) => &*metrics::USER_SOCKETS,
-            Feed::Topic(_) => &*metrics::TOPIC_SOCKETS,
+            Feed::User(_) => &metrics::USER_SOCKETS,
+            Feed::Topic(_) => &metrics::TOPIC_SOCKETS,
         }
     }
 }

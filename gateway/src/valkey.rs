@@ -61,6 +61,8 @@ impl ConnectionLike for Conn {
     }
 }
 
+// One per process: the size of the cluster variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Target {
     Server(redis::Client),

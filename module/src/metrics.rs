@@ -337,11 +337,7 @@ pub enum Value {
 fn escalated_permille() -> i64 {
     let escalated = CLASSIFY_ESCALATIONS.get();
     let scored = CLASSIFY_TIER_STATIC.get() + escalated;
-    if scored == 0 {
-        0
-    } else {
-        (escalated * 1000 / scored) as i64
-    }
+    (escalated * 1000).checked_div(scored).unwrap_or(0) as i64
 }
 
 pub fn snapshot() -> Vec<(String, Value)> {

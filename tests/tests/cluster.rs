@@ -87,7 +87,7 @@ fn a_primary_answers_moved_for_keys_it_does_not_serve() {
     let user = "user:{7}";
     let owner = cluster.primary_of_key(user);
     let elsewhere = cluster.nodes.iter().find(|n| n.port != owner.port).expect("another node");
-    let doc = format!("doc:{{7}}:x");
+    let doc = "doc:{7}:x".to_string();
     let err = fanout_reply(&mut elsewhere.conn(), &["news", &doc, "x", "USERS", user]).expect_err("must be redirected");
     assert_eq!(err.code(), Some("MOVED"), "{err}");
     let total: i64 = cluster.nodes.iter().map(|n| dbsize(&mut n.conn())).sum();

@@ -201,8 +201,12 @@ impl Gen {
                 c
             }
             _ => {
-                let mut c =
-                    vec![name(*self.rng.pick(&["AGENT.LOADTOPICS", "AGENT.SIDECAR.RESULT", "AGENT.SIDECAR.LIST", "AGENT.TIMELINE.LOAD"]))];
+                let mut c = vec![name(self.rng.pick::<&str>(&[
+                    "AGENT.LOADTOPICS",
+                    "AGENT.SIDECAR.RESULT",
+                    "AGENT.SIDECAR.LIST",
+                    "AGENT.TIMELINE.LOAD",
+                ]))];
                 c.extend(self.maybe_args(5));
                 c
             }
@@ -229,9 +233,9 @@ impl Gen {
             0 => vec![s("DEL"), next()],
             1 => vec![s("RENAME"), next(), next()],
             2 => vec![s("COPY"), next(), next(), s("REPLACE")],
-            3 => vec![s("EXPIRE"), next(), s(*self.rng.pick(&["1000", "0", "-1"]))],
+            3 => vec![s("EXPIRE"), next(), s(self.rng.pick::<&str>(&["1000", "0", "-1"]))],
             // Milliseconds: gone before the round's checks.
-            4 => vec![s("PEXPIRE"), next(), s(*self.rng.pick(&["1", "20"]))],
+            4 => vec![s("PEXPIRE"), next(), s(self.rng.pick::<&str>(&["1", "20"]))],
             5 => vec![s("PERSIST"), next()],
             6 => vec![s("MOVE"), next(), s("1")],
             7 => vec![s("SET"), next(), s("not a user")],

@@ -26,8 +26,11 @@ fn listen(server: &Server, channel: &str) -> redis::Connection {
     c
 }
 
-/// The next announcement as (topic, doc key, [(user key, entry id)]), or None after the timeout.
-fn next_announcement(c: &mut redis::Connection) -> Option<(String, String, Vec<(String, String)>)> {
+/// (topic, doc key, [(user key, entry id)])
+type Announcement = (String, String, Vec<(String, String)>);
+
+/// The next announcement, or None after the timeout.
+fn next_announcement(c: &mut redis::Connection) -> Option<Announcement> {
     loop {
         let v = c.recv_response().ok()?;
         let redis::Value::Array(parts) = v else { continue };

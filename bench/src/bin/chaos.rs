@@ -151,7 +151,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             let linked = delivered && wait_until(RECOVERY_LIMIT, || replica_linked(stack.replica_port));
             let recovered = (delivered && linked).then(|| started.elapsed());
             stack.full_syncs += stack.sync_full();
-            return recovered;
+            recovered
         }
         Fault::Replica | Fault::ReplicaFullResync => {
             let syncs_before = stack.sync_full();
@@ -176,7 +176,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             let ok = wait_until(RECOVERY_LIMIT, || replica_caught_up(stack.primary_port, stack.replica_port));
             let recovered = ok.then(|| started.elapsed());
             stack.full_syncs += stack.sync_full() - syncs_before;
-            return recovered;
+            recovered
         }
         Fault::Fetcher => {
             started = Instant::now();
@@ -189,7 +189,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             let ok = wait_until(RECOVERY_LIMIT, || {
                 stack.conn().is_some_and(|mut c| redis::cmd("EXISTS").arg(&first).query::<i64>(&mut c).unwrap_or(0) == 1)
             });
-            return ok.then(|| started.elapsed());
+            ok.then(|| started.elapsed())
         }
         Fault::Gateway => {
             let before = sockets.connects();
@@ -200,7 +200,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             thread::sleep(down);
             stack.start_gateway();
             let ok = wait_until(RECOVERY_LIMIT, || sockets.connects().iter().zip(&before).all(|(now, then)| now > then));
-            return ok.then(|| started.elapsed());
+            ok.then(|| started.elapsed())
         }
         Fault::Sidecar => {
             started = Instant::now();
@@ -212,7 +212,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             stack.start_sidecar();
             let (port, id) = (stack.primary_port, stack.sidecar_id());
             let ok = wait_until(RECOVERY_LIMIT, || sidecar_listed(port, &id));
-            return ok.then(|| started.elapsed());
+            ok.then(|| started.elapsed())
         }
         Fault::Agent => {
             started = Instant::now();
@@ -223,7 +223,7 @@ fn inject(stack: &mut Stack, fault: Fault, sockets: &Sockets, rng: &mut Rng) -> 
             stack.start_agent();
             let port = stack.agent_port;
             let ok = wait_until(RECOVERY_LIMIT, || http_ok(port, "/metrics"));
-            return ok.then(|| started.elapsed());
+            ok.then(|| started.elapsed())
         }
     }
 }

@@ -14,7 +14,7 @@
 //!     with their self-trained heads (learning off, so the heads stay fixed while measured).
 //!
 //!     cargo run --release -p agentic-bench --bin classify_eval -- [--k 8,64] [--seeds S]
-//!         [--clients N] [--model DIR] [--split test|dev] [--module-arg NAME VALUE ...]
+//!     [--clients N] [--model DIR] [--split test|dev] [--module-arg NAME VALUE ...]
 //!
 //! `--split dev` measures on the development split instead (training-prefix rows 6429-10428), the
 //! one to choose recipes and constants on; the test set is for the figures reported.

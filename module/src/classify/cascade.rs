@@ -65,6 +65,12 @@ pub struct Cascade {
     draw: u64,
 }
 
+impl Default for Cascade {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 impl Cascade {
     pub const fn new() -> Cascade {
         Cascade {

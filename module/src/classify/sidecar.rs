@@ -206,7 +206,7 @@ pub fn dispatch() {
 /// The vectors of a sidecar's result blob: `dim` little-endian float32 values per text, all finite.
 pub fn vectors_of(blob: &[u8], dim: usize) -> Result<Vec<Vec<f32>>, String> {
     let width = dim.checked_mul(4).filter(|w| *w > 0).ok_or(format!("dim {dim} is out of range"))?;
-    if blob.is_empty() || blob.len() % width != 0 {
+    if blob.is_empty() || !blob.len().is_multiple_of(width) {
         return Err(format!("the blob holds {} bytes, not a whole number of {dim}-float vectors", blob.len()));
     }
     let floats: Vec<f32> = blob.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();

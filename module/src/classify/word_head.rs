@@ -225,7 +225,7 @@ mod tests {
         let (keys, _, _) = h.parts();
         assert!(keys.contains(&1) && keys.contains(&12));
         assert!(keys.contains(&(PAIR | 1 << 31 | 10)), "the pair (1, 10) occurs 4 times");
-        let s = vec![(0usize, vec![5u32, 6]), (1, vec![7, 8])];
+        let s = [(0usize, vec![5u32, 6]), (1, vec![7, 8])];
         let refs: Vec<(usize, &[u32])> = s.iter().map(|(t, ids)| (*t, ids.as_slice())).collect();
         assert_eq!(WordHead::fit(&refs, 2).unwrap().features(), 0, "each word in one sample only");
     }

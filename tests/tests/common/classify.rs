@@ -1,6 +1,6 @@
 //! Starting servers with a model and reading AGENT.CLASSIFY replies (classify*.rs).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agentic_tests::{info_field, wait_for, workspace_dir, Server, ServerBuilder};
@@ -24,7 +24,7 @@ pub fn real_model() -> Option<PathBuf> {
     }
 }
 
-pub fn with_model(dir: &PathBuf, extra: &[&str]) -> ServerBuilder {
+pub fn with_model(dir: &Path, extra: &[&str]) -> ServerBuilder {
     let mut args = vec!["model-dir", dir.to_str().expect("UTF-8 path")];
     args.extend_from_slice(extra);
     Server::builder().module_args(&args)
