@@ -107,6 +107,20 @@ fn the_rate_budget_caps_escalations_and_counts_the_rest() {
     assert_eq!(stat(&mut c, "classify_failures"), 0);
 }
 
+/// The default escalation budget follows the encoder's cost per text, measured when the model
+/// loads: known before the first text, so a burst right after start-up cannot queue more
+/// escalations than the pool runs.
+#[test]
+fn the_encoders_cost_is_measured_when_it_loads_before_any_text() {
+    let (_server, mut c) = start_tiny(&[]);
+    assert!(wait_for(|| stat(&mut c, "classify_model_us_per_text") > 0, Duration::from_secs(30)), "the loader measures the encoder");
+    assert_eq!(stat(&mut c, "classify_texts"), 0, "before any text");
+    assert_eq!(stat(&mut c, "classify_escalation_rate_per_sec"), 0, "no budget computed yet");
+    classify_tier(&mut c, &[TEXTS[0]]);
+    let (cost_us, rate) = (stat(&mut c, "classify_model_us_per_text"), stat(&mut c, "classify_escalation_rate_per_sec"));
+    assert!(rate > 0, "the first text already has a budget: {rate}/s at {cost_us} us per text");
+}
+
 #[test]
 fn examples_pull_the_static_tier_too() {
     let (_server, mut c) = start_tiny(&["classify-tier", "static"]);

@@ -83,7 +83,8 @@ impl Cascade {
         }
     }
 
-    /// Escalations allowed per second now; None = no limit (the encoder's cost is not yet known).
+    /// Escalations allowed per second now; None = no limit (the encoder's cost is not yet known:
+    /// the model loader measures it before the first text, model.rs).
     fn rate(&self, max_per_sec: u64, threads: usize) -> Option<f64> {
         if max_per_sec > 0 {
             return Some(max_per_sec as f64);

@@ -174,6 +174,20 @@ impl Encoder {
         self.run_plan(&self.plan, batch, longest)
     }
 
+    /// Milliseconds one text of `max_tokens` tokens takes on this thread, run as the pool runs it
+    /// (the mean of three runs).
+    pub fn cost_of_one_text(&self, max_tokens: usize, max_plans: usize) -> Option<f64> {
+        let text = "news ".repeat(max_tokens);
+        let mut total = 0.0;
+        for _ in 0..3 {
+            let tokens = self.tokenize(&text, max_tokens).ok()?;
+            let started = std::time::Instant::now();
+            self.embed_many(vec![tokens], 1, max_plans).ok()?;
+            total += started.elapsed().as_secs_f64() * 1000.0;
+        }
+        Some(total / 3.0)
+    }
+
     /// Builds the length plans texts of up to `max_tokens` tokens will use, shortest first, while
     /// fewer than `max_plans` exist and `go_on` holds: right after loading, on the loader's
     /// thread, so the first texts of each length do not wait ~50 ms for their plan on a worker

@@ -86,7 +86,14 @@ pub fn configure(dir: &str) {
         let current = || slot().generation == generation;
         let encoder = { slot().encoder.clone() };
         if let Some(encoder) = encoder.filter(|_| current()) {
-            encoder.prebuild_length_plans(crate::configs::classify_max_tokens(), crate::configs::classify_length_plans(), current);
+            let (max_tokens, max_plans) = (crate::configs::classify_max_tokens(), crate::configs::classify_length_plans());
+            encoder.prebuild_length_plans(max_tokens, max_plans, current);
+            // The cascade's default escalation budget follows the encoder's cost per text and has
+            // no limit until it knows it: measured now, so a burst of articles right after start-up
+            // cannot queue more escalations than the pool runs.
+            if let Some(ms) = encoder.cost_of_one_text(max_tokens, max_plans).filter(|_| current()) {
+                super::cascade::model_ran(1, ms);
+            }
         }
     });
     if let Err(e) = spawned {
