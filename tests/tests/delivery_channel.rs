@@ -42,7 +42,9 @@ fn next_announcement(c: &mut redis::Connection) -> Option<Announcement> {
         }
         let f = netstrings(payload);
         if f[0] == b"agentic-interests/1" {
-            continue; // interest changes (a user key that went away, say) are not deliveries
+            // Not deliveries: interest changes, such as a replica announcing the AGENT.SUBSCRIBE it
+            // applied after the listener subscribed (replication is asynchronous).
+            continue;
         }
         assert_eq!(f[0], b"agentic-deliveries/1");
         let s = |b: &Vec<u8>| String::from_utf8(b.clone()).unwrap();
