@@ -104,6 +104,7 @@ impl ClusterBuilder {
             assert!(out.status.success(), "valkey-cli --cluster create failed: {}", String::from_utf8_lossy(&out.stdout));
             cluster.wait_known_nodes(total);
             cluster.wait_healthy();
+            cluster.wait_shard_ids_agree();
             for replica in &cluster.nodes {
                 let mut c = replica.conn();
                 if crate::info_field(&mut c, "replication", "role").as_deref() != Some("slave") {
@@ -139,6 +140,7 @@ impl ClusterBuilder {
             assert!(ok, "node {} could not become a replica of {}", replica.port, primary.port);
         }
         cluster.wait_healthy();
+        cluster.wait_shard_ids_agree();
         for r in 0..self.primaries * self.replicas {
             wait_replica_synced(&cluster.nodes[r / self.replicas.max(1)], &cluster.nodes[self.primaries + r]);
         }
@@ -302,6 +304,23 @@ impl Cluster {
             Duration::from_secs(20),
         );
         assert!(ok, "the nodes did not all meet");
+    }
+
+    /// Waits (up to 30 s, else panics) until every node groups the nodes into exactly the
+    /// cluster's shards. A new cluster's shard ids settle through gossip, and Valkey 8.0 cannot
+    /// restart from a nodes.conf written before they did (a replica's shard id differing from its
+    /// primary's: "corrupted cluster config file", valkey-io/valkey#774, fixed in later versions):
+    /// tests that kill -9 and restart nodes must not do so earlier.
+    fn wait_shard_ids_agree(&self) {
+        let shards_seen_by =
+            |n: &Server| redis::cmd("CLUSTER").arg("SHARDS").query::<Vec<redis::Value>>(&mut n.conn()).map(|v| v.len()).ok();
+        let ok = wait_for(|| self.nodes.iter().all(|n| shards_seen_by(n) == Some(self.primaries)), Duration::from_secs(30));
+        assert!(
+            ok,
+            "the nodes do not agree on the shards: {:?} (want {})",
+            self.nodes.iter().map(shards_seen_by).collect::<Vec<_>>(),
+            self.primaries
+        );
     }
 
     /// Waits (up to 30 s, else panics) until every node says `cluster_state:ok` with all slots.
