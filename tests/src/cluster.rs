@@ -309,7 +309,7 @@ impl Cluster {
     /// Waits (up to 30 s, else panics) until every node groups the nodes into exactly the
     /// cluster's shards. A new cluster's shard ids settle through gossip, and Valkey 8.0 cannot
     /// restart from a nodes.conf written before they did (a replica's shard id differing from its
-    /// primary's: "corrupted cluster config file", valkey-io/valkey#774, fixed in later versions):
+    /// primary's: "corrupted cluster config file", valkey-io/valkey#774; later versions converge, #2174):
     /// tests that kill -9 and restart nodes must not do so earlier.
     fn wait_shard_ids_agree(&self) {
         let shards_seen_by =
