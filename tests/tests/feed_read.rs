@@ -31,6 +31,34 @@ fn wait_blocked(c: &mut Connection, n: i64) {
     assert!(wait_for(|| blocked_clients(c) == n, Duration::from_secs(5)), "expected {n} blocked clients, have {}", blocked_clients(c));
 }
 
+/// `n` users `user:{<prefix><i>}` following "news".
+fn news_followers(c: &mut Connection, prefix: &str, n: usize) -> Vec<String> {
+    let users: Vec<String> = (0..n).map(|i| format!("user:{{{prefix}{i}}}")).collect();
+    for u in &users {
+        subscribe(c, u, &["news"]);
+    }
+    users
+}
+
+/// `AGENT.FEED <user> AFTER $ BLOCK <ms>` on a connection of its own: what it got, and how long
+/// it waited.
+fn blocked_reader(server: &Server, user: &str, block_ms: u64) -> thread::JoinHandle<(Vec<Entry>, Duration)> {
+    let (url, user) = (server.url(), user.to_string());
+    thread::spawn(move || {
+        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
+        let started = Instant::now();
+        let v: Value = redis::cmd("AGENT.FEED")
+            .arg(&user)
+            .arg("AFTER")
+            .arg("$")
+            .arg("BLOCK")
+            .arg(block_ms)
+            .query(&mut r)
+            .expect("blocking AGENT.FEED");
+        (parse_feed(&v), started.elapsed())
+    })
+}
+
 #[test]
 fn entries_have_id_topic_doc_and_payload_newest_first() {
     let (_server, mut c) = with_feed(5);
@@ -109,14 +137,7 @@ fn after_returns_newer_entries_oldest_first() {
 fn after_dollar_block_zero_wakes_on_delivery_to_that_user() {
     let (server, mut c) = with_feed(3);
     subscribe(&mut c, "user:{2}", &["weather"]);
-    let url = server.url();
-    let reader = thread::spawn(move || {
-        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        let started = Instant::now();
-        let v: Value =
-            redis::cmd("AGENT.FEED").arg("user:{1}").arg("AFTER").arg("$").arg("BLOCK").arg(0).query(&mut r).expect("blocking AGENT.FEED");
-        (parse_feed(&v), started.elapsed())
-    });
+    let reader = blocked_reader(&server, "user:{1}", 0);
     wait_blocked(&mut c, 1);
     // A delivery to someone else, and a duplicate for this user, do not wake the reader.
     assert_eq!(fanout(&mut c, "weather", "doc:w", "rain"), (1, 0));
@@ -141,22 +162,10 @@ fn after_dollar_block_zero_wakes_on_delivery_to_that_user() {
 fn blocked_reader_of_a_missing_user_wakes_when_the_user_gets_a_delivery() {
     let server = Server::start();
     let mut c = server.conn();
-    let url = server.url();
-    let reader = thread::spawn(move || {
-        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        let v: Value = redis::cmd("AGENT.FEED")
-            .arg("user:{new}")
-            .arg("AFTER")
-            .arg("$")
-            .arg("BLOCK")
-            .arg(5000)
-            .query(&mut r)
-            .expect("blocking AGENT.FEED");
-        parse_feed(&v)
-    });
+    let reader = blocked_reader(&server, "user:{new}", 5000);
     wait_blocked(&mut c, 1);
     assert_eq!(fanout_with(&mut c, "sports", "doc:1", "hello", &["USERS", "user:{new}"]), (1, 0));
-    let got = reader.join().expect("reader thread");
+    let (got, _) = reader.join().expect("reader thread");
     assert_eq!(got.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec!["doc:1"]);
 }
 
@@ -231,25 +240,11 @@ fn block_inside_multi_returns_immediately() {
 fn readers_made_ready_by_one_write_are_woken_a_batch_per_iteration_and_all_answered() {
     let server = Server::builder().module_args(&["feed-wake-batch", "2", "fanout-shared-min-subscribers", "1"]).start();
     let mut c = server.conn();
-    let followers: Vec<String> = (0..7).map(|i| format!("user:{{w{i}}}")).collect();
-    for u in &followers {
-        subscribe(&mut c, u, &["news"]);
-    }
+    let followers = news_followers(&mut c, "w", 7);
     subscribe(&mut c, "user:{other}", &["sports"]);
-    let block_all = |c: &mut Connection| -> Vec<thread::JoinHandle<Vec<Entry>>> {
-        let readers: Vec<_> = followers
-            .iter()
-            .chain(std::iter::once(&"user:{other}".to_string()))
-            .map(|u| {
-                let (url, u) = (server.url(), u.clone());
-                thread::spawn(move || {
-                    let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-                    let v: Value =
-                        redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(3_000).query(&mut r).expect("AGENT.FEED");
-                    parse_feed(&v)
-                })
-            })
-            .collect();
+    let block_all = |c: &mut Connection| -> Vec<thread::JoinHandle<(Vec<Entry>, Duration)>> {
+        let readers: Vec<_> =
+            followers.iter().map(String::as_str).chain(["user:{other}"]).map(|u| blocked_reader(&server, u, 3_000)).collect();
         wait_blocked(c, 8);
         readers
     };
@@ -257,7 +252,7 @@ fn readers_made_ready_by_one_write_are_woken_a_batch_per_iteration_and_all_answe
         let _: () = redis::cmd("CONFIG").arg("SET").arg("agentic.fanout-shared-min-subscribers").arg(shared).query(&mut c).unwrap();
         let readers = block_all(&mut c);
         assert_eq!(fanout(&mut c, "news", doc, "body").0, 7);
-        let got: Vec<Vec<Entry>> = readers.into_iter().map(|r| r.join().expect("reader")).collect();
+        let got: Vec<Vec<Entry>> = readers.into_iter().map(|r| r.join().expect("reader").0).collect();
         for (u, entries) in followers.iter().zip(&got) {
             assert_eq!(entries.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec![doc], "{u}, round {round}");
         }
@@ -280,14 +275,7 @@ fn a_reader_woken_for_nothing_is_woken_again_by_the_next_write_in_the_same_itera
     subscribe(&mut c, "user:{r}", &["news"]);
     // doc:{x} straight into the user's own feed: the shared timeline's copy is then hidden from it.
     assert_eq!(fanout_with(&mut c, "news", "doc:{x}", "x", &["USERS", "user:{r}"]).0, 1);
-    let url = server.url();
-    let reader = thread::spawn(move || {
-        let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-        let started = Instant::now();
-        let v: Value =
-            redis::cmd("AGENT.FEED").arg("user:{r}").arg("AFTER").arg("$").arg("BLOCK").arg(5_000).query(&mut r).expect("AGENT.FEED");
-        (parse_feed(&v), started.elapsed())
-    });
+    let reader = blocked_reader(&server, "user:{r}", 5_000);
     wait_blocked(&mut c, 1);
     let started = Instant::now();
     let _: Value = redis::pipe()
@@ -316,22 +304,8 @@ fn a_reader_woken_for_nothing_is_woken_again_by_the_next_write_in_the_same_itera
 fn a_reader_timing_out_while_its_wake_up_is_queued_gets_what_was_written() {
     let server = Server::builder().module_args(&["feed-wake-batch", "1", "fanout-shared-min-subscribers", "1"]).start();
     let mut c = server.conn();
-    let followers: Vec<String> = (0..3).map(|i| format!("user:{{t{i}}}")).collect();
-    for u in &followers {
-        subscribe(&mut c, u, &["news"]);
-    }
-    let readers: Vec<_> = followers
-        .iter()
-        .map(|u| {
-            let (url, u) = (server.url(), u.clone());
-            thread::spawn(move || {
-                let mut r = redis::Client::open(url).expect("url").get_connection().expect("connect");
-                let v: Value =
-                    redis::cmd("AGENT.FEED").arg(&u).arg("AFTER").arg("$").arg("BLOCK").arg(200).query(&mut r).expect("AGENT.FEED");
-                parse_feed(&v)
-            })
-        })
-        .collect();
+    let followers = news_followers(&mut c, "t", 3);
+    let readers: Vec<_> = followers.iter().map(|u| blocked_reader(&server, u, 200)).collect();
     wait_blocked(&mut c, 3);
     let _: Value = redis::pipe()
         .atomic()
@@ -345,7 +319,7 @@ fn a_reader_timing_out_while_its_wake_up_is_queued_gets_what_was_written() {
         .query(&mut c)
         .expect("MULTI: fan-out, then sleep past the timeouts");
     for (u, r) in followers.iter().zip(readers) {
-        let got = r.join().expect("reader");
+        let (got, _) = r.join().expect("reader");
         assert_eq!(got.iter().map(|e| e.doc.as_str()).collect::<Vec<_>>(), vec!["doc:{late}"], "{u}");
     }
     assert_eq!(stat(&mut c, "feed_read_timeouts"), 0);
