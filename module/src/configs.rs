@@ -250,6 +250,15 @@ pub const PIPELINE_BATCH_MIN: i64 = 1;
 pub const PIPELINE_BATCH_MAX: i64 = 10_000;
 pub static PIPELINE_BATCH: AtomicI64 = AtomicI64::new(PIPELINE_BATCH_DEFAULT);
 
+/// How often a classify worker running the encoder offers its core to a thread waiting for it
+/// (`sched_yield` between the graph's operations), in microseconds; 0 = never. Lower keeps
+/// the main thread's waits for a core short; higher (or 0) gives the encoder's own calls lower
+/// latency when the pool saturates.
+pub const CLASSIFY_YIELD_US_DEFAULT: i64 = 100;
+pub const CLASSIFY_YIELD_US_MIN: i64 = 0;
+pub const CLASSIFY_YIELD_US_MAX: i64 = 1_000_000;
+pub static CLASSIFY_YIELD_US: AtomicI64 = AtomicI64::new(CLASSIFY_YIELD_US_DEFAULT);
+
 /// Microseconds of pipeline work (storing, streaming, appending, acknowledging classified articles,
 /// reading new ones) per event-loop iteration; what is left continues in the next iteration,
 /// after the clients that are waiting have been served.
@@ -289,7 +298,7 @@ pub static DEBUG_COMMANDS: AtomicBool = AtomicBool::new(false);
 
 /// Every numeric setting with its bounds. The server checks CONFIG SET against them, but a value
 /// given as a module argument becomes the registered default unchecked, so init checks it here.
-pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 30] {
+pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 31] {
     [
         ("feed-len", &FEED_LEN, FEED_LEN_MIN, FEED_LEN_MAX),
         ("seen-ttl", &SEEN_TTL, SEEN_TTL_MIN, SEEN_TTL_MAX),
@@ -327,6 +336,7 @@ pub fn numeric() -> [(&'static str, &'static AtomicI64, i64, i64); 30] {
         ("pipeline-max-inflight", &PIPELINE_MAX_INFLIGHT, PIPELINE_MAX_INFLIGHT_MIN, PIPELINE_MAX_INFLIGHT_MAX),
         ("pipeline-stream-maxlen", &PIPELINE_STREAM_MAXLEN, PIPELINE_STREAM_MAXLEN_MIN, PIPELINE_STREAM_MAXLEN_MAX),
         ("pipeline-slice-us", &PIPELINE_SLICE_US, PIPELINE_SLICE_US_MIN, PIPELINE_SLICE_US_MAX),
+        ("classify-yield-us", &CLASSIFY_YIELD_US, CLASSIFY_YIELD_US_MIN, CLASSIFY_YIELD_US_MAX),
         ("sidecar-timeout-ms", &SIDECAR_TIMEOUT_MS, SIDECAR_TIMEOUT_MS_MIN, SIDECAR_TIMEOUT_MS_MAX),
         ("sidecar-ttl-ms", &SIDECAR_TTL_MS, SIDECAR_TTL_MS_MIN, SIDECAR_TTL_MS_MAX),
         ("cluster-resend-ms", &CLUSTER_RESEND_MS, CLUSTER_RESEND_MS_MIN, CLUSTER_RESEND_MS_MAX),
@@ -449,6 +459,12 @@ pub fn classify_escalate_percent() -> u64 {
 
 pub fn classify_escalate_max_per_sec() -> u64 {
     get(&CLASSIFY_ESCALATE_MAX_PER_SEC).clamp(CLASSIFY_ESCALATE_MAX_PER_SEC_MIN, CLASSIFY_ESCALATE_MAX_PER_SEC_MAX) as u64
+}
+
+/// `classify-yield-us` as a period, None for never.
+pub fn classify_yield_every() -> Option<std::time::Duration> {
+    let us = get(&CLASSIFY_YIELD_US).clamp(CLASSIFY_YIELD_US_MIN, CLASSIFY_YIELD_US_MAX) as u64;
+    (us > 0).then(|| std::time::Duration::from_micros(us))
 }
 
 pub fn classify_learn_percent() -> u64 {

@@ -274,6 +274,8 @@ fn config_bounds_are_enforced() {
         ("agentic.topic-maxlen", "0"),
         ("agentic.topic-hard-maxlen", "-1"),
         ("agentic.fanout-slice-us", "9"),
+        ("agentic.classify-yield-us", "-1"),
+        ("agentic.classify-yield-us", "1000001"),
         ("agentic.debug-commands", "maybe"),
     ] {
         let before = get(&mut c, name);

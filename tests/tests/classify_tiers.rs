@@ -77,8 +77,12 @@ fn the_mode_switch_keeps_each_tier_alone_and_refuses_unknown_modes() {
     let escalations = stat(&mut c, "classify_escalations");
     set(&mut c, "classify-tier", "model");
     assert!(tiers_of(&mut c, &TEXTS).iter().all(|t| t == "model"));
+    // Workers that never offer their core while running the encoder answer the same way.
+    set(&mut c, "classify-yield-us", "0");
+    assert!(tiers_of(&mut c, &TEXTS[..2]).iter().all(|t| t == "model"));
     assert_eq!(stat(&mut c, "classify_escalations"), escalations, "the encoder alone escalates nothing");
     assert_eq!(stat(&mut c, "classify_tier_static"), TEXTS.len() as i64);
+    set(&mut c, "classify-yield-us", "100");
 
     let e = expect_err_str(&mut c, &["CONFIG", "SET", "agentic.classify-tier", "fastest"]);
     assert!(e.contains("cascade, model, static"), "{e}");

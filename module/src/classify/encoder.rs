@@ -261,7 +261,9 @@ impl Encoder {
         let mut state = plan.spawn().map_err(|e| format!("inference: {e}"))?;
         let outputs = state
             .run_plan_with_eval(inputs, |session, op_state, node, input| {
-                crate::ffi::yield_core_every(std::time::Duration::from_micros(100));
+                if let Some(every) = crate::configs::classify_yield_every() {
+                    crate::ffi::yield_core_every(every);
+                }
                 tract_onnx::tract_core::plan::eval(session, op_state, node, input)
             })
             .map_err(|e| format!("inference: {e}"))?;

@@ -221,6 +221,7 @@ pub fn restart_workers() {
 }
 
 fn worker(index: usize, generation: u64) {
+    crate::ffi::mark_classify_worker();
     // Below the main thread's priority (`classify-worker-priority`): when the pool saturates every
     // core the event loop still gets one as soon as a client needs it.
     if let Err(e) = crate::ffi::set_worker_priority(configs::classify_worker_priority()) {

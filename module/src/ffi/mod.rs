@@ -100,14 +100,23 @@ pub fn log_warning(msg: &str) {
     valkey_module::logging::log_warning(msg);
 }
 
-/// Schedules the calling thread as `classify-worker-priority` says (Linux schedules threads
-/// individually): SCHED_IDLE, or normal scheduling at nice 10 or 0. A new thread starts with
-/// Gives the core to a thread waiting for it (the server's main thread, say) when this one has
-/// run for `every` since it last did; costs one syscall when nobody waits.
+thread_local!(static CLASSIFY_WORKER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+
+/// Marks the calling thread as a classify worker: `yield_core_every` yields only on those (never
+/// on the main thread, which classifies inline inside MULTI or Lua, nor on the model loader).
+pub fn mark_classify_worker() {
+    CLASSIFY_WORKER.with(|w| w.set(true));
+}
+
+/// On a classify worker: gives the core to a thread waiting for it (the server's main thread,
+/// say) when this one has run for `every` since it last did; costs one syscall when nobody waits.
 pub fn yield_core_every(every: std::time::Duration) {
     use std::cell::Cell;
     use std::time::Instant;
     thread_local!(static LAST: Cell<Option<Instant>> = const { Cell::new(None) });
+    if !CLASSIFY_WORKER.with(Cell::get) {
+        return;
+    }
     let now = Instant::now();
     LAST.with(|last| match last.get() {
         Some(t) if now.duration_since(t) < every => {}
@@ -119,6 +128,8 @@ pub fn yield_core_every(every: std::time::Duration) {
     });
 }
 
+/// Schedules the calling thread as `classify-worker-priority` says (Linux schedules threads
+/// individually): SCHED_IDLE, or normal scheduling at nice 10 or 0. A new thread starts with
 /// its creator's policy, so every worker starts from the main thread's.
 pub fn set_worker_priority(priority: crate::configs::WorkerPriority) -> Result<(), String> {
     use crate::configs::WorkerPriority;
