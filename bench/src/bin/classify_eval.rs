@@ -158,19 +158,17 @@ fn main() {
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_else(|| fail(&format!("{a} needs a value")));
         match a.as_str() {
-            "--k" => {
-                ks = v
+            "--k" | "--finetune" => {
+                let list: Vec<usize> = v
                     .split(',')
                     .filter(|x| !x.trim().is_empty())
-                    .map(|x| x.trim().parse().unwrap_or_else(|_| fail("--k takes numbers, e.g. 8,64")))
-                    .collect()
-            }
-            "--finetune" => {
-                finetune_ks = v
-                    .split(',')
-                    .filter(|x| !x.trim().is_empty())
-                    .map(|x| x.trim().parse().unwrap_or_else(|_| fail("--finetune takes numbers, e.g. 64")))
-                    .collect()
+                    .map(|x| x.trim().parse().unwrap_or_else(|_| fail(&format!("{a} takes numbers, e.g. 8,64"))))
+                    .collect();
+                if a == "--k" {
+                    ks = list
+                } else {
+                    finetune_ks = list
+                }
             }
             "--max-tokens" => max_tokens = v.parse().unwrap_or_else(|_| fail("--max-tokens takes a number")),
             "--seeds" => seeds = v.parse().unwrap_or_else(|_| fail("--seeds takes a number")),
