@@ -16,8 +16,8 @@ Recipe: every weight of the encoder trains (the last layer alone did worse than 
 cross-entropy over the cosine between a text's pooled vector and one learnt vector per topic,
 scaled by 20, those vectors starting from the topics' descriptions (their sentences embedded one by
 one and averaged, as the module does); AdamW (learning rate 5e-5 for the encoder, 1e-3 for the
-topic vectors, weight decay 0.01), batches of 16, 8 epochs, one fixed seed. Texts are cut to their
-lead (whole sentences within 6 characters per token) and `--max-tokens` tokens, like the module's.
+topic vectors, weight decay 0.01), batches of 16, 8 epochs, one fixed seed. Texts are cut as the
+module cuts them: their lead (util.lead, a port of lead.rs), then `--max-tokens` tokens.
 
 Input: the topics from a running server (`--valkey HOST:PORT`: AGENT.TOPIC.LIST and
 AGENT.TOPIC.GET, no client library needed) or a JSON file (`--topics`: a list of
@@ -49,6 +49,7 @@ sys.path.insert(0, HERE)
 
 from bert_onnx import BertConfig, check_weights  # noqa: E402
 from eval_static import facets  # noqa: E402
+from util import BYTES_PER_TOKEN, lead  # noqa: E402
 
 TOPIC_SCALE = 20.0
 
@@ -119,18 +120,6 @@ def check_topics(topics) -> list[dict]:
     if not any(t.get("examples") for t in topics):
         raise ValueError("no topic has examples: nothing to fine-tune on (AGENT.TOPIC.ADDEXAMPLES)")
     return topics
-
-
-def lead(text: str, max_chars: int) -> str:
-    """Whole sentences within max_chars (at least half of it), else whole words."""
-    if len(text) <= max_chars:
-        return text
-    head = text[:max_chars]
-    for i in range(len(head) - 1, max_chars // 2 - 1, -1):
-        if head[i] in ".!?\n" and (i + 1 >= len(head) or head[i + 1].isspace()):
-            return text[: i + 1]
-    j = head.rfind(" ")
-    return head[:j].rstrip() if j > 0 else head
 
 
 # --- the encoder in torch (the same computation as bert_onnx.py's graph) -------------------------
@@ -207,7 +196,7 @@ def finetune(weights, cfg, tok, topics, epochs: int, lr: float, seed: int, max_t
     texts, labels = [], []
     for i, t in enumerate(topics):
         for e in t.get("examples", []):
-            texts.append(lead(e, 6 * max_tokens))
+            texts.append(lead(e, BYTES_PER_TOKEN * max_tokens))
             labels.append(i)
     y = torch.tensor(labels)
 

@@ -50,12 +50,11 @@ def missing(reason: str) -> None:
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
     """A Hugging Face style folder of the tiny model: model.safetensors, config.json, tokenizer.json."""
-    pytest.importorskip("safetensors")
     try:
         import torch  # noqa: F401
-    except ImportError:
-        missing("PyTorch is not installed: pip install -r model/requirements-finetune.txt")
-    from safetensors.numpy import save_file
+        from safetensors.numpy import save_file
+    except ImportError as e:
+        missing(f"{e.name} is not installed: pip install -r model/requirements.txt -r model/requirements-finetune.txt")
 
     out = tmp_path_factory.mktemp("tiny_hf")
     make_tiny.write_tiny(str(out))

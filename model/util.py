@@ -64,3 +64,25 @@ def compare(session, weights, cfg, tokenizer, texts: list[str]) -> dict[str, flo
         "min_cosine": float(np.min(np.sum(got * ref, axis=1))),
         "max_len": int(feeds["input_ids"].shape[1]),
     }
+
+
+BYTES_PER_TOKEN = 6  # module/src/classify/lead.rs
+
+
+def lead(text: str, max_bytes: int) -> str:
+    """The module's cut before tokenising (lead.rs): the last sentence end in the second half of
+    the byte budget, else the last space, else a character boundary."""
+    b = text.encode("utf-8")
+    if len(b) <= max_bytes:
+        return text
+    end = max_bytes
+    while end > 0 and (b[end] & 0xC0) == 0x80:
+        end -= 1
+    window = b[:end]
+    for i in range(end - 1, max_bytes // 2 - 1, -1):
+        if window[i : i + 1] in (b".", b"!", b"?", b"\n") and (i + 1 == len(window) or window[i + 1 : i + 2].isspace()):
+            return b[: i + 1].decode("utf-8", "ignore")
+    space = max((window.rfind(c) for c in (b" ", b"\t", b"\n", b"\r")), default=-1)
+    if space > 0:
+        return window[:space].decode("utf-8", "ignore").rstrip()
+    return window.decode("utf-8", "ignore")

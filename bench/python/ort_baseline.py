@@ -26,27 +26,9 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-
-BYTES_PER_TOKEN = 6  # module/src/classify/lead.rs
-
-
-def lead(text: str, max_bytes: int) -> str:
-    """The module's cut before tokenising (lead.rs): the last sentence end in the second half of
-    the byte budget, else the last space, else a character boundary."""
-    b = text.encode("utf-8")
-    if len(b) <= max_bytes:
-        return text
-    end = max_bytes
-    while end > 0 and (b[end] & 0xC0) == 0x80:
-        end -= 1
-    window = b[:end]
-    for i in range(end - 1, max_bytes // 2 - 1, -1):
-        if window[i : i + 1] in (b".", b"!", b"?", b"\n") and (i + 1 == len(window) or window[i + 1 : i + 2].isspace()):
-            return b[: i + 1].decode("utf-8", "ignore")
-    space = max((window.rfind(c) for c in (b" ", b"\t", b"\n", b"\r")), default=-1)
-    if space > 0:
-        return window[:space].decode("utf-8", "ignore").rstrip()
-    return window.decode("utf-8", "ignore")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model"))
+from eval_static import facets  # noqa: E402  the module's sentence split, shared with the static tier's evaluation
+from util import BYTES_PER_TOKEN, lead  # noqa: E402  the module's cut before tokenising (lead.rs)
 
 
 def tokenize(tok: Tokenizer, texts: list[str], max_tokens: int) -> list[list[int]]:
@@ -105,9 +87,6 @@ def embed(sess: ort.InferenceSession, ids: list[list[int]], batch: int = 16) -> 
 
 
 def zero_shot_accuracy(sess, tok, texts_ids, topics: dict[str, str], labels: list[str], max_tokens: int) -> float:
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "model"))
-    from eval_static import facets  # the module's sentence split, shared with the static tier's evaluation
-
     slugs = list(topics)
     vectors = []
     for slug in slugs:
