@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 pub mod ag_news;
 pub mod stack;
+pub mod stamped;
 
 use agentic_tests::info_field;
 use redis::Connection;

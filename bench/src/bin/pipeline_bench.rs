@@ -8,12 +8,15 @@
 //! latency throughout, server CPU and used_memory, and lost / duplicated counts.
 //!
 //!     cargo run --release -p agentic-bench --bin pipeline_bench -- [--users N] [--rate R]
-//!         [--seconds S] [--model DIR] [--readers N] [--reader-policy normal|batch]
+//!         [--seconds S] [--model DIR] [--readers N] [--reader-policy idle|batch|normal]
 //!         [--module-arg NAME VALUE ...] [--server-arg NAME VALUE ...]
 //!
-//! `--reader-policy batch` runs the reader threads under Linux SCHED_BATCH: a woken reader then
-//! does not preempt the thread running on its core (the server's, often), as readers on other
-//! machines would not; PING's figure with and without it shows what co-located readers cost.
+//! The readers (20 by default, each a user following every topic, blocked in AGENT.FEED, a thread
+//! each) stand in for clients on other machines: they run under Linux SCHED_IDLE, so a woken
+//! reader never takes a core the server or the pinger wants, and each reply's arrival is the
+//! kernel's receive timestamp, so their own wait for a core is not in the ingest-to-feed figure.
+//! `--reader-policy normal` (or `batch`) has them compete with the server as co-located clients:
+//! PING's figure with and without shows what that costs.
 //!
 //! Uses the real model when `make model` has built it, else the tiny test model (said in the
 //! output). Needs target/release/agentic-fetcher (cargo build --release -p agentic-fetcher) and
@@ -26,9 +29,10 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use agentic_bench::stamped::StampedConnection;
 use agentic_bench::{
-    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, now_ms, server_cpu_s, spawn_pinger, start_fetcher, used_memory,
-    wait_model_ready, Workload, TOPICS,
+    ag_news_dir, agent_stat, ingest_and_drain, latency_summary, server_cpu_s, spawn_pinger, start_fetcher, used_memory, wait_model_ready,
+    Workload, TOPICS,
 };
 use agentic_tests::{workspace_dir, Server};
 use redis::{Connection, Value};
@@ -53,55 +57,76 @@ fn stat(c: &mut Connection, name: &str) -> i64 {
     }
 }
 
-/// A user following every topic, blocked on its feed; records now - ingest_ms of each arrival.
-fn spawn_reader(
-    url: String,
-    user: String,
-    stop: Arc<AtomicBool>,
+/// Puts the calling thread under Linux scheduling `policy` (SCHED_BATCH or SCHED_IDLE); None
+/// leaves it as it is.
+fn set_policy(policy: Option<libc::c_int>) {
+    let Some(policy) = policy else { return };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: sets the calling thread's own policy; the struct outlives the call.
+    if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
+        fail("sched_setscheduler refused the reader policy");
+    }
+}
+
+/// One AGENT.FEED BLOCK call for `user` after `after`.
+fn feed_cmd(user: &str, after: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd("AGENT.FEED");
+    cmd.arg(user).arg("COUNT").arg(1000).arg("AFTER").arg(after).arg("BLOCK").arg(200);
+    cmd
+}
+
+/// What one reader keeps of AGENT.FEED's replies: where to read on from, the documents it got, and
+/// now - ingest_ms of each arrival (ns).
+struct ReaderLog {
+    after: String,
     seen: Arc<Mutex<Vec<String>>>,
-    batch: bool,
-) -> thread::JoinHandle<Vec<u64>> {
-    thread::spawn(move || {
-        if batch {
-            let param = libc::sched_param { sched_priority: 0 };
-            // SAFETY: sets the calling thread's own policy; the struct outlives the call.
-            if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {
-                fail("sched_setscheduler(SCHED_BATCH) refused");
-            }
-        }
-        let mut c = redis::Client::open(url).and_then(|c| c.get_connection()).expect("reader connection");
-        let mut lat = Vec::new();
-        let mut after = "$".to_string();
-        while !stop.load(Ordering::Relaxed) {
-            let v: Value = match redis::cmd("AGENT.FEED")
-                .arg(&user)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("AFTER")
-                .arg(&after)
-                .arg("BLOCK")
-                .arg(200)
-                .query(&mut c)
+    lat: Vec<u64>,
+}
+
+impl ReaderLog {
+    fn new(seen: Arc<Mutex<Vec<String>>>) -> ReaderLog {
+        ReaderLog { after: "$".to_string(), seen, lat: Vec::new() }
+    }
+
+    /// Takes one AGENT.FEED reply that arrived at `arrived_ms` (wall clock, as `ingest_ms`).
+    fn record(&mut self, reply: Value, arrived_ms: u64) {
+        let Value::Array(entries) = reply else { return };
+        for e in entries {
+            let Value::Array(f) = e else { continue };
+            if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) =
+                (f.first(), f.get(2), f.get(3))
             {
-                Ok(v) => v,
-                Err(_) => continue,
-            };
-            let now = now_ms();
-            let Value::Array(entries) = v else { continue };
-            for e in entries {
-                let Value::Array(f) = e else { continue };
-                if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) =
-                    (f.first(), f.get(2), f.get(3))
-                {
-                    after = String::from_utf8_lossy(id).into_owned();
-                    seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
-                    if let Some(ingest) = ingest_ms(payload) {
-                        lat.push(now.saturating_sub(ingest) * 1_000_000);
-                    }
+                self.after = String::from_utf8_lossy(id).into_owned();
+                self.seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
+                if let Some(ingest) = ingest_ms(payload) {
+                    self.lat.push(arrived_ms.saturating_sub(ingest) * 1_000_000);
                 }
             }
         }
-        lat
+    }
+}
+
+/// A user following every topic, blocked on its feed, on a thread of its own under `policy`.
+/// Arrivals are timed by the kernel's receive timestamp, so a reader that waits for a core does
+/// not add that wait to the figure. Returns its log and how many replies lacked a timestamp.
+fn spawn_reader(
+    port: u16,
+    user: String,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<String>>>,
+    policy: Option<libc::c_int>,
+) -> thread::JoinHandle<(Vec<u64>, u64)> {
+    thread::spawn(move || {
+        set_policy(policy);
+        let mut c = StampedConnection::connect(port).unwrap_or_else(|e| fail(&format!("reader connection: {e}")));
+        let mut log = ReaderLog::new(seen);
+        let mut unstamped = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let got = c.query(&feed_cmd(&user, &log.after)).unwrap_or_else(|e| fail(&format!("reader {user}: {e}")));
+            unstamped += u64::from(!got.stamped);
+            log.record(got.reply, got.arrived_ns / 1_000_000);
+        }
+        (log.lat, unstamped)
     })
 }
 
@@ -118,7 +143,10 @@ fn ingest_ms(payload: &[u8]) -> Option<u64> {
 
 fn main() {
     let (mut users, mut rate, mut seconds, mut readers) = (10_000usize, 1_000u64, 60u64, 20usize);
-    let mut batch = false;
+    // The readers stand in for clients on other machines: by default they take no core the
+    // server or the pinger wants (SCHED_IDLE). `--reader-policy normal` measures them co-located.
+    let mut policy = Some(libc::SCHED_IDLE);
+    let mut reader_policy = "idle".to_string();
     let mut model = workspace_dir().join("model/out/real");
     let mut module_args: Vec<String> = Vec::new();
     let mut server_args: Vec<(String, String)> = Vec::new();
@@ -131,11 +159,15 @@ fn main() {
             "--seconds" => seconds = v().parse().unwrap_or_else(|_| fail("--seconds")),
             "--readers" => readers = v().parse().unwrap_or_else(|_| fail("--readers")),
             "--model" => model = v().into(),
-            "--reader-policy" => match v().as_str() {
-                "batch" => batch = true,
-                "normal" => batch = false,
-                _ => fail("--reader-policy: normal or batch"),
-            },
+            "--reader-policy" => {
+                reader_policy = v();
+                policy = match reader_policy.as_str() {
+                    "batch" => Some(libc::SCHED_BATCH),
+                    "idle" => Some(libc::SCHED_IDLE),
+                    "normal" => None,
+                    _ => fail("--reader-policy: normal, batch or idle"),
+                };
+            }
             "--module-arg" => {
                 module_args.push(v());
                 module_args.push(v());
@@ -187,7 +219,8 @@ fn main() {
         Some(n) => format!("shared timelines for topics with >= {n} followers (feeds assembled at read time)"),
     };
     println!(
-        "pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}; delivery: {delivery}; CPU {}",
+        "pipeline_bench: {users} users, fetcher replay at {rate} articles/s for {seconds} s, model: {which}; delivery: {delivery}; \
+         {readers} blocked readers following every topic (policy {reader_policy}); CPU {}",
         agentic_bench::cpu_model()
     );
 
@@ -213,7 +246,7 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let seen: Vec<Arc<Mutex<Vec<String>>>> = reader_keys.iter().map(|_| Arc::new(Mutex::new(Vec::new()))).collect();
     let reader_threads: Vec<_> =
-        reader_keys.iter().zip(&seen).map(|(k, s)| spawn_reader(server.url(), k.clone(), stop.clone(), s.clone(), batch)).collect();
+        reader_keys.iter().zip(&seen).map(|(k, s)| spawn_reader(server.port, k.clone(), stop.clone(), s.clone(), policy)).collect();
     thread::sleep(Duration::from_millis(300));
     let cpu0 = server_cpu_s(&mut c);
     let deliveries0 = stat(&mut c, "pipeline_deliveries");
@@ -232,7 +265,12 @@ fn main() {
     let tiers = (stat(&mut c, "classify_tier_static") - tiers0.0, stat(&mut c, "classify_tier_model") - tiers0.1);
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
-    let lat: Vec<u64> = reader_threads.into_iter().flat_map(|t| t.join().expect("reader")).collect();
+    let (mut lat, mut unstamped) = (Vec::new(), 0);
+    for t in reader_threads {
+        let (l, u) = t.join().expect("reader");
+        lat.extend(l);
+        unstamped += u;
+    }
     let latency = latency_summary(lat);
     let cpu = server_cpu_s(&mut c) - cpu0;
     let deliveries = stat(&mut c, "pipeline_deliveries") - deliveries0;
@@ -267,8 +305,9 @@ fn main() {
         "  articles written {written} in {ingest_s:.1} s ({:.1}/s), processed {delivered}, malformed {malformed}",
         written as f64 / ingest_s
     );
+    // Readers under another policy wait for a core by design, and that wait is in their figure.
     println!(
-        "  ingest-to-feed latency (blocked AGENT.FEED readers): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)",
+        "  ingest-to-feed latency (blocked AGENT.FEED readers, policy {reader_policy}; kernel receive time, {unstamped} replies without): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)",
         latency.p50_us / 1e3,
         latency.p99_us / 1e3,
         latency.max_us / 1e3,
@@ -295,6 +334,7 @@ fn main() {
         stat(&mut c, "feed_wakeups_deferred")
     );
     println!("  latency monitor (events of 10 ms or more): {}", latency_latest(&mut c));
+    println!("  main-thread time per command (INFO commandstats, whole run): {}", command_costs(&mut c));
     println!(
         "  deliveries/s {:.0} ({deliveries} followers reached in {total_s:.1} s; {} articles appended to shared timelines)",
         deliveries as f64 / total_s,
@@ -317,10 +357,37 @@ fn main() {
         if lost == 0 && missing == 0 { "met" } else { "MISSED" },
         if duplicated == 0 { "met" } else { "MISSED" }
     );
-    println!("         PING p99 < 1 ms: {:.0} us: {}", ping.p99_us, if ping.p99_us < 1000.0 { "met" } else { "MISSED" });
+    println!(
+        "         PING p99 < 1 ms: {:.0} us: {} (readers: policy {reader_policy})",
+        ping.p99_us,
+        if ping.p99_us < 1000.0 { "met" } else { "MISSED" }
+    );
 }
 
 /// LATENCY LATEST as `event: latest N ms, max M ms (at T)` items, or "none".
+/// Calls and microseconds per call of the commands this workload sends most, from INFO
+/// commandstats: what each reader's round and each ingest costs the event loop.
+fn command_costs(c: &mut redis::Connection) -> String {
+    let Ok(info) = redis::cmd("INFO").arg("commandstats").query::<String>(c) else { return "unavailable".into() };
+    let wanted = ["agent.feed", "xadd", "ping", "xreadgroup", "xack"];
+    let items: Vec<String> = info
+        .lines()
+        .filter_map(|l| {
+            let (name, fields) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+            if !wanted.contains(&name) {
+                return None;
+            }
+            let field = |k: &str| fields.split(',').find_map(|f| f.strip_prefix(k)?.strip_prefix('=').map(str::to_string));
+            Some(format!("{name} {} calls {} us/call", field("calls")?, field("usec_per_call")?))
+        })
+        .collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join("; ")
+    }
+}
+
 fn latency_latest(c: &mut redis::Connection) -> String {
     let Ok(Value::Array(rows)) = redis::cmd("LATENCY").arg("LATEST").query::<Value>(c) else { return "unavailable".into() };
     let items: Vec<String> = rows
