@@ -48,6 +48,12 @@ fn fail(msg: &str) -> ! {
     exit(2)
 }
 
+/// `fail` once the server runs: a panic unwinds and its drop stops the server, where `exit`
+/// would leave it running.
+fn abort_run(msg: &str) -> ! {
+    panic!("pipeline_bench: {msg}")
+}
+
 fn stat(c: &mut Connection, name: &str) -> i64 {
     let v = agent_stat(c, name);
     if v.is_nan() {
@@ -64,7 +70,7 @@ fn set_policy(policy: Option<libc::c_int>) {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sets the calling thread's own policy; the struct outlives the call.
     if unsafe { libc::sched_setscheduler(0, policy, &param) } != 0 {
-        fail("sched_setscheduler refused the reader policy");
+        abort_run("sched_setscheduler refused the reader policy");
     }
 }
 
@@ -118,11 +124,11 @@ fn spawn_reader(
 ) -> thread::JoinHandle<(Vec<u64>, u64)> {
     thread::spawn(move || {
         set_policy(policy);
-        let mut c = StampedConnection::connect(port).unwrap_or_else(|e| fail(&format!("reader connection: {e}")));
+        let mut c = StampedConnection::connect(port).unwrap_or_else(|e| abort_run(&format!("reader connection: {e}")));
         let mut log = ReaderLog::new(seen);
         let mut unstamped = 0;
         while !stop.load(Ordering::Relaxed) {
-            let got = c.query(&feed_cmd(&user, &log.after)).unwrap_or_else(|e| fail(&format!("reader {user}: {e}")));
+            let got = c.query(&feed_cmd(&user, &log.after)).unwrap_or_else(|e| abort_run(&format!("reader {user}: {e}")));
             unstamped += u64::from(!got.stamped);
             log.record(got.reply, got.arrived_ns / 1_000_000);
         }
@@ -209,7 +215,7 @@ fn main() {
     }
     let server = builder.start();
     let mut c = server.conn();
-    wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| fail(&e));
+    wait_model_ready(&mut c, Duration::from_secs(120)).unwrap_or_else(|e| abort_run(&e));
     // Names what held the event loop for 10 ms or more (commands, and the module's timers).
     let _: () = redis::cmd("CONFIG").arg("SET").arg("latency-monitor-threshold").arg(10).query(&mut c).expect("CONFIG SET");
     let shared_min: Vec<String> =
@@ -255,7 +261,7 @@ fn main() {
     let ping_ready = Arc::new(std::sync::Barrier::new(2));
     let pinger = spawn_pinger(server.url(), Duration::from_millis(1), ping_stop.clone(), ping_ready.clone());
     ping_ready.wait();
-    let fetcher = start_fetcher(&fetcher_bin, &server.url(), Some(&news), rate, seconds).unwrap_or_else(|e| fail(&e));
+    let fetcher = start_fetcher(&fetcher_bin, &server.url(), Some(&news), rate, seconds).unwrap_or_else(|e| abort_run(&e));
     let t0 = Instant::now();
     let mut backlog_series = Vec::new();
     let ingest_s = ingest_and_drain(&mut c, fetcher, seconds, |c| backlog_series.push(stat(c, "pipeline_backlog")));
@@ -276,7 +282,7 @@ fn main() {
     let deliveries = stat(&mut c, "pipeline_deliveries") - deliveries0;
     let written: i64 = {
         let v: Value = redis::cmd("XINFO").arg("STREAM").arg("news_raw").query(&mut c).expect("XINFO STREAM");
-        let Value::Array(f) = v else { fail("XINFO STREAM reply") };
+        let Value::Array(f) = v else { abort_run("XINFO STREAM reply") };
         f.chunks(2)
             .find(|p| matches!(&p[0], Value::BulkString(b) if b == b"entries-added"))
             .and_then(|p| if let Value::Int(n) = p[1] { Some(n) } else { None })
