@@ -34,7 +34,7 @@ use agentic_bench::{
     ag_news_dir, agent_stat, ingest_and_drain, latency_summary, server_cpu_s, spawn_pinger, start_fetcher, used_memory, wait_model_ready,
     Workload, TOPICS,
 };
-use agentic_tests::{workspace_dir, Server};
+use agentic_tests::{parse_info_field, workspace_dir, Server};
 use redis::{Connection, Value};
 
 const TARGET_P99_MS: f64 = 50.0;
@@ -74,47 +74,10 @@ fn set_policy(policy: Option<libc::c_int>) {
     }
 }
 
-/// One AGENT.FEED BLOCK call for `user` after `after`.
-fn feed_cmd(user: &str, after: &str) -> redis::Cmd {
-    let mut cmd = redis::cmd("AGENT.FEED");
-    cmd.arg(user).arg("COUNT").arg(1000).arg("AFTER").arg(after).arg("BLOCK").arg(200);
-    cmd
-}
-
-/// What one reader keeps of AGENT.FEED's replies: where to read on from, the documents it got, and
-/// now - ingest_ms of each arrival (ns).
-struct ReaderLog {
-    after: String,
-    seen: Arc<Mutex<Vec<String>>>,
-    lat: Vec<u64>,
-}
-
-impl ReaderLog {
-    fn new(seen: Arc<Mutex<Vec<String>>>) -> ReaderLog {
-        ReaderLog { after: "$".to_string(), seen, lat: Vec::new() }
-    }
-
-    /// Takes one AGENT.FEED reply that arrived at `arrived_ms` (wall clock, as `ingest_ms`).
-    fn record(&mut self, reply: Value, arrived_ms: u64) {
-        let Value::Array(entries) = reply else { return };
-        for e in entries {
-            let Value::Array(f) = e else { continue };
-            if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) =
-                (f.first(), f.get(2), f.get(3))
-            {
-                self.after = String::from_utf8_lossy(id).into_owned();
-                self.seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
-                if let Some(ingest) = ingest_ms(payload) {
-                    self.lat.push(arrived_ms.saturating_sub(ingest) * 1_000_000);
-                }
-            }
-        }
-    }
-}
-
 /// A user following every topic, blocked on its feed, on a thread of its own under `policy`.
 /// Arrivals are timed by the kernel's receive timestamp, so a reader that waits for a core does
-/// not add that wait to the figure. Returns its log and how many replies lacked a timestamp.
+/// not add that wait to the figure. Returns its latencies (ns) and how many replies lacked a
+/// timestamp.
 fn spawn_reader(
     port: u16,
     user: String,
@@ -125,14 +88,27 @@ fn spawn_reader(
     thread::spawn(move || {
         set_policy(policy);
         let mut c = StampedConnection::connect(port).unwrap_or_else(|e| abort_run(&format!("reader connection: {e}")));
-        let mut log = ReaderLog::new(seen);
-        let mut unstamped = 0;
+        let (mut lat, mut unstamped, mut after) = (Vec::new(), 0, "$".to_string());
         while !stop.load(Ordering::Relaxed) {
-            let got = c.query(&feed_cmd(&user, &log.after)).unwrap_or_else(|e| abort_run(&format!("reader {user}: {e}")));
+            let cmd = redis::cmd("AGENT.FEED").arg(&user).arg("COUNT").arg(1000).arg("AFTER").arg(&after).arg("BLOCK").arg(200).clone();
+            let got = c.query(&cmd).unwrap_or_else(|e| abort_run(&format!("reader {user}: {e}")));
             unstamped += u64::from(!got.stamped);
-            log.record(got.reply, got.arrived_ns / 1_000_000);
+            let arrived_ms = got.arrived_ns / 1_000_000;
+            let Value::Array(entries) = got.reply else { continue };
+            for e in entries {
+                let Value::Array(f) = e else { continue };
+                if let (Some(Value::BulkString(id)), Some(Value::BulkString(doc)), Some(Value::BulkString(payload))) =
+                    (f.first(), f.get(2), f.get(3))
+                {
+                    after = String::from_utf8_lossy(id).into_owned();
+                    seen.lock().unwrap().push(String::from_utf8_lossy(doc).into_owned());
+                    if let Some(ingest) = ingest_ms(payload) {
+                        lat.push(arrived_ms.saturating_sub(ingest) * 1_000_000);
+                    }
+                }
+            }
         }
-        (log.lat, unstamped)
+        (lat, unstamped)
     })
 }
 
@@ -311,7 +287,6 @@ fn main() {
         "  articles written {written} in {ingest_s:.1} s ({:.1}/s), processed {delivered}, malformed {malformed}",
         written as f64 / ingest_s
     );
-    // Readers under another policy wait for a core by design, and that wait is in their figure.
     println!(
         "  ingest-to-feed latency (blocked AGENT.FEED readers, policy {reader_policy}; kernel receive time, {unstamped} replies without): p50 {:.1} ms  p99 {:.1} ms  max {:.1} ms ({} arrivals)",
         latency.p50_us / 1e3,
@@ -370,19 +345,14 @@ fn main() {
     );
 }
 
-/// LATENCY LATEST as `event: latest N ms, max M ms (at T)` items, or "none".
 /// Calls and microseconds per call of the commands this workload sends most, from INFO
 /// commandstats: what each reader's round and each ingest costs the event loop.
 fn command_costs(c: &mut redis::Connection) -> String {
     let Ok(info) = redis::cmd("INFO").arg("commandstats").query::<String>(c) else { return "unavailable".into() };
-    let wanted = ["agent.feed", "xadd", "ping", "xreadgroup", "xack"];
-    let items: Vec<String> = info
-        .lines()
-        .filter_map(|l| {
-            let (name, fields) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-            if !wanted.contains(&name) {
-                return None;
-            }
+    let items: Vec<String> = ["agent.feed", "xadd", "xreadgroup", "xack", "ping"]
+        .iter()
+        .filter_map(|name| {
+            let fields = parse_info_field(&info, &format!("cmdstat_{name}"))?;
             let field = |k: &str| fields.split(',').find_map(|f| f.strip_prefix(k)?.strip_prefix('=').map(str::to_string));
             Some(format!("{name} {} calls {} us/call", field("calls")?, field("usec_per_call")?))
         })
@@ -394,6 +364,7 @@ fn command_costs(c: &mut redis::Connection) -> String {
     }
 }
 
+/// LATENCY LATEST as `event: latest N ms, max M ms (at T)` items, or "none".
 fn latency_latest(c: &mut redis::Connection) -> String {
     let Ok(Value::Array(rows)) = redis::cmd("LATENCY").arg("LATEST").query::<Value>(c) else { return "unavailable".into() };
     let items: Vec<String> = rows
